@@ -1,0 +1,223 @@
+"""Typed configuration: one dataclass per component, registered in Hydra's ConfigStore.
+
+The values live in ``conf/`` (YAML); these classes are the schema. Hydra merges the
+YAML into them, so a misspelt key or a wrong type fails at start with the key's full
+name. Ranges are checked in ``__post_init__``, which runs when
+:func:`to_config` turns the composed DictConfig into these objects -- before anything
+is written to disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from marl.envs import ENV_CONFIGS
+
+ADVANTAGES = ("coma",)
+"""Advantage modules the learner knows (``algo.advantage``)."""
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range or unknown."""
+
+
+def check(ok: bool, name: str, value: Any, allowed: str) -> None:
+    """Raise :class:`ConfigError` ``"<name> = <value> is invalid: <allowed>"`` unless ok."""
+    if not ok:
+        raise ConfigError(f"{name} = {value!r} is invalid: {allowed}")
+
+
+@dataclass
+class AlgoConfig:
+    """COMA and the learner's hyperparameters (``conf/algo/*.yaml``)."""
+
+    name: str = "coma"
+    """Label of the algorithm, used in run names and W&B job types."""
+    advantage: str = "coma"
+    """Advantage module: coma (counterfactual baseline)."""
+    gamma: float = 0.99
+    """Discount factor, in (0, 1]."""
+    td_lambda: float = 0.8
+    """Lambda of the critic's TD(lambda) targets, in [0, 1]."""
+    actor_lr: float = 5e-4
+    """Actor learning rate."""
+    critic_lr: float = 5e-4
+    """Critic learning rate."""
+    optimizer: str = "adam"
+    """adam or rmsprop (the paper's)."""
+    rmsprop_alpha: float = 0.99
+    """RMSprop smoothing constant."""
+    opt_eps: float = 1e-5
+    """Optimiser epsilon."""
+    grad_clip: float = 10.0
+    """Max global gradient norm, per network."""
+    actor_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    """Actor widths; with rnn the first one is the GRU size."""
+    rnn: bool = False
+    """GRU actor (recurrent, as in the paper) instead of a feed-forward one."""
+    share_actor: bool = True
+    """One actor network for all agents (agent id in the input) or one per agent."""
+    critic_hidden: list[int] = field(default_factory=lambda: [128, 128])
+    """Critic MLP widths."""
+    critic_own_obs: bool = True
+    """Give the centralised critic the agent's own observation besides the state."""
+    critic_updates: int = 1
+    """Critic gradient steps per fragment, before the actor step."""
+    target_update_interval: int = 200
+    """Hard target-critic copy every this many critic updates (ignored with target_tau)."""
+    target_tau: float | None = None
+    """Polyak factor for a soft target update every critic step; null = hard copies."""
+    eps_start: float = 0.5
+    """Initial epsilon floor of the exploring policy."""
+    eps_end: float = 0.01
+    """Final epsilon floor."""
+    eps_anneal_steps: int = 500_000
+    """Env steps over which epsilon is annealed linearly."""
+    entropy_coef: float = 0.0
+    """Weight of the entropy bonus on the actor's softmax."""
+    normalize_advantage: bool = False
+    """Standardise advantages per fragment before the actor step."""
+
+    def __post_init__(self) -> None:
+        check(self.advantage in ADVANTAGES, "algo.advantage", self.advantage,
+              f"choose one of {list(ADVANTAGES)}")
+        check(0.0 < self.gamma <= 1.0, "algo.gamma", self.gamma, "must be in (0, 1]")
+        check(0.0 <= self.td_lambda <= 1.0, "algo.td_lambda", self.td_lambda,
+              "must be in [0, 1]")
+        for k in ("actor_lr", "critic_lr", "opt_eps", "grad_clip"):
+            check(getattr(self, k) > 0, f"algo.{k}", getattr(self, k), "must be > 0")
+        check(self.optimizer in ("adam", "rmsprop"), "algo.optimizer", self.optimizer,
+              "choose adam or rmsprop")
+        check(0.0 < self.rmsprop_alpha < 1.0, "algo.rmsprop_alpha", self.rmsprop_alpha,
+              "must be in (0, 1)")
+        for k in ("actor_hidden", "critic_hidden"):
+            v = list(getattr(self, k))
+            check(len(v) >= 1 and all(h >= 1 for h in v), f"algo.{k}", v,
+                  "must be a non-empty list of positive widths")
+        check(self.critic_updates >= 1, "algo.critic_updates", self.critic_updates, "must be >= 1")
+        check(self.target_update_interval >= 1, "algo.target_update_interval",
+              self.target_update_interval, "must be >= 1")
+        check(self.target_tau is None or 0.0 < self.target_tau <= 1.0, "algo.target_tau",
+              self.target_tau, "must be null or in (0, 1]")
+        for k in ("eps_start", "eps_end"):
+            check(0.0 <= getattr(self, k) <= 1.0, f"algo.{k}", getattr(self, k),
+                  "must be in [0, 1]")
+        check(self.eps_anneal_steps >= 0, "algo.eps_anneal_steps", self.eps_anneal_steps,
+              "must be >= 0")
+        check(self.entropy_coef >= 0, "algo.entropy_coef", self.entropy_coef, "must be >= 0")
+
+
+@dataclass
+class TrainConfig:
+    """Rollout shape, run length and the cadence of evaluation, logging, checkpoints."""
+
+    num_envs: int = 64
+    """B, parallel training envs."""
+    fragment_len: int = 20
+    """T, steps per env per rollout fragment (one learner update per fragment)."""
+    total_env_steps: int = 2_000_000
+    """Stop after this many env steps (B per vectorised step)."""
+    eval_every_env_steps: int = 250_000
+    """Greedy evaluation cadence; 0 = only at the end."""
+    eval_episodes: int = 200
+    """Episodes per evaluation (one per eval env)."""
+    log_every_env_steps: int = 20_000
+    """Metrics cadence (metrics.jsonl, W&B, progress bar)."""
+    checkpoint_every_env_steps: int = 500_000
+    """Checkpoint cadence; 0 = only at the end."""
+    keep_checkpoints: int = 3
+    """How many recent checkpoints to keep."""
+    torch_threads: int = 1
+    """torch intra-op threads (two cores are shared with env stepping)."""
+
+    def __post_init__(self) -> None:
+        for k in ("num_envs", "fragment_len", "total_env_steps", "eval_episodes",
+                  "log_every_env_steps", "keep_checkpoints", "torch_threads"):
+            check(getattr(self, k) >= 1, f"train.{k}", getattr(self, k), "must be >= 1")
+        for k in ("eval_every_env_steps", "checkpoint_every_env_steps"):
+            check(getattr(self, k) >= 0, f"train.{k}", getattr(self, k), "must be >= 0")
+
+
+@dataclass
+class WandbConfig:
+    """Weights & Biases logging."""
+
+    mode: str = "auto"
+    """auto (online if WANDB_API_KEY is set, else offline), online, offline or disabled."""
+    project: str = "marl"
+    """W&B project."""
+    entity: str | None = None
+    """W&B entity (team or user); null = the default of the key."""
+    group: str | None = None
+    """Run group; null = the experiment name."""
+    tags: list[str] = field(default_factory=list)
+    """Extra tags."""
+
+    def __post_init__(self) -> None:
+        check(self.mode in ("auto", "online", "offline", "disabled"), "logger.wandb.mode",
+              self.mode, "choose auto, online, offline or disabled")
+
+
+@dataclass
+class LoggerConfig:
+    """Where metrics go: progress bar, metrics.jsonl (always), W&B."""
+
+    progress: bool = True
+    """Show a progress bar on stderr."""
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    """W&B settings."""
+
+
+@dataclass
+class Config:
+    """A complete run: the root of the composed Hydra config."""
+
+    env: Any = None
+    """Environment (a group: conf/env/*.yaml, typed by its own schema)."""
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    """Learner."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Rollout shape and run cadence."""
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    """Logging."""
+    name: str = "run"
+    """Experiment name (set by +experiment=...), used for output dirs and W&B groups."""
+    seed: int = 0
+    """Seed of everything (envs, torch, numpy)."""
+    resume: bool = False
+    """Continue from the newest checkpoint in the run directory (if any)."""
+
+    def __post_init__(self) -> None:
+        check(self.seed >= 0, "seed", self.seed, "must be >= 0")
+
+
+def register_configs() -> None:
+    """Register the schemas: the root config and one schema per env in group ``env``."""
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    for env_name, cls in ENV_CONFIGS.items():
+        cs.store(group="env", name=f"{env_name}_schema", node=cls)
+
+
+def to_config(cfg: DictConfig) -> Config:
+    """Composed DictConfig -> validated :class:`Config` (runs every ``__post_init__``)."""
+    if cfg.get("env") is None:
+        raise ConfigError("no env selected: add env=<name> (one of "
+                          f"{sorted(ENV_CONFIGS)})")
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except Exception as e:  # OmegaConf wraps errors raised in __post_init__
+        cause = e
+        while cause.__cause__ is not None and not isinstance(cause, ConfigError):
+            cause = cause.__cause__
+        if isinstance(cause, (ConfigError, ValueError)):
+            raise ConfigError(str(cause).splitlines()[0]) from e
+        raise
+    if not isinstance(obj.env, tuple(ENV_CONFIGS.values())):
+        raise ConfigError(f"env config {type(obj.env).__name__} is not one of the known env "
+                          f"schemas {sorted(ENV_CONFIGS)}")
+    return obj

@@ -1,0 +1,139 @@
+"""Critic inputs (who may see what) and a critic trained by TD(lambda) from a target copy.
+
+Shape letters: T time, B envs, N agents, O observation features, S state features,
+A actions. Leading axes ``...`` are free (``[T, B]`` in the learner, ``[B]`` in tests).
+
+Input builders are pure functions so the information flow of each critic can be tested
+on the inputs themselves: COMA's centralised critic for agent a sees the state, a's own
+observation, the *other* agents' current actions, the previous joint action and a's id,
+but never a's own current action -- its |A| outputs are indexed by it instead
+(paper Sec. 4, "Critic representation"). Independent critics see only agent a's own
+observation, previous action and id.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from marl.nets import Critic
+
+
+def _one_hot_prev(prev_actions: Tensor, n_actions: int) -> Tensor:
+    """``[..., N]`` with A meaning "none" -> ``[..., N, A]`` (zeros for none)."""
+    return F.one_hot(prev_actions, n_actions + 1)[..., :n_actions].float()
+
+
+def _agent_ids(lead: torch.Size, n_agents: int, device: torch.device) -> Tensor:
+    return torch.eye(n_agents, device=device).expand(*lead, n_agents, n_agents)
+
+
+def central_q_input_dim(state_dim: int, obs_dim: int, n_agents: int, n_actions: int,
+                        own_obs: bool = True) -> int:
+    return state_dim + (obs_dim if own_obs else 0) + 2 * n_agents * n_actions + n_agents
+
+
+def central_q_inputs(
+    state: Tensor, obs: Tensor, actions: Tensor, prev_actions: Tensor, n_actions: int,
+    own_obs: bool = True,
+) -> Tensor:
+    """COMA critic input for every agent: ``[..., N, S + O + 2 N A + N]``.
+
+    Args:
+        state: ``[..., S]`` global state.
+        obs: ``[..., N, O]`` per-agent observations (flattened features).
+        actions: ``[..., N]`` current joint action; row a gets it with a's slot zeroed.
+        prev_actions: ``[..., N]`` previous joint action (A = none).
+        own_obs: include a's own observation (the paper does).
+    """
+    lead, n = actions.shape[:-1], actions.shape[-1]
+    joint = F.one_hot(actions, n_actions).float()  # [..., N, A]
+    # others[a, b] = 1 for b != a: agent a's row carries every action but its own.
+    others = 1.0 - torch.eye(n, device=actions.device)
+    u_others = joint.unsqueeze(-3) * others[..., None]  # [..., N(a), N(b), A]
+    u_prev = _one_hot_prev(prev_actions, n_actions).flatten(-2)  # [..., N A]
+    parts = [state.unsqueeze(-2).expand(*lead, n, state.shape[-1])]
+    if own_obs:
+        parts.append(obs.flatten(len(lead) + 1))
+    parts += [
+        u_others.flatten(-2),
+        u_prev.unsqueeze(-2).expand(*lead, n, u_prev.shape[-1]),
+        _agent_ids(lead, n, actions.device),
+    ]
+    return torch.cat(parts, -1)
+
+
+def central_v_inputs(state: Tensor, n_agents: int) -> Tensor:
+    """Central V(s) input for every agent: ``[..., N, S + N]`` (state and agent id)."""
+    lead = state.shape[:-1]
+    return torch.cat(
+        [state.unsqueeze(-2).expand(*lead, n_agents, state.shape[-1]),
+         _agent_ids(lead, n_agents, state.device)], -1)
+
+
+def local_inputs(obs: Tensor, prev_actions: Tensor, n_actions: int) -> Tensor:
+    """Independent critic input: ``[..., N, O + A + N]``, only agent a's own information."""
+    lead, n = prev_actions.shape[:-1], prev_actions.shape[-1]
+    return torch.cat(
+        [obs.flatten(len(lead) + 1), _one_hot_prev(prev_actions, n_actions),
+         _agent_ids(lead, n, obs.device)], -1)
+
+
+def make_optimizer(params: Iterable[nn.Parameter], name: str, lr: float, alpha: float,
+                   eps: float) -> torch.optim.Optimizer:
+    """RMSprop (the COMA paper's choice) or Adam."""
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, eps=eps)
+    raise ValueError(f"optimizer {name!r} unknown: use 'rmsprop' or 'adam'")
+
+
+class TDCritic(nn.Module):
+    """A critic, its target copy and its optimiser.
+
+    ``out_dim = A`` gives a Q-critic indexed by the agent's own action, ``1`` a V-critic.
+    Targets are computed by the caller (from :meth:`target_values`) so this class only
+    regresses onto them and keeps the target copy in step: a hard copy every
+    ``target_update_interval`` updates (the paper) or Polyak averaging with ``tau``.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: Iterable[int], *, lr: float,
+                 optimizer: str, alpha: float, opt_eps: float, grad_clip: float,
+                 target_update_interval: int, tau: float | None):
+        super().__init__()
+        self.net = Critic(in_dim, out_dim, tuple(hidden))
+        self.target = copy.deepcopy(self.net).requires_grad_(False)
+        self.opt = make_optimizer(self.net.parameters(), optimizer, lr, alpha, opt_eps)
+        self.grad_clip, self.interval, self.tau = grad_clip, target_update_interval, tau
+        self.n_updates = 0
+
+    def values(self, x: Tensor, actions: Tensor | None = None, target: bool = False) -> Tensor:
+        """``[..., N]`` values of the taken actions (Q) or of the states (V)."""
+        out = (self.target if target else self.net)(x)
+        if actions is None:
+            return out.squeeze(-1)
+        return out.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+
+    def update(self, x: Tensor, actions: Tensor | None, targets: Tensor, mask: Tensor
+               ) -> dict[str, float]:
+        """One gradient step on the masked mean squared TD(lambda) error."""
+        pred = self.values(x, actions)
+        m = mask.to(pred.dtype)
+        loss = (((pred - targets.detach()) ** 2) * m).sum() / m.sum().clamp_min(1.0)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip)
+        self.opt.step()
+        self.n_updates += 1
+        if self.tau is not None:
+            with torch.no_grad():
+                for p, tp in zip(self.net.parameters(), self.target.parameters(), strict=True):
+                    tp.lerp_(p, self.tau)
+        elif self.n_updates % self.interval == 0:
+            self.target.load_state_dict(self.net.state_dict())
+        return {"loss": loss.item(), "grad_norm": float(grad_norm)}

@@ -1,0 +1,145 @@
+"""The batched environment interface every learner-facing env implements.
+
+The runner never talks to a PettingZoo env one step and one agent at a time. It talks
+to a :class:`VecEnv`: ``B`` auto-resetting copies of one multi-agent env stepped at
+once, whose outputs are fixed-shape numpy arrays. Envs we write ourselves (box pushing,
+the bandit, the matrix games) implement the rules once over the batch in numpy; envs
+from elsewhere are wrapped by an adapter. Either way the runner sees the same thing.
+
+Shape letters: B parallel envs, N agents, O observation features, S state features,
+A actions.
+
+Ownership: :attr:`VecEnv.buf` is allocated once and overwritten in place by every
+``reset`` and ``step``; callers copy what they keep. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Static description of a batched env, all the learner needs to build its nets."""
+
+    agents: tuple[str, ...]
+    """Agent names, in the order of the N axis."""
+    obs_shape: tuple[int, ...]
+    """Per-agent observation shape: ``(O,)`` for vectors, ``(C, H, W)`` for pixels."""
+    state_dim: int
+    """S, length of the global state vector given to centralised critics."""
+    n_actions: int
+    """A, size of every agent's discrete action space."""
+    has_action_mask: bool = False
+    """Whether :attr:`VecBuffers.action_mask` carries information (else all True)."""
+    state_is_concat_obs: bool = False
+    """True when the env has no ``state()`` and S is the concatenated observations."""
+    episode_metrics: tuple[str, ...] = ()
+    """Names of the per-episode metrics in :attr:`VecBuffers.episode` (e.g. success)."""
+    success_metric: str | None = None
+    """Which episode metric, if any, is the task's success indicator in [0, 1]."""
+
+    @property
+    def n_agents(self) -> int:
+        return len(self.agents)
+
+
+@dataclass
+class VecBuffers:
+    """Output arrays of a batched env, allocated once and overwritten by each step.
+
+    After ``step(actions)``, for every env ``b`` whose episode ended in that step
+    (``terminated[b] or truncated[b]``): ``final_obs[b]``, ``final_state[b]`` and
+    ``final_action_mask[b]`` hold the last observation, state and action mask of the ended
+    episode, ``episode[k][b]`` its statistics, and ``obs[b]`` / ``state[b]`` already the
+    first observation of the next episode. For envs that did not end, ``final_*`` and
+    ``episode`` entries are stale. Envs built without auto-reset (the PettingZoo facades)
+    keep the final observation in ``obs[b]`` and set ``alive[b] = False`` instead.
+    Rows of ``action_mask`` for agents that are not alive are all True (never empty).
+    """
+
+    obs: np.ndarray  # [B, N, *obs_shape] float32
+    state: np.ndarray  # [B, S] float32
+    reward: np.ndarray  # [B, N] float32
+    terminated: np.ndarray  # [B] bool: the episode reached a terminal state
+    truncated: np.ndarray  # [B] bool: the episode was cut (time limit), not terminal
+    final_obs: np.ndarray  # [B, N, *obs_shape] float32
+    final_state: np.ndarray  # [B, S] float32
+    action_mask: np.ndarray  # [B, N, A] bool, True = allowed
+    final_action_mask: np.ndarray  # [B, N, A] bool, action mask at final_obs
+    alive: np.ndarray  # [B, N] bool: agent acts in this step (False once it is done)
+    episode: dict[str, np.ndarray] = field(default_factory=dict)  # name -> [B] float32
+
+    @classmethod
+    def allocate(cls, spec: EnvSpec, num_envs: int) -> VecBuffers:
+        b, n = num_envs, spec.n_agents
+        return cls(
+            obs=np.zeros((b, n, *spec.obs_shape), np.float32),
+            state=np.zeros((b, spec.state_dim), np.float32),
+            reward=np.zeros((b, n), np.float32),
+            terminated=np.zeros(b, bool),
+            truncated=np.zeros(b, bool),
+            final_obs=np.zeros((b, n, *spec.obs_shape), np.float32),
+            final_state=np.zeros((b, spec.state_dim), np.float32),
+            action_mask=np.ones((b, n, spec.n_actions), bool),
+            final_action_mask=np.ones((b, n, spec.n_actions), bool),
+            alive=np.ones((b, n), bool),
+            episode={k: np.zeros(b, np.float32) for k in spec.episode_metrics},
+        )
+
+
+@runtime_checkable
+class VecEnv(Protocol):
+    """B auto-resetting copies of one multi-agent env with discrete actions."""
+
+    spec: EnvSpec
+    num_envs: int
+    buf: VecBuffers
+
+    def reset(self, seed: int | None = None) -> VecBuffers:
+        """Start a new episode in every env; ``seed`` makes the batch reproducible."""
+        ...
+
+    def step(self, actions: np.ndarray) -> VecBuffers:
+        """Apply ``actions`` ([B, N] integer) to every env, auto-resetting ended ones.
+
+        Raises ValueError naming the agent and the action for an action outside
+        ``[0, A)`` or one the action mask forbids.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
+def check_actions(actions: np.ndarray, spec: EnvSpec, mask: np.ndarray | None = None) -> None:
+    """Raise ValueError naming the first agent whose action is out of range or masked.
+
+    ``actions``: [B, N] integer array; ``mask``: [B, N, A] bool or None. Costs two
+    reductions on the happy path, so batched envs call it every step.
+    """
+    if actions.ndim != 2 or actions.shape[1] != spec.n_agents:
+        raise ValueError(
+            f"actions must have shape [B, {spec.n_agents}] (one per agent of "
+            f"{list(spec.agents)}), got {tuple(actions.shape)}"
+        )
+    if not np.issubdtype(actions.dtype, np.integer):
+        raise ValueError(f"actions must be integers, got dtype {actions.dtype}")
+    bad = (actions < 0) | (actions >= spec.n_actions)
+    if bad.any():
+        b, n = np.argwhere(bad)[0]
+        raise ValueError(
+            f"invalid action {int(actions[b, n])} for agent {spec.agents[n]!r} (env {b}): "
+            f"allowed actions are 0..{spec.n_actions - 1}"
+        )
+    if mask is not None and spec.has_action_mask:
+        taken = np.take_along_axis(mask, actions[..., None].astype(np.intp), axis=-1)[..., 0]
+        if not taken.all():
+            b, n = np.argwhere(~taken)[0]
+            allowed = np.flatnonzero(mask[b, n]).tolist()
+            raise ValueError(
+                f"action {int(actions[b, n])} is masked for agent {spec.agents[n]!r} "
+                f"(env {b}): allowed actions now are {allowed}"
+            )

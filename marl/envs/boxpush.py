@@ -1,0 +1,770 @@
+"""Two-robot box pushing: a cooperative gridworld where two robots push one box into a hole.
+
+Layout. A ``width x height`` grid (default 5x5) surrounded by walls. Coordinates are
+``(x, y)`` with ``x`` the column ``0..W-1`` and ``y`` the row ``0..H-1``; ``y = 0`` is the
+TOP row. There is one box, one hole and two robots, ``robot_0`` and ``robot_1``. Robots
+may share a cell with each other, never with the box.
+
+Actions. ``Discrete(5)`` per robot: 0 stay, 1 up (``y-1``), 2 down (``y+1``), 3 left
+(``x-1``), 4 right (``x+1``). Both robots act simultaneously.
+
+Pushing. A robot *pushes* in direction ``d`` when its target cell (position + ``d``) is
+the box's cell, i.e. it stands next to the box on the side opposite ``d`` and takes
+action ``d``. Box resolution, with ``P_d`` the number of robots pushing in direction ``d``:
+
+* robots pushing in two different directions in the same step conflict and the box does
+  not move. This covers opposite pushes (which cancel) and also perpendicular pushes:
+  the box never moves diagonally and never picks one of two directions;
+* otherwise, with pushers only in direction ``d``: if ``P_d >= box_weight`` the box moves;
+  if ``0 < P_d < box_weight`` it moves with probability ``solo_push_prob``. In both cases
+  only if the destination cell (box + ``d``) is inside the grid and not occupied, at the
+  start of the step, by a robot that is not pushing.
+
+Robots. Pushers follow the box into its old cell when it moves and stay put when it does
+not. A non-pushing robot moves to its target unless the target is outside the grid (a
+wall) or is the box's cell after the box resolution, in which case it stays put. Two
+robots may move into the same cell.
+
+Reward and episode end. When the box enters the hole both robots get reward 1 and the
+episode terminates (``terminated=True``). Every step also pays ``-step_penalty`` to both
+robots (default 0). The episode is truncated (``truncated=True, terminated=False``)
+after ``max_steps`` steps unless it terminated first; termination wins when both happen
+on the same step.
+
+Hole. ``hole`` is a fixed cell ``[x, y]`` (``None`` = middle of the top row,
+``(W // 2, 0)``) or the string ``"random"``: a uniformly random cell (any cell, corners
+included) drawn anew each episode.
+
+Initial positions. Every episode is solvable. A box in a corner can never move again and
+a box against a wall can only slide along that wall, so the box starts on a cell that is
+not the hole and is either interior or a non-corner wall cell on the same wall line as
+the hole (same ``x == 0`` / ``x == W-1`` column or ``y == 0`` / ``y == H-1`` row as the
+hole; a hole in a corner lies on two wall lines). On the default 5x5 grid with the hole
+at ``(2, 0)`` these are the 9 interior cells plus ``(1, 0)`` and ``(3, 0)``. The box is
+drawn uniformly among the allowed cells, then each robot uniformly and independently
+among the cells other than the box's (robots may start on the hole or on one cell).
+
+Observation of each robot (float32, length 11, in ``[-1, 1]``): its own position
+normalised, ``(x / (W-1), y / (H-1))``; then for the box, the hole and the other robot,
+in this order, the relative position ``((px - x) / (W-1), (py - y) / (H-1))`` and a
+visibility flag (1.0 = visible). With ``view_radius`` set, an object is visible iff its
+Chebyshev distance to the robot is ``<= view_radius``; an unseen object has its relative
+position zeroed and flag 0. ``view_radius=None`` makes everything visible.
+
+Global state (float32, length 9, in ``[0, 1]``): normalised absolute positions of
+``robot_0``, ``robot_1``, the box and the hole (``x / (W-1), y / (H-1)`` each), then
+``t / max_steps``.
+
+Episode statistics: ``success`` (1.0 if the box reached the hole) and, per agent,
+``pushes/<agent>`` (steps in which the agent pushed AND the box moved),
+``push_attempts/<agent>`` (steps in which it pushed) and ``idle/<agent>`` (steps in
+which its position did not change). The batched core reports them in
+``VecBuffers.episode`` for the envs that ended in a step; the PettingZoo env reports the
+running counts of the current episode in ``infos[agent]``.
+
+Two front ends share one implementation of the rules: :class:`BoxPushCore`, the batched
+numpy :class:`~marl.envs.base.VecEnv` the runner uses, and :class:`BoxPushEnv`, a
+PettingZoo ``ParallelEnv`` over a core with one env and no auto-reset.
+"""
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from marl.envs.base import EnvSpec, VecBuffers, check_actions
+
+AGENTS = ("robot_0", "robot_1")
+N_ACTIONS = 5
+OBS_DIM = 2 + 3 * 3
+STATE_DIM = 9
+ACTION_MEANINGS = ("stay", "up", "down", "left", "right")
+# (dx, dy) of each action; y grows downwards (y = 0 is the top row).
+ACTION_DELTAS = np.array([[0, 0], [0, -1], [0, 1], [-1, 0], [1, 0]], dtype=np.intp)
+_V8 = np.dtype((np.void, 8))  # two float32 as one opaque item, for row gathers
+_V12 = np.dtype((np.void, 12))  # three float32
+EPISODE_METRICS = (
+    "success",
+    "pushes/robot_0",
+    "pushes/robot_1",
+    "push_attempts/robot_0",
+    "push_attempts/robot_1",
+    "idle/robot_0",
+    "idle/robot_1",
+)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
+        v, (bool, np.bool_)
+    )
+
+
+@dataclass
+class BoxPushConfig:
+    """Configuration of the two-robot box-pushing env (see the module docstring)."""
+
+    width: int = 5
+    """Number of grid columns (x), walls excluded; at least 3."""
+    height: int = 5
+    """Number of grid rows (y), walls excluded; at least 3."""
+    box_weight: int = 2
+    """Robots pushing together that move the box for sure: 1 (light) or 2 (heavy)."""
+    solo_push_prob: float = 0.5
+    """Probability that fewer than box_weight pushers still move the box, in [0, 1]."""
+    hole: Any = None
+    """Hole cell [x, y]; None = middle of the top row (W // 2, 0); "random" = per episode."""
+    max_steps: int = 50
+    """Episode length after which it is truncated; at least 1."""
+    step_penalty: float = 0.0
+    """Cost paid by each robot every step (reward -= step_penalty); at least 0."""
+    view_radius: int | None = None
+    """Chebyshev radius within which objects are observed; None = everything visible."""
+
+    def __post_init__(self) -> None:
+        for name in ("width", "height"):
+            v = getattr(self, name)
+            if not _is_int(v) or v < 3:
+                raise ValueError(f"env.{name} = {v!r} is invalid: must be an int >= 3")
+        if not _is_int(self.box_weight) or self.box_weight not in (1, 2):
+            raise ValueError(
+                f"env.box_weight = {self.box_weight!r} is invalid: must be 1 or 2"
+            )
+        if not _is_real(self.solo_push_prob) or not 0.0 <= self.solo_push_prob <= 1.0:
+            raise ValueError(
+                f"env.solo_push_prob = {self.solo_push_prob!r} is invalid: "
+                "must be a number in [0, 1]"
+            )
+        if not _is_int(self.max_steps) or self.max_steps < 1:
+            raise ValueError(
+                f"env.max_steps = {self.max_steps!r} is invalid: must be an int >= 1"
+            )
+        if not _is_real(self.step_penalty) or not self.step_penalty >= 0.0:
+            raise ValueError(
+                f"env.step_penalty = {self.step_penalty!r} is invalid: "
+                "must be a number >= 0"
+            )
+        if self.view_radius is not None and (not _is_int(self.view_radius) or self.view_radius < 0):
+            raise ValueError(
+                f"env.view_radius = {self.view_radius!r} is invalid: "
+                "must be None or an int >= 0"
+            )
+        self.hole = self._checked_hole(self.hole)
+
+    def _checked_hole(self, hole: Any) -> Any:
+        if hole is None or (isinstance(hole, str) and hole == "random"):
+            return hole
+        allowed = (
+            f'must be None (= [{self.width // 2}, 0]), "random" or a list [x, y] of ints '
+            f"with 0 <= x < {self.width} and 0 <= y < {self.height}"
+        )
+        xy: list = []
+        if not isinstance(hole, (str, bytes, Mapping)):
+            try:
+                xy = list(hole)  # list, tuple, numpy array or OmegaConf ListConfig
+            except TypeError:
+                xy = []
+        if (
+            len(xy) != 2
+            or not all(_is_int(v) for v in xy)
+            or not (0 <= xy[0] < self.width and 0 <= xy[1] < self.height)
+        ):
+            raise ValueError(f"env.hole = {hole!r} is invalid: {allowed}")
+        return [int(xy[0]), int(xy[1])]
+
+    @property
+    def fixed_hole(self) -> tuple[int, int] | None:
+        """The hole cell (x, y), or None when the hole is random per episode."""
+        if self.hole == "random":
+            return None
+        if self.hole is None:
+            return (self.width // 2, 0)
+        return (self.hole[0], self.hole[1])
+
+
+def _as_config(cfg: Any) -> BoxPushConfig:
+    """A BoxPushConfig (or subclass) as is; a dict / OmegaConf DictConfig of its fields.
+
+    In a mapping, ``name`` (the registry key) and keys starting with ``_`` are ignored;
+    any other unknown key is a TypeError.
+    """
+    if cfg is None:
+        return BoxPushConfig()
+    if isinstance(cfg, BoxPushConfig):
+        return cfg
+    if isinstance(cfg, Mapping) or hasattr(cfg, "keys"):
+        names = {f.name for f in dataclasses.fields(BoxPushConfig)}
+        keys = [str(k) for k in cfg]
+        unknown = sorted(k for k in keys if k not in names and k != "name" and k[:1] != "_")
+        if unknown:
+            raise TypeError(f"unknown BoxPushConfig field(s) {unknown}; valid: {sorted(names)}")
+        return BoxPushConfig(**{k: cfg[k] for k in keys if k in names})
+    raise TypeError(f"expected a BoxPushConfig or a mapping of its fields, got {type(cfg)}")
+
+
+def allowed_box_cells(width: int, height: int, hole: tuple[int, int]) -> list[tuple[int, int]]:
+    """Cells ``(x, y)`` where the box may start with the hole at ``hole`` (row-major order).
+
+    A cell is allowed iff it is not the hole and it is interior or a non-corner wall cell
+    on a wall line (first/last column, first/last row) that also contains the hole.
+    """
+    hx, hy = hole
+    out = []
+    for y in range(height):
+        for x in range(width):
+            if (x, y) == (hx, hy):
+                continue
+            on_x_wall = x in (0, width - 1)
+            on_y_wall = y in (0, height - 1)
+            if on_x_wall and on_y_wall:
+                continue  # corner: the box could never move
+            if on_x_wall and x != hx:
+                continue  # stuck against a column wall the hole is not on
+            if on_y_wall and y != hy:
+                continue  # stuck against a row wall the hole is not on
+            out.append((x, y))
+    return out
+
+
+class BoxPushCore:
+    """``num_envs`` box-pushing envs stepped at once in numpy (a :class:`VecEnv`).
+
+    Cells are flat indices ``y * W + x``. Robots live agent-major in ``[2, B]`` and box,
+    hole and step counter in ``[B]`` arrays, all contiguous, so every rule is a few table
+    look-ups and comparisons over the batch. Observations and states are gathered from
+    precomputed per-cell tables straight into the output buffers.
+
+    With ``autoreset=True`` (the runner's case) an env whose episode ends starts a new one
+    in the same ``step``; with ``autoreset=False`` it is left in its final state,
+    ``buf.alive`` turns False for it and stepping the batch again raises RuntimeError
+    until ``reset`` (or ``set_positions``).
+    """
+
+    def __init__(
+        self,
+        cfg: BoxPushConfig | None = None,
+        num_envs: int = 1,
+        seed: int | None = None,
+        autoreset: bool = True,
+    ) -> None:
+        if not _is_int(num_envs) or num_envs < 1:
+            raise ValueError(f"num_envs={num_envs!r} is invalid: must be an int >= 1")
+        self.cfg = cfg = _as_config(cfg)
+        self.num_envs = b = int(num_envs)
+        self.autoreset = bool(autoreset)
+        self.spec = EnvSpec(
+            agents=AGENTS,
+            obs_shape=(OBS_DIM,),
+            state_dim=STATE_DIM,
+            n_actions=N_ACTIONS,
+            episode_metrics=EPISODE_METRICS,
+            success_metric="success",
+        )
+        self.buf = VecBuffers.allocate(self.spec, b)
+        self.width, self.height = w, h = cfg.width, cfg.height
+        self.n_cells = w * h
+        self._build_tables()
+        fixed = cfg.fixed_hole
+        self._fixed_hole = None if fixed is None else fixed[1] * w + fixed[0]
+        self._heavy = cfg.box_weight >= 2
+        self._solo_p = float(cfg.solo_push_prob)
+        self._max_steps = cfg.max_steps
+        self._inv_max = np.float32(1.0 / cfg.max_steps)
+        self._penalty = np.float32(cfg.step_penalty)
+
+        self._rng = np.random.default_rng(seed)
+        self._rob = np.zeros((2, b), np.intp)  # robot cells, agent-major
+        self._box = np.zeros(b, np.intp)
+        self._hole = np.zeros(b, np.intp)
+        self._t = np.zeros(b, np.intp)
+        # Episode counters, agent-major: pushes, push_attempts, idle.
+        self._pushes = np.zeros((2, b), np.int32)
+        self._attempts = np.zeros((2, b), np.int32)
+        self._idle = np.zeros((2, b), np.int32)
+        self._ended = np.zeros(b, bool)  # only used with autoreset=False
+        self._coin = np.zeros(b)  # uniform draws for solo pushes
+        self._obs_views = self._views(self.buf.obs, self.buf.state)
+        self.reset(None)
+
+    # ------------------------------------------------------------------ tables
+    def _build_tables(self) -> None:
+        w, h, c = self.width, self.height, self.n_cells
+        cells = np.arange(c)
+        xs, ys = cells % w, cells // w
+        # Target cell of each (cell, action) at [cell * 5 + action]; the cell itself when
+        # the move would leave the grid.
+        nx = xs[:, None] + ACTION_DELTAS[None, :, 0]
+        ny = ys[:, None] + ACTION_DELTAS[None, :, 1]
+        inside = (nx >= 0) & (nx < w) & (ny >= 0) & (ny < h)
+        self._move = np.where(inside, ny * w + nx, cells[:, None]).astype(np.intp).ravel()
+        # Normalised absolute position of each cell, and what a robot at cell p sees of an
+        # object at cell q, (dx, dy, visible) at [p * C + q]. Rows are viewed as opaque
+        # 8- and 12-byte items so one `take` gathers a whole feature group.
+        sx, sy = 1.0 / (w - 1), 1.0 / (h - 1)
+        self._xy = np.ascontiguousarray(np.stack([xs * sx, ys * sy], 1), np.float32)
+        dx = xs[None, :] - xs[:, None]
+        dy = ys[None, :] - ys[:, None]
+        r = self.cfg.view_radius
+        vis = np.ones((c, c), bool) if r is None else np.maximum(abs(dx), abs(dy)) <= r
+        rel = np.stack([dx * sx * vis, dy * sy * vis, vis], -1).astype(np.float32)
+        self._rel = np.ascontiguousarray(rel.reshape(c * c, 3))
+        self._xy_v = self._xy.view(_V8).ravel()
+        self._rel_v = self._rel.view(_V12).ravel()
+        # Allowed start cells of the box for each hole cell, padded to a rectangle.
+        allowed = [
+            [y * w + x for x, y in allowed_box_cells(w, h, (hc % w, hc // w))] for hc in range(c)
+        ]
+        n_max = max(len(a) for a in allowed)
+        self._box_table = np.array([a + [a[0]] * (n_max - len(a)) for a in allowed], np.intp)
+        self._box_count = np.array([len(a) for a in allowed], np.float64)
+
+    @staticmethod
+    def _views(obs: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Agent-major [2, k] views of the feature groups of obs [k, 2, 11], state [k, 9]."""
+        o = obs.view(np.uint8)  # [k, 2, 44]
+        s = state.view(np.uint8)  # [k, 36]
+        return (
+            o[:, :, 0:8].view(_V8)[..., 0].T,  # own position
+            o[:, :, 8:20].view(_V12)[..., 0].T,  # box
+            o[:, :, 20:32].view(_V12)[..., 0].T,  # hole
+            o[:, :, 32:44].view(_V12)[..., 0].T,  # other robot
+            s[:, 0:32].view(_V8),  # [k, 4] positions of robot_0, robot_1, box, hole
+        )
+
+    # ------------------------------------------------------------------ internals
+    def _new_episodes(self, idx: np.ndarray | slice, k: int) -> None:
+        """Draw fresh positions for the envs ``idx`` (``k`` of them) and zero their stats."""
+        rng = self._rng
+        if self._fixed_hole is None:
+            hole = rng.integers(0, self.n_cells, k)
+        else:
+            hole = np.full(k, self._fixed_hole, np.intp)
+        u = rng.random((3, k))
+        # floor(u * n) < n for u < 1 in float64, so these indices are always in range.
+        box = self._box_table[hole, (u[0] * self._box_count[hole]).astype(np.intp)]
+        robots = (u[1:] * (self.n_cells - 1)).astype(np.intp)
+        robots += robots >= box  # skip the box's cell
+        self._rob[:, idx] = robots
+        self._box[idx] = box
+        self._hole[idx] = hole
+        self._t[idx] = 0
+        self._pushes[:, idx] = 0
+        self._attempts[:, idx] = 0
+        self._idle[:, idx] = 0
+
+    def _observe(self, rob, box, hole, t, views, state) -> None:
+        """Gather observations and states of envs with these cells into ``views``/``state``."""
+        own, o_box, o_hole, o_other, s_xy = views
+        xy, rel = self._xy_v, self._rel_v
+        base = rob * self.n_cells
+        np.take(xy, rob, out=own)
+        np.take(rel, base + box, out=o_box)
+        np.take(rel, base + hole, out=o_hole)
+        np.take(rel, base + rob[::-1], out=o_other)
+        np.take(xy, rob, out=s_xy[:, :2].T)
+        np.take(xy, box, out=s_xy[:, 2])
+        np.take(xy, hole, out=s_xy[:, 3])
+        np.multiply(t, self._inv_max, out=state[:, 8], casting="unsafe")
+
+    def _observe_subset(self, e: np.ndarray) -> None:
+        k = len(e)
+        obs = np.empty((k, 2, OBS_DIM), np.float32)
+        state = np.empty((k, STATE_DIM), np.float32)
+        rob = self._rob[:, e]
+        self._observe(rob, self._box[e], self._hole[e], self._t[e], self._views(obs, state), state)
+        self.buf.obs[e] = obs
+        self.buf.state[e] = state
+
+    def _refresh(self) -> None:
+        self._observe(self._rob, self._box, self._hole, self._t, self._obs_views, self.buf.state)
+
+    # ------------------------------------------------------------------ VecEnv API
+    def reset(self, seed: int | None = None) -> VecBuffers:
+        """Start a new episode in every env; a ``seed`` reseeds the batch's generator."""
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self._new_episodes(slice(None), self.num_envs)
+        self._clear_flags()
+        return self.buf
+
+    def _clear_flags(self) -> None:
+        buf = self.buf
+        self._ended[:] = False
+        buf.reward[:] = 0.0
+        buf.terminated[:] = False
+        buf.truncated[:] = False
+        buf.alive[:] = True
+        self._refresh()
+
+    def step(self, actions: np.ndarray) -> VecBuffers:
+        """Apply ``actions`` [B, 2] (ints in 0..4) to every env; see the module docstring."""
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs, 2):
+            raise ValueError(
+                f"actions must have shape [{self.num_envs}, 2] (envs x agents {list(AGENTS)}), "
+                f"got {tuple(actions.shape)}"
+            )
+        check_actions(actions, self.spec)
+        if not self.autoreset and self._ended.any():
+            raise RuntimeError(
+                f"env {int(np.flatnonzero(self._ended)[0])} has ended (autoreset=False): "
+                "call reset() before stepping again"
+            )
+        buf = self.buf
+        rob, box, move = self._rob, self._box, self._move
+        act = actions.T.astype(np.intp)  # [2, B], contiguous
+        a0, a1 = act
+        # Where every robot tries to go (its own cell when the move hits a wall).
+        tgt = move.take(rob * N_ACTIONS + act)
+        push = tgt == box
+        p0, p1 = push
+        both = p0 & p1
+        dest = move.take(box * N_ACTIONS + np.where(p0, a0, a1))
+        # The box moves iff someone pushes, the destination is inside the grid, pushes do
+        # not conflict, no non-pushing robot stands on the destination, and the pushers
+        # are strong enough (or lucky).
+        ok = (p0 | p1) & (dest != box)
+        ok &= ~(both & (a0 != a1))
+        # A robot on the destination cannot be pushing in the box's direction d (it would
+        # stand at box - d), and a pusher in another direction makes ``ok`` False anyway.
+        blocked = rob == dest
+        ok &= ~(blocked[0] | blocked[1])
+        if self._heavy and self._solo_p < 1.0:
+            if self._solo_p <= 0.0:
+                ok &= both
+            else:
+                self._rng.random(out=self._coin)
+                ok &= both | (self._coin < self._solo_p)
+        new_box = np.where(ok, dest, box)
+        # Everyone whose target is the box's new cell stays put: pushers of a box that did
+        # not move, and walkers into it. Pushers of a moved box follow into its old cell.
+        new_rob = np.where(tgt == new_box, rob, tgt)
+        self._attempts += push
+        push &= ok
+        self._pushes += push
+        self._idle += new_rob == rob
+        self._rob = rob = new_rob
+        self._box = new_box
+        t = self._t
+        t += 1
+        done = new_box == self._hole
+        np.subtract(done[:, None], self._penalty, out=buf.reward)
+        np.copyto(buf.terminated, done)
+        trunc = buf.truncated
+        np.greater_equal(t, self._max_steps, out=trunc)
+        trunc &= ~done
+        self._refresh()
+        ended = done | trunc
+        if ended.any():
+            e = np.flatnonzero(ended)
+            buf.final_obs[e] = buf.obs[e]
+            buf.final_state[e] = buf.state[e]
+            ep = buf.episode
+            ep["success"][e] = done[e]
+            for i, agent in enumerate(AGENTS):
+                ep[f"pushes/{agent}"][e] = self._pushes[i, e]
+                ep[f"push_attempts/{agent}"][e] = self._attempts[i, e]
+                ep[f"idle/{agent}"][e] = self._idle[i, e]
+            if self.autoreset:
+                self._new_episodes(e, len(e))
+                self._observe_subset(e)
+            else:
+                self._ended[e] = True
+                buf.alive[e] = False
+        return buf
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    # ------------------------------------------------------------------ test helpers
+    def set_positions(
+        self,
+        robots: np.ndarray,
+        box: np.ndarray,
+        hole: np.ndarray,
+        t: int | np.ndarray = 0,
+    ) -> VecBuffers:
+        """Place everything explicitly and refresh ``buf.obs`` / ``buf.state``.
+
+        ``robots`` [B, 2, 2], ``box`` [B, 2], ``hole`` [B, 2] hold ``(x, y)`` cells; ``t``
+        (scalar or [B]) is the step counter, in ``0..max_steps-1``. Episode statistics are
+        zeroed and ended envs become live again. Raises ValueError for cells outside the
+        grid, a robot on the box or the box already in the hole.
+        """
+        b, w, h = self.num_envs, self.width, self.height
+        robots = np.asarray(robots)
+        box = np.asarray(box)
+        hole = np.asarray(hole)
+        t = np.broadcast_to(np.asarray(t), (b,))
+        for name, arr, shape in (
+            ("robots", robots, (b, 2, 2)),
+            ("box", box, (b, 2)),
+            ("hole", hole, (b, 2)),
+        ):
+            if arr.shape != shape or not np.issubdtype(arr.dtype, np.integer):
+                raise ValueError(
+                    f"{name} must be an int array of shape {shape}, got {arr.dtype} {arr.shape}"
+                )
+            x, y = arr[..., 0], arr[..., 1]
+            if ((x < 0) | (x >= w) | (y < 0) | (y >= h)).any():
+                raise ValueError(f"{name} has a cell outside the {w}x{h} grid: {arr.tolist()}")
+        if not np.issubdtype(t.dtype, np.integer) or ((t < 0) | (t >= self._max_steps)).any():
+            raise ValueError(f"t must be ints in 0..{self._max_steps - 1}, got {t.tolist()}")
+        rob_c = robots[..., 1] * w + robots[..., 0]
+        box_c = box[:, 1] * w + box[:, 0]
+        hole_c = hole[:, 1] * w + hole[:, 0]
+        if (rob_c == box_c[:, None]).any():
+            raise ValueError("a robot cannot stand on the box's cell")
+        if (box_c == hole_c).any():
+            raise ValueError("the box cannot start in the hole")
+        self._rob[:] = rob_c.T
+        self._box[:] = box_c
+        self._hole[:] = hole_c
+        self._t[:] = t
+        self._pushes[:] = 0
+        self._attempts[:] = 0
+        self._idle[:] = 0
+        self._clear_flags()
+        return self.buf
+
+    def positions(self) -> dict[str, np.ndarray]:
+        """Current ``robots`` [B, 2, 2], ``box`` [B, 2], ``hole`` [B, 2] as (x, y), and ``t``."""
+        w = self.width
+
+        def xy(cells: np.ndarray) -> np.ndarray:
+            return np.stack([cells % w, cells // w], -1)
+
+        return {
+            "robots": xy(self._rob.T),
+            "box": xy(self._box),
+            "hole": xy(self._hole),
+            "t": self._t.copy(),
+        }
+
+    def counts(self, env: int = 0) -> dict[str, dict[str, int]]:
+        """Running statistics of the current episode of env ``env``, per agent."""
+        return {
+            agent: {
+                "pushes": int(self._pushes[i, env]),
+                "push_attempts": int(self._attempts[i, env]),
+                "idle": int(self._idle[i, env]),
+            }
+            for i, agent in enumerate(AGENTS)
+        }
+
+
+# ---------------------------------------------------------------------- rendering
+_CELL = 32
+COLOURS = {
+    "wall": (70, 70, 80),
+    "floor": (225, 225, 215),
+    "grid": (190, 190, 180),
+    "hole": (25, 25, 30),
+    "box": (140, 90, 40),
+    "robot_0": (40, 110, 230),
+    "robot_1": (230, 70, 40),
+}
+
+
+def render_rgb(width: int, height: int, robots, box, hole, cell: int = _CELL) -> np.ndarray:
+    """A uint8 image [(H+2)*cell, (W+2)*cell, 3] of one layout given as (x, y) cells.
+
+    Walls form a one-cell border, the hole is a dark cell, the box a brown square, and the
+    robots blue (robot_0) and red (robot_1) discs; robots sharing a cell are drawn as two
+    half-size discs side by side.
+    """
+    img = np.empty(((height + 2) * cell, (width + 2) * cell, 3), np.uint8)
+    img[:] = COLOURS["wall"]
+    img[cell:-cell, cell:-cell] = COLOURS["floor"]
+    img[cell:-cell:cell, cell:-cell] = COLOURS["grid"]
+    img[cell:-cell, cell:-cell:cell] = COLOURS["grid"]
+
+    def box_at(x: int, y: int, margin: int, colour) -> None:
+        x0, y0 = (x + 1) * cell + margin, (y + 1) * cell + margin
+        img[y0 : y0 + cell - 2 * margin, x0 : x0 + cell - 2 * margin] = colour
+
+    def disc(cx: float, cy: float, radius: float, colour) -> None:
+        yy, xx = np.ogrid[: img.shape[0], : img.shape[1]]
+        img[(xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 <= radius**2] = colour
+
+    box_at(int(hole[0]), int(hole[1]), 1, COLOURS["hole"])
+    box_at(int(box[0]), int(box[1]), cell // 8, COLOURS["box"])
+    (x0, y0), (x1, y1) = (int(v) for v in robots[0]), (int(v) for v in robots[1])
+    if (x0, y0) == (x1, y1):
+        cy = (y0 + 1.5) * cell
+        disc((x0 + 1.28) * cell, cy, cell * 0.22, COLOURS["robot_0"])
+        disc((x0 + 1.72) * cell, cy, cell * 0.22, COLOURS["robot_1"])
+    else:
+        for i, (x, y) in enumerate(((x0, y0), (x1, y1))):
+            disc((x + 1.5) * cell, (y + 1.5) * cell, cell * 0.35, COLOURS[AGENTS[i]])
+    return img
+
+
+def render_ansi(width: int, height: int, robots, box, hole, t: int, max_steps: int) -> str:
+    """A text picture of one layout: ``#`` walls, ``.`` floor, ``O`` hole, ``B`` box,
+    ``0`` / ``1`` robots, ``2`` both robots on one cell; then a line ``t=<t>/<max_steps>``.
+
+    Robots are drawn over the hole, and the box over the hole (once it is in it).
+    """
+    grid = [["." for _ in range(width)] for _ in range(height)]
+    grid[int(hole[1])][int(hole[0])] = "O"
+    grid[int(box[1])][int(box[0])] = "B"
+    r0 = (int(robots[0][0]), int(robots[0][1]))
+    r1 = (int(robots[1][0]), int(robots[1][1]))
+    if r0 == r1:
+        grid[r0[1]][r0[0]] = "2"
+    else:
+        grid[r0[1]][r0[0]] = "0"
+        grid[r1[1]][r1[0]] = "1"
+    border = "#" * (width + 2)
+    lines = [border] + ["#" + "".join(row) + "#" for row in grid] + [border]
+    lines.append(f"t={t}/{max_steps}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------- PettingZoo facade
+class BoxPushEnv(ParallelEnv):
+    """PettingZoo ``ParallelEnv`` of box pushing: a :class:`BoxPushCore` with one env.
+
+    ``BoxPushEnv(config, render_mode, **overrides)``: keyword overrides replace config
+    fields, e.g. ``BoxPushEnv(box_weight=1)``. ``infos[agent]`` holds the running counts
+    ``pushes``, ``push_attempts``, ``idle`` of that agent and ``success`` for the episode.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {
+        "name": "boxpush_v0",
+        "render_modes": ["rgb_array", "ansi"],
+        "is_parallelizable": True,
+    }
+
+    def __init__(
+        self,
+        config: BoxPushConfig | None = None,
+        render_mode: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        cfg = _as_config(config)
+        if kwargs:
+            names = {f.name for f in dataclasses.fields(BoxPushConfig)}
+            unknown = sorted(set(kwargs) - names)
+            if unknown:
+                raise TypeError(
+                    f"unknown BoxPushConfig field(s) {unknown}; valid fields: {sorted(names)}"
+                )
+            cfg = dataclasses.replace(cfg, **kwargs)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode={render_mode!r} is invalid: must be None or one of "
+                f"{self.metadata['render_modes']}"
+            )
+        self.config = cfg
+        self.render_mode = render_mode
+        self.core = BoxPushCore(cfg, num_envs=1, autoreset=False)
+        self.possible_agents = list(AGENTS)
+        self.agents: list[str] = []
+        self._obs_spaces = {
+            a: spaces.Box(-1.0, 1.0, (OBS_DIM,), np.float32) for a in self.possible_agents
+        }
+        self._act_spaces = {a: spaces.Discrete(N_ACTIONS) for a in self.possible_agents}
+        self.observation_spaces = self._obs_spaces
+        self.action_spaces = self._act_spaces
+        self.state_space = spaces.Box(0.0, 1.0, (STATE_DIM,), np.float32)
+        self._success = False
+        self._actions = np.zeros((1, 2), np.int64)
+
+    def observation_space(self, agent: str) -> spaces.Box:
+        return self._obs_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Discrete:
+        return self._act_spaces[agent]
+
+    def state(self) -> np.ndarray:
+        return self.core.buf.state[0].copy()
+
+    def _observations(self) -> dict[str, np.ndarray]:
+        obs = self.core.buf.obs[0]
+        return {a: obs[i].copy() for i, a in enumerate(self.possible_agents)}
+
+    def _infos(self) -> dict[str, dict[str, Any]]:
+        counts = self.core.counts(0)
+        return {a: {**counts[a], "success": self._success} for a in self.possible_agents}
+
+    def reset(
+        self, seed: int | None = None, options: dict | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+        self.core.reset(seed)
+        self.agents = list(self.possible_agents)
+        self._success = False
+        return self._observations(), self._infos()
+
+    def step(self, actions: dict[str, Any]):
+        if not self.agents:
+            raise RuntimeError(
+                "BoxPushEnv.step() called with no live agents: the episode has ended (or "
+                "reset() was never called); call reset() first"
+            )
+        if not isinstance(actions, Mapping):
+            raise TypeError(f"actions must be a dict agent -> action, got {type(actions)}")
+        for agent, action in actions.items():
+            if agent not in self.possible_agents:
+                raise ValueError(
+                    f"unknown agent {agent!r} (action {action!r}): agents are {self.agents}"
+                )
+            a = action.item() if isinstance(action, np.ndarray) and action.size == 1 else action
+            if not _is_int(a):
+                raise ValueError(
+                    f"invalid action {action!r} for agent {agent!r}: "
+                    f"allowed actions are 0..{N_ACTIONS - 1}"
+                )
+            if not 0 <= a < N_ACTIONS:
+                raise ValueError(
+                    f"invalid action {a} for agent {agent!r}: allowed actions are "
+                    f"0..{N_ACTIONS - 1}"
+                )
+            self._actions[0, self.possible_agents.index(agent)] = a
+        missing = [a for a in self.agents if a not in actions]
+        if missing:
+            raise ValueError(f"no action given for agent(s) {missing}")
+        buf = self.core.step(self._actions)
+        term, trunc = bool(buf.terminated[0]), bool(buf.truncated[0])
+        self._success = term
+        agents = self.possible_agents
+        obs = self._observations()
+        rewards = {a: float(buf.reward[0, i]) for i, a in enumerate(agents)}
+        terminations = dict.fromkeys(agents, term)
+        truncations = dict.fromkeys(agents, trunc)
+        infos = self._infos()
+        if term or trunc:
+            self.agents = []
+        return obs, rewards, terminations, truncations, infos
+
+    def render(self) -> np.ndarray | str | None:
+        if self.render_mode is None:
+            gymnasium.logger.warn(
+                "BoxPushEnv.render() called without a render_mode; pass render_mode="
+                "'rgb_array' or 'ansi' to the constructor"
+            )
+            return None
+        p = self.core.positions()
+        args = (self.config.width, self.config.height, p["robots"][0], p["box"][0], p["hole"][0])
+        if self.render_mode == "rgb_array":
+            return render_rgb(*args)
+        return render_ansi(*args, int(p["t"][0]), self.config.max_steps)
+
+    def close(self) -> None:
+        self.core.close()
+
+
+def parallel_env(**kwargs: Any) -> BoxPushEnv:
+    """PettingZoo-style factory: ``parallel_env(render_mode=..., box_weight=1, ...)``."""
+    return BoxPushEnv(**kwargs)

@@ -1,0 +1,157 @@
+"""One logger fan-out: metrics.jsonl (always), W&B (never fatal), a progress bar.
+
+Metrics are flat dicts with namespaced keys (``train/``, ``eval/``, ``loss/``,
+``credit/``, ``perf/``) and one x-axis, ``env_steps``, present in every row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from marl.config import WandbConfig
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None if math.isnan(v) else (1e308 if v > 0 else -1e308)
+    return v
+
+
+class JsonlSink:
+    """Appends one JSON object per log step to ``metrics.jsonl`` (flushed every row)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def log(self, row: dict[str, Any]) -> None:
+        self.f.write(json.dumps({k: _jsonable(v) for k, v in row.items()}) + "\n")
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def wandb_mode(mode: str) -> str:
+    """``auto`` -> online when an API key is in the environment, else offline."""
+    if mode != "auto":
+        return mode
+    return "online" if os.environ.get("WANDB_API_KEY") else "offline"
+
+
+class WandbSink:
+    """A W&B run that can never stop training: any failure warns once and disables it."""
+
+    def __init__(self, cfg: WandbConfig, run_dir: Path, *, name: str, group: str,
+                 job_type: str, config: dict[str, Any], run_id: str | None = None):
+        self.run = None
+        self.mode = wandb_mode(cfg.mode)
+        if self.mode == "disabled":
+            return
+        try:
+            import wandb
+
+            self.run = wandb.init(
+                project=cfg.project, entity=cfg.entity, group=cfg.group or group,
+                job_type=job_type, name=name, tags=list(cfg.tags), config=config,
+                dir=str(run_dir), mode=self.mode, id=run_id, resume="allow",
+                reinit="finish_previous",
+                settings=wandb.Settings(console="off", silent=True),
+            )
+            self.run.define_metric("env_steps")
+            self.run.define_metric("*", step_metric="env_steps")
+        except Exception as e:  # noqa: BLE001 - W&B must never stop training
+            self._fail("init", e)
+
+    @property
+    def run_id(self) -> str | None:
+        return None if self.run is None else self.run.id
+
+    def _fail(self, what: str, e: Exception) -> None:
+        warnings.warn(f"W&B {what} failed ({type(e).__name__}: {e}); W&B logging is off "
+                      "for this run, metrics.jsonl still has everything", stacklevel=3)
+        self.run = None
+
+    def log(self, row: dict[str, Any]) -> None:
+        if self.run is None:
+            return
+        try:
+            self.run.log(row)
+        except Exception as e:  # noqa: BLE001
+            self._fail("log", e)
+
+    def log_media(self, key: str, media: Any, env_steps: int) -> None:
+        if self.run is None:
+            return
+        try:
+            self.run.log({key: media, "env_steps": env_steps})
+        except Exception as e:  # noqa: BLE001
+            self._fail("log", e)
+
+    def summary(self, values: dict[str, Any]) -> None:
+        if self.run is None:
+            return
+        try:
+            self.run.summary.update(values)
+        except Exception as e:  # noqa: BLE001
+            self._fail("summary", e)
+
+    def close(self, exit_code: int = 0) -> None:
+        if self.run is None:
+            return
+        try:
+            self.run.finish(exit_code=exit_code)
+        except Exception as e:  # noqa: BLE001
+            self._fail("finish", e)
+        self.run = None
+
+
+class Progress:
+    """A tqdm bar over env steps with return / success / steps-per-second."""
+
+    def __init__(self, total: int, initial: int, enabled: bool, desc: str):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, unit="step", unit_scale=True,
+                            desc=desc, file=sys.stderr, dynamic_ncols=True,
+                            mininterval=1.0, smoothing=0.1)
+
+    def update(self, env_steps: int, postfix: dict[str, float]) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(env_steps - self.bar.n)
+        self.bar.set_postfix({k: f"{v:.3g}" for k, v in postfix.items()}, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class Logger:
+    """Fan-out of metric rows to every sink; ``env_steps`` is the x-axis of every row."""
+
+    def __init__(self, run_dir: Path, wandb: WandbSink, progress: Progress):
+        self.jsonl = JsonlSink(run_dir / "metrics.jsonl")
+        self.wandb, self.progress = wandb, progress
+
+    def log(self, env_steps: int, metrics: dict[str, float]) -> None:
+        row = {"env_steps": env_steps, **metrics}
+        self.jsonl.log(row)
+        self.wandb.log(row)
+        shown = {"ret": metrics.get("train/return"), "succ": metrics.get("train/success"),
+                 "eval": metrics.get("eval/success_rate", metrics.get("eval/return_mean")),
+                 "sps": metrics.get("perf/steps_per_s")}
+        self.progress.update(env_steps, {k: v for k, v in shown.items() if v is not None})
+
+    def close(self, exit_code: int = 0) -> None:
+        self.progress.close()
+        self.jsonl.close()
+        self.wandb.close(exit_code)

@@ -1,0 +1,208 @@
+"""Networks: decentralised actors (MLP / GRU, vector or pixel torso) and critics.
+
+Shape letters: T time, B envs, N agents, O observation features, S state features,
+A actions, H hidden units.
+
+Actor input, as in the COMA paper (Sec. 5): the agent's own observation, a one-hot of
+its id and a one-hot of its previous action. A linear layer applied to a concatenation
+of one-hots equals the sum of that layer's columns picked by the ones, so the first
+layer here is ``W_o o + E_id[a] + E_u[u_prev]`` with two embedding tables: the same
+function as the concatenated input, without building a one-hot tensor every step.
+``u_prev == A`` means "no previous action" (episode start) and maps to a zero row,
+exactly like an all-zero one-hot.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, out_gain: float = 1.0) -> nn.Sequential:
+    """ReLU MLP with orthogonal init; the last layer is scaled by ``out_gain``."""
+    layers: list[nn.Module] = []
+    d = in_dim
+    for h in hidden:
+        layers += [_ortho(nn.Linear(d, h), math.sqrt(2)), nn.ReLU()]
+        d = h
+    layers.append(_ortho(nn.Linear(d, out_dim), out_gain))
+    return nn.Sequential(*layers)
+
+
+def _ortho(layer: nn.Linear | nn.Conv2d, gain: float) -> nn.Module:
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class ObsEncoder(nn.Module):
+    """Own observation -> first hidden pre-activation ``[..., H]``.
+
+    Vectors (``obs_shape == (O,)``) go through a linear layer; images
+    (``(C, H, W)``, uint8 or float in [0, 255] / [0, 1]) through the Nature-DQN conv
+    stack then a linear layer.
+    """
+
+    def __init__(self, obs_shape: Sequence[int], hidden: int, pixel_scale: float = 1.0):
+        super().__init__()
+        self.obs_shape = tuple(obs_shape)
+        self.pixel_scale = pixel_scale
+        if len(self.obs_shape) == 1:
+            self.conv = None
+            self.fc = _ortho(nn.Linear(self.obs_shape[0], hidden), math.sqrt(2))
+        elif len(self.obs_shape) == 3:
+            c = self.obs_shape[0]
+            self.conv = nn.Sequential(
+                _ortho(nn.Conv2d(c, 32, 8, stride=4), math.sqrt(2)), nn.ReLU(),
+                _ortho(nn.Conv2d(32, 64, 4, stride=2), math.sqrt(2)), nn.ReLU(),
+                _ortho(nn.Conv2d(64, 64, 3, stride=1), math.sqrt(2)), nn.ReLU(),
+                nn.Flatten(),
+            )
+            with torch.no_grad():
+                n_flat = self.conv(torch.zeros(1, *self.obs_shape)).shape[-1]
+            self.fc = _ortho(nn.Linear(n_flat, hidden), math.sqrt(2))
+        else:
+            raise ValueError(
+                f"observation shape {self.obs_shape} not supported: use a vector (O,) "
+                "or an image (C, H, W)"
+            )
+
+    def forward(self, obs: Tensor) -> Tensor:
+        if self.conv is None:
+            return self.fc(obs)
+        lead = obs.shape[: -3]
+        x = obs.reshape(-1, *self.obs_shape).float() * self.pixel_scale
+        return self.fc(self.conv(x)).reshape(*lead, -1)
+
+
+class Actor(nn.Module):
+    """Decentralised policy pi^a(u | tau^a) -> logits ``[..., N, A]``.
+
+    Args:
+        obs_shape: per-agent observation shape.
+        n_agents: N; with ``shared=True`` one network serves every agent (the agent id
+            tells them apart), else each agent has its own parameters.
+        n_actions: A.
+        hidden: MLP widths; with ``rnn`` the first width is the GRU size and the
+            remaining widths follow it.
+        rnn: GRU actor (COMA's default in the paper) instead of a feed-forward one.
+        agent_id, last_action: include those one-hots in the input.
+    """
+
+    def __init__(
+        self,
+        obs_shape: Sequence[int],
+        n_agents: int,
+        n_actions: int,
+        hidden: Sequence[int] = (64, 64),
+        rnn: bool = False,
+        shared: bool = True,
+        agent_id: bool = True,
+        last_action: bool = True,
+        pixel_scale: float = 1.0,
+    ):
+        super().__init__()
+        if not hidden:
+            raise ValueError("actor needs at least one hidden layer")
+        self.n_agents, self.n_actions, self.rnn, self.shared = n_agents, n_actions, rnn, shared
+        self.hidden_dim = hidden[0]
+        copies = 1 if shared else n_agents
+        self.nets = nn.ModuleList(
+            _ActorNet(obs_shape, n_agents, n_actions, hidden, rnn, agent_id, last_action,
+                      pixel_scale)
+            for _ in range(copies)
+        )
+        self.register_buffer("agent_idx", torch.arange(n_agents), persistent=False)
+
+    def initial_hidden(self, batch: int) -> Tensor:
+        """``[B, N, H]`` zeros (an MLP actor carries an empty ``[B, N, 0]`` tensor)."""
+        return torch.zeros(batch, self.n_agents, self.hidden_dim if self.rnn else 0)
+
+    def forward(self, obs: Tensor, prev_action: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        """One step. obs ``[B, N, *O]``, prev_action ``[B, N]`` (A = none), h ``[B, N, H]``.
+
+        Returns logits ``[B, N, A]`` and the next hidden state ``[B, N, H]``.
+        """
+        if self.shared:
+            return self.nets[0](obs, self.agent_idx, prev_action, h)
+        outs = [
+            net(obs[:, a : a + 1], self.agent_idx[a : a + 1], prev_action[:, a : a + 1],
+                h[:, a : a + 1])
+            for a, net in enumerate(self.nets)
+        ]
+        return torch.cat([o[0] for o in outs], 1), torch.cat([o[1] for o in outs], 1)
+
+    def unroll(
+        self, obs: Tensor, prev_action: Tensor, first: Tensor, h0: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Unroll over a fragment, resetting the hidden state at episode starts.
+
+        obs ``[T, B, N, *O]``, prev_action ``[T, B, N]``, first ``[T, B]`` (obs[t] starts
+        an episode), h0 ``[B, N, H]`` (state before step 0, used unless first[0]).
+        Returns logits ``[T, B, N, A]`` and hidden states after each step ``[T, B, N, H]``.
+        """
+        t_len, b = obs.shape[:2]
+        if not self.rnn:  # feed-forward: one batched call over T*B
+            flat = obs.reshape(t_len * b, *obs.shape[2:])
+            empty = h0.new_zeros(t_len * b, self.n_agents, 0)
+            logits, _ = self(flat, prev_action.reshape(t_len * b, -1), empty)
+            return logits.reshape(t_len, b, *logits.shape[1:]), h0.new_zeros(t_len, *h0.shape)
+        keep = (~first).to(h0.dtype)[..., None, None]  # [T, B, 1, 1]
+        h, logits, hs = h0, [], []
+        for t in range(t_len):
+            lg, h = self(obs[t], prev_action[t], h * keep[t])
+            logits.append(lg)
+            hs.append(h)
+        return torch.stack(logits), torch.stack(hs)
+
+
+class _ActorNet(nn.Module):
+    def __init__(self, obs_shape, n_agents, n_actions, hidden, rnn, agent_id, last_action,
+                 pixel_scale):
+        super().__init__()
+        h0 = hidden[0]
+        self.encoder = ObsEncoder(obs_shape, h0, pixel_scale)
+        self.id_emb = nn.Embedding(n_agents, h0) if agent_id else None
+        # row A is "no previous action": kept at zero, like an all-zero one-hot.
+        self.act_emb = nn.Embedding(n_actions + 1, h0, padding_idx=n_actions) if last_action \
+            else None
+        for emb in (self.id_emb, self.act_emb):
+            if emb is not None:
+                nn.init.normal_(emb.weight, std=0.1)
+                if emb.padding_idx is not None:
+                    with torch.no_grad():
+                        emb.weight[emb.padding_idx].zero_()
+        self.gru = nn.GRUCell(h0, h0) if rnn else None
+        self.head = mlp(h0, hidden[1:], n_actions, out_gain=0.01)
+
+    def forward(self, obs, agent_idx, prev_action, h):
+        x = self.encoder(obs)  # [B, N, H]
+        if self.id_emb is not None:
+            x = x + self.id_emb(agent_idx)
+        if self.act_emb is not None:
+            x = x + self.act_emb(prev_action)
+        x = torch.relu(x)
+        if self.gru is not None:
+            shape = x.shape
+            x = self.gru(x.reshape(-1, shape[-1]), h.reshape(-1, shape[-1])).reshape(shape)
+            h = x
+        return self.head(x), h
+
+
+class Critic(nn.Module):
+    """An MLP critic over a prepared input vector: ``[..., I] -> [..., out_dim]``.
+
+    The input layout (which agents' actions and observations a critic may see) is the
+    business of :mod:`marl.critics`; keeping it out of the network makes the
+    information flow testable on the inputs themselves.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: Sequence[int] = (128, 128)):
+        super().__init__()
+        self.net = mlp(in_dim, hidden, out_dim, out_gain=1.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)

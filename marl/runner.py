@@ -1,0 +1,223 @@
+"""Vectorised rollout collection: B auto-resetting envs, fixed-length fragments of T steps.
+
+The runner knows nothing of COMA. It asks a :class:`Policy` for actions and writes what
+the env returns into a :class:`Rollout` whose tensors are allocated once. The env's
+output arrays are allocated once too (:class:`marl.envs.base.VecBuffers`), so the
+torch views of them are made once and every step is a handful of in-place copies.
+
+Shape letters: T time, B envs, N agents, O observation shape, S state features,
+A actions, H actor hidden units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from marl.envs.base import VecEnv
+
+
+@dataclass
+class Rollout:
+    """One fragment. Index t of the ``[T + 1]`` tensors is the situation before step t;
+    index T is where the next fragment starts (its obs, state, masks)."""
+
+    obs: Tensor  # [T+1, B, N, *O] float32
+    state: Tensor  # [T+1, B, S]
+    action_mask: Tensor  # [T+1, B, N, A] bool
+    alive: Tensor  # [T+1, B, N] bool
+    first: Tensor  # [T+1, B] bool: obs[t] starts an episode
+    prev_actions: Tensor  # [T+1, B, N] int64, A = none (episode start)
+    actions: Tensor  # [T, B, N] int64
+    rewards: Tensor  # [T, B, N]
+    terminated: Tensor  # [T, B] bool
+    truncated: Tensor  # [T, B] bool
+    final_obs: Tensor  # [T, B, N, *O]  valid where terminated | truncated
+    final_state: Tensor  # [T, B, S]
+    final_action_mask: Tensor  # [T, B, N, A] bool
+    h0: Tensor  # [B, N, H] actor hidden state before step 0
+
+    @classmethod
+    def allocate(cls, env: VecEnv, t_len: int, hidden_dim: int) -> Rollout:
+        s, b = env.spec, env.num_envs
+        n, a = s.n_agents, s.n_actions
+        return cls(
+            obs=torch.zeros(t_len + 1, b, n, *s.obs_shape),
+            state=torch.zeros(t_len + 1, b, s.state_dim),
+            action_mask=torch.ones(t_len + 1, b, n, a, dtype=torch.bool),
+            alive=torch.ones(t_len + 1, b, n, dtype=torch.bool),
+            first=torch.zeros(t_len + 1, b, dtype=torch.bool),
+            prev_actions=torch.full((t_len + 1, b, n), a, dtype=torch.long),
+            actions=torch.zeros(t_len, b, n, dtype=torch.long),
+            rewards=torch.zeros(t_len, b, n),
+            terminated=torch.zeros(t_len, b, dtype=torch.bool),
+            truncated=torch.zeros(t_len, b, dtype=torch.bool),
+            final_obs=torch.zeros(t_len, b, n, *s.obs_shape),
+            final_state=torch.zeros(t_len, b, s.state_dim),
+            final_action_mask=torch.ones(t_len, b, n, a, dtype=torch.bool),
+            h0=torch.zeros(b, n, hidden_dim),
+        )
+
+    @property
+    def t_len(self) -> int:
+        return self.actions.shape[0]
+
+    def nbytes(self) -> int:
+        return sum(getattr(self, f.name).nbytes for f in fields(self))
+
+
+class Policy(Protocol):
+    """What the runner needs from a learner: batched acting with a carried hidden state."""
+
+    hidden_dim: int
+
+    def act(self, obs: Tensor, prev_actions: Tensor, first: Tensor, action_mask: Tensor,
+            h: Tensor, greedy: bool = False) -> tuple[Tensor, Tensor]:
+        """obs ``[B, N, *O]``, prev_actions ``[B, N]``, first ``[B]``, action_mask
+        ``[B, N, A]``, h ``[B, N, H]`` -> actions ``[B, N]`` int64, next h."""
+        ...
+
+
+class EpisodeTracker:
+    """Counts per-env episode return and length, and gathers finished episodes' stats."""
+
+    def __init__(self, env: VecEnv):
+        self.env = env
+        b = env.num_envs
+        self.ret = np.zeros(b, np.float64)
+        self.agent_ret = np.zeros((b, env.spec.n_agents), np.float64)
+        self.length = np.zeros(b, np.int64)
+        self.finished: dict[str, list[np.ndarray]] = {}
+
+    def reset(self) -> None:
+        self.ret[:] = 0.0
+        self.agent_ret[:] = 0.0
+        self.length[:] = 0
+
+    def record(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray | None:
+        """Add one step; return the indices of envs whose episode ended (or None)."""
+        self.agent_ret += reward
+        self.ret += reward.mean(1)
+        self.length += 1
+        if not done.any():
+            return None
+        idx = np.flatnonzero(done)
+        self._push("return", self.ret[idx])
+        self._push("length", self.length[idx].astype(np.float64))
+        for a, agent in enumerate(self.env.spec.agents):
+            self._push(f"return/{agent}", self.agent_ret[idx, a])
+        for k, v in self.env.buf.episode.items():
+            self._push(k, v[idx].astype(np.float64))
+        self.ret[idx] = 0.0
+        self.agent_ret[idx] = 0.0
+        self.length[idx] = 0
+        return idx
+
+    def _push(self, key: str, values: np.ndarray) -> None:
+        self.finished.setdefault(key, []).append(values.copy())
+
+    def pop(self) -> dict[str, np.ndarray]:
+        """All finished episodes' stats since the last pop: name -> [n_episodes]."""
+        out = {k: np.concatenate(v) for k, v in self.finished.items()}
+        self.finished = {}
+        return out
+
+
+class Runner:
+    """Steps a :class:`VecEnv` with a :class:`Policy` and fills fragments in place."""
+
+    def __init__(self, env: VecEnv, t_len: int, hidden_dim: int, seed: int | None = None):
+        self.env, self.t_len = env, t_len
+        self.spec = env.spec
+        self.ro = Rollout.allocate(env, t_len, hidden_dim)
+        self.episodes = EpisodeTracker(env)
+        buf = env.reset(seed=seed)
+        # Torch views of the env's output arrays: made once, valid for the env's life.
+        self._obs, self._state = torch.from_numpy(buf.obs), torch.from_numpy(buf.state)
+        self._mask, self._alive = torch.from_numpy(buf.action_mask), torch.from_numpy(buf.alive)
+        self._reward = torch.from_numpy(buf.reward)
+        self._term, self._trunc = torch.from_numpy(buf.terminated), torch.from_numpy(buf.truncated)
+        self._done = np.zeros(env.num_envs, bool)
+        self._done_t = torch.from_numpy(self._done)
+        self._write_current(0)
+        self.ro.first[0] = True
+        self.h = torch.zeros_like(self.ro.h0)
+        self.env_steps = 0
+
+    def _write_current(self, t: int) -> None:
+        ro = self.ro
+        ro.obs[t].copy_(self._obs)
+        ro.state[t].copy_(self._state)
+        ro.action_mask[t].copy_(self._mask)
+        ro.alive[t].copy_(self._alive)
+
+    @torch.inference_mode()
+    def collect(self, policy: Policy) -> Rollout:
+        """Run T steps in every env and return the (reused) rollout buffer."""
+        ro, buf, a_none = self.ro, self.env.buf, self.spec.n_actions
+        # The previous fragment's last situation is this fragment's first one.
+        if self.env_steps > 0:
+            for name in ("obs", "state", "action_mask", "alive", "first", "prev_actions"):
+                x = getattr(ro, name)
+                x[0].copy_(x[-1])
+        ro.h0.copy_(self.h)
+        h = self.h
+        for t in range(self.t_len):
+            actions, h = policy.act(ro.obs[t], ro.prev_actions[t], ro.first[t],
+                                    ro.action_mask[t], h)
+            ro.actions[t].copy_(actions)
+            self.env.step(ro.actions[t].numpy())
+            ro.rewards[t].copy_(self._reward)
+            ro.terminated[t].copy_(self._term)
+            ro.truncated[t].copy_(self._trunc)
+            done = np.logical_or(buf.terminated, buf.truncated, out=self._done)
+            ended = self.episodes.record(buf.reward, done)
+            if ended is not None:
+                idx = torch.from_numpy(ended)
+                ro.final_obs[t, idx] = torch.from_numpy(buf.final_obs[ended])
+                ro.final_state[t, idx] = torch.from_numpy(buf.final_state[ended])
+                ro.final_action_mask[t, idx] = torch.from_numpy(buf.final_action_mask[ended])
+            self._write_current(t + 1)
+            first = ro.first[t + 1]
+            first.copy_(self._done_t)
+            ro.prev_actions[t + 1].copy_(ro.actions[t]).masked_fill_(first[:, None], a_none)
+        self.h = h
+        self.env_steps += self.t_len * self.env.num_envs
+        return ro
+
+
+@torch.inference_mode()
+def evaluate(env: VecEnv, policy: Policy, hidden_dim: int, seed: int | None = None,
+             greedy: bool = True) -> dict[str, np.ndarray]:
+    """Run the first episode of every env of ``env`` to its end; stats per episode.
+
+    Every env contributes exactly one episode, so short and long episodes are counted
+    fairly (stopping at the first K finished episodes would favour short ones).
+    """
+    b, n, a = env.num_envs, env.spec.n_agents, env.spec.n_actions
+    buf = env.reset(seed=seed)
+    tracker = EpisodeTracker(env)
+    obs, mask = torch.from_numpy(buf.obs), torch.from_numpy(buf.action_mask)
+    prev = torch.full((b, n), a, dtype=torch.long)
+    first = torch.ones(b, dtype=torch.bool)
+    h = torch.zeros(b, n, hidden_dim)
+    pending = np.ones(b, bool)
+    stats: dict[str, np.ndarray] = {}
+    while pending.any():
+        actions, h = policy.act(obs, prev, first, mask, h, greedy=greedy)
+        env.step(actions.numpy())
+        done = buf.terminated | buf.truncated
+        ended = tracker.record(buf.reward, done)
+        if ended is not None:
+            popped = tracker.pop()  # exactly the episodes that ended in this step
+            keep = pending[ended]  # the first episode of each env counts, later ones don't
+            pending[ended] = False
+            for k, v in popped.items():
+                stats.setdefault(k, []).append(v[keep])
+        first = torch.from_numpy(done.copy())
+        prev = actions.masked_fill(first[:, None], a)
+    return {k: np.concatenate(v) for k, v in stats.items()}
