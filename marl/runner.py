@@ -26,7 +26,7 @@ class Rollout:
     """One fragment. Index t of the ``[T + 1]`` tensors is the situation before step t;
     index T is where the next fragment starts (its obs, state, masks)."""
 
-    obs: Tensor  # [T+1, B, N, *O] float32
+    obs: Tensor  # [T+1, B, N, *O] float32 (uint8 for pixels)
     state: Tensor  # [T+1, B, S]
     action_mask: Tensor  # [T+1, B, N, A] bool
     alive: Tensor  # [T+1, B, N] bool
@@ -45,8 +45,9 @@ class Rollout:
     def allocate(cls, env: VecEnv, t_len: int, hidden_dim: int) -> Rollout:
         s, b = env.spec, env.num_envs
         n, a = s.n_agents, s.n_actions
+        obs_dtype = getattr(torch, s.obs_dtype)
         return cls(
-            obs=torch.zeros(t_len + 1, b, n, *s.obs_shape),
+            obs=torch.zeros(t_len + 1, b, n, *s.obs_shape, dtype=obs_dtype),
             state=torch.zeros(t_len + 1, b, s.state_dim),
             action_mask=torch.ones(t_len + 1, b, n, a, dtype=torch.bool),
             alive=torch.ones(t_len + 1, b, n, dtype=torch.bool),
@@ -56,7 +57,7 @@ class Rollout:
             rewards=torch.zeros(t_len, b, n),
             terminated=torch.zeros(t_len, b, dtype=torch.bool),
             truncated=torch.zeros(t_len, b, dtype=torch.bool),
-            final_obs=torch.zeros(t_len, b, n, *s.obs_shape),
+            final_obs=torch.zeros(t_len, b, n, *s.obs_shape, dtype=obs_dtype),
             final_state=torch.zeros(t_len, b, s.state_dim),
             final_action_mask=torch.ones(t_len, b, n, a, dtype=torch.bool),
             h0=torch.zeros(b, n, hidden_dim),

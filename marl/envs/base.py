@@ -33,6 +33,8 @@ class EnvSpec:
     """S, length of the global state vector given to centralised critics."""
     n_actions: int
     """A, size of every agent's discrete action space."""
+    obs_dtype: str = "float32"
+    """numpy dtype of observations: float32, or uint8 for pixels (saves 4x memory)."""
     has_action_mask: bool = False
     """Whether :attr:`VecBuffers.action_mask` carries information (else all True)."""
     state_is_concat_obs: bool = False
@@ -61,12 +63,12 @@ class VecBuffers:
     Rows of ``action_mask`` for agents that are not alive are all True (never empty).
     """
 
-    obs: np.ndarray  # [B, N, *obs_shape] float32
+    obs: np.ndarray  # [B, N, *obs_shape] spec.obs_dtype
     state: np.ndarray  # [B, S] float32
     reward: np.ndarray  # [B, N] float32
     terminated: np.ndarray  # [B] bool: the episode reached a terminal state
     truncated: np.ndarray  # [B] bool: the episode was cut (time limit), not terminal
-    final_obs: np.ndarray  # [B, N, *obs_shape] float32
+    final_obs: np.ndarray  # [B, N, *obs_shape] spec.obs_dtype
     final_state: np.ndarray  # [B, S] float32
     action_mask: np.ndarray  # [B, N, A] bool, True = allowed
     final_action_mask: np.ndarray  # [B, N, A] bool, action mask at final_obs
@@ -77,12 +79,12 @@ class VecBuffers:
     def allocate(cls, spec: EnvSpec, num_envs: int) -> VecBuffers:
         b, n = num_envs, spec.n_agents
         return cls(
-            obs=np.zeros((b, n, *spec.obs_shape), np.float32),
+            obs=np.zeros((b, n, *spec.obs_shape), spec.obs_dtype),
             state=np.zeros((b, spec.state_dim), np.float32),
             reward=np.zeros((b, n), np.float32),
             terminated=np.zeros(b, bool),
             truncated=np.zeros(b, bool),
-            final_obs=np.zeros((b, n, *spec.obs_shape), np.float32),
+            final_obs=np.zeros((b, n, *spec.obs_shape), spec.obs_dtype),
             final_state=np.zeros((b, spec.state_dim), np.float32),
             action_mask=np.ones((b, n, spec.n_actions), bool),
             final_action_mask=np.ones((b, n, spec.n_actions), bool),
