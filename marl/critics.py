@@ -120,9 +120,15 @@ class TDCritic(nn.Module):
         return out.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
 
     def update(self, x: Tensor, actions: Tensor | None, targets: Tensor, mask: Tensor
-               ) -> dict[str, float]:
-        """One gradient step on the masked mean squared TD(lambda) error."""
-        pred = self.values(x, actions)
+               ) -> tuple[Tensor, dict[str, float]]:
+        """One gradient step on the masked mean squared TD(lambda) error.
+
+        Returns the critic's full output before the step (``[..., out_dim]``, detached)
+        and the loss / gradient-norm metrics.
+        """
+        out = self.net(x)
+        pred = out.squeeze(-1) if actions is None else \
+            out.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
         m = mask.to(pred.dtype)
         loss = (((pred - targets.detach()) ** 2) * m).sum() / m.sum().clamp_min(1.0)
         self.opt.zero_grad(set_to_none=True)
@@ -136,4 +142,4 @@ class TDCritic(nn.Module):
                     tp.lerp_(p, self.tau)
         elif self.n_updates % self.interval == 0:
             self.target.load_state_dict(self.net.state_dict())
-        return {"loss": loss.item(), "grad_norm": float(grad_norm)}
+        return out.detach(), {"loss": loss.item(), "grad_norm": float(grad_norm)}

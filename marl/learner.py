@@ -18,7 +18,7 @@ Per fragment (``[T, B]`` steps from B parallel envs):
    sampled from the current policy there (the action the agents would take).
 3. Critic update: regress ``Q(s_t, u_t)`` onto those targets (masked MSE), one or more
    gradient steps; refresh the target critic every ``target_update_interval`` updates.
-4. Counterfactual advantage (eq. 4), with the freshly updated critic and detached:
+4. Counterfactual advantage (eq. 4), from the critic's Q on this fragment, detached:
    ``A^a = Q(s, u)[u^a] - sum_{u'} pi^a(u' | tau^a) Q(s, (u^-a, u'))[u']``.
 5. Actor update (eq. 5's gradient): ``-mean(mask * A^a * log pi^a(u^a))``, minus an
    optional entropy bonus on the softmax.
@@ -35,9 +35,9 @@ Deliberate deviations from the paper, and why:
   backwards through the episode, and the paper does not justify it (PyMARL issue #82);
   a single step on the whole fragment's targets is the same regression with a batch
   T times larger, and T times cheaper.
-* The advantage is computed with the critic *after* its update on this fragment, so the
-  actor sees the critic's freshest estimate (PyMARL uses values from before each
-  per-step update). Either is an estimate of the same Q.
+* The advantage uses the critic's Q from the forward pass of its own update (before
+  this fragment's critic step, like PyMARL), which saves a second critic pass; one
+  gradient step later the critic would give a slightly different estimate of the same Q.
 * Optional entropy bonus and advantage standardisation (off in the paper). Both are
   config switches; the box-pushing experiments say which they use and why.
 """
@@ -81,8 +81,7 @@ class Learner(nn.Module):
     # ------------------------------------------------------------------ update
     def update(self, ro: Rollout, env_steps: int) -> dict[str, float]:
         """One COMA update on a fragment; returns ``loss/`` and ``train/`` metrics."""
-        cfg, a_dim = self.cfg, self.spec.n_actions
-        t_len = ro.t_len
+        cfg, a_dim, n_agents = self.cfg, self.spec.n_actions, self.spec.n_agents
         eps = self.policy.epsilon(env_steps)
         actions = ro.actions  # [T, B, N]
         alive = ro.alive[:-1]  # [T, B, N] agent acted at t
@@ -104,13 +103,12 @@ class Learner(nn.Module):
         # episode stopped; there, sample the current policy (from the hidden state after t).
         boundary = ro.truncated.clone()
         boundary[-1] = True
-        with torch.no_grad():
-            next_logits, _ = self.actor(next_obs.flatten(0, 1), actions.flatten(0, 1),
-                                        hs.flatten(0, 1))
-            next_pi = exploration_probs(next_logits.view_as(logits), eps, next_mask)
-            sampled = torch.multinomial(next_pi.reshape(-1, a_dim), 1).view_as(actions)
         next_actions = torch.cat([actions[1:], actions[-1:]])
-        next_actions = torch.where(boundary[..., None], sampled, next_actions)
+        with torch.no_grad():
+            bt, bb = boundary.nonzero(as_tuple=True)
+            b_logits, _ = self.actor(next_obs[bt, bb], actions[bt, bb], hs[bt, bb])
+            b_pi = exploration_probs(b_logits, eps, next_mask[bt, bb])
+            next_actions[bt, bb] = torch.multinomial(b_pi.flatten(0, 1), 1).view(-1, n_agents)
 
         # Per-agent episode ends: the env's, or the agent's own death inside the episode.
         died = alive & ~ro.alive[1:] & ~done[..., None]
@@ -126,12 +124,13 @@ class Learner(nn.Module):
             q_next = self.critic.values(x_next, next_actions, target=True)  # [T, B, N]
             targets = td_lambda_targets(ro.rewards, q_next, agent_term, agent_trunc,
                                         cfg.gamma, cfg.td_lambda)
-        for _ in range(cfg.critic_updates):
-            critic_info = self.critic.update(x, actions, targets, alive)
+        for i in range(cfg.critic_updates):
+            out, critic_info = self.critic.update(x, actions, targets, alive)
+            if i == 0:
+                q = out  # [T, B, N, A] Q before this fragment's critic steps (as PyMARL)
 
-        # 4. Counterfactual advantage with the updated critic (eq. 4), detached.
+        # 4. Counterfactual advantage (eq. 4), detached.
         with torch.no_grad():
-            q = self.critic.net(x)  # [T, B, N, A]
             adv, baseline = counterfactual_advantage(q, pi.detach(), actions)
             adv_used = normalise(adv, alive) if cfg.normalize_advantage else adv
 
@@ -166,7 +165,6 @@ class Learner(nn.Module):
             for i, agent in enumerate(self.spec.agents):
                 metrics[f"credit/{agent}/advantage_mean"] = _masked_mean(adv[..., i],
                                                                          mask[..., i])
-        del t_len
         return metrics
 
     # ------------------------------------------------------------ persistence
