@@ -67,7 +67,7 @@ class AlgoConfig:
     """Give the centralised critic the agent's own observation besides the state."""
     critic_updates: int = 1
     """Critic gradient steps per fragment, before the actor step."""
-    target_update_interval: int = 200
+    target_update_interval: int = 10
     """Hard target-critic copy every this many critic updates (ignored with target_tau)."""
     target_tau: float | None = None
     """Polyak factor for a soft target update every critic step; null = hard copies."""

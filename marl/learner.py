@@ -49,7 +49,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from marl.advantages import counterfactual_advantage, exploration_probs, normalise
+from marl.advantages import (
+    counterfactual_advantage,
+    exploration_probs,
+    normalise,
+    sample_categorical,
+)
 from marl.config import AlgoConfig
 from marl.critics import TDCritic, central_q_input_dim, central_q_inputs, make_optimizer
 from marl.envs.base import EnvSpec
@@ -75,13 +80,13 @@ class Learner(nn.Module):
             cfg.critic_hidden, lr=cfg.critic_lr, optimizer=cfg.optimizer,
             alpha=cfg.rmsprop_alpha, opt_eps=cfg.opt_eps, grad_clip=cfg.grad_clip,
             target_update_interval=cfg.target_update_interval, tau=cfg.target_tau)
-        self.policy = ExploringPolicy(self.actor, cfg)
+        self.policy = ExploringPolicy(self.actor, cfg, spec.has_action_mask)
         self.n_updates = 0
 
     # ------------------------------------------------------------------ update
     def update(self, ro: Rollout, env_steps: int) -> dict[str, float]:
         """One COMA update on a fragment; returns ``loss/`` and ``train/`` metrics."""
-        cfg, a_dim, n_agents = self.cfg, self.spec.n_actions, self.spec.n_agents
+        cfg, a_dim = self.cfg, self.spec.n_actions
         eps = self.policy.epsilon(env_steps)
         actions = ro.actions  # [T, B, N]
         alive = ro.alive[:-1]  # [T, B, N] agent acted at t
@@ -89,7 +94,9 @@ class Learner(nn.Module):
 
         # 1. Actors over the fragment; exploring policy with the epsilon floor.
         logits, hs = self.actor.unroll(ro.obs[:-1], ro.prev_actions[:-1], ro.first[:-1], ro.h0)
-        pi = exploration_probs(logits, eps, ro.action_mask[:-1])  # [T, B, N, A]
+        use_mask = self.spec.has_action_mask
+        amask = ro.action_mask[:-1] if use_mask else None  # [T, B, N, A] or None
+        pi = exploration_probs(logits, eps, amask)  # [T, B, N, A]
 
         # 2. What happens next, for bootstrapping: the next state is the following entry
         #    of the fragment, or the final state where an episode was truncated.
@@ -107,8 +114,8 @@ class Learner(nn.Module):
         with torch.no_grad():
             bt, bb = boundary.nonzero(as_tuple=True)
             b_logits, _ = self.actor(next_obs[bt, bb], actions[bt, bb], hs[bt, bb])
-            b_pi = exploration_probs(b_logits, eps, next_mask[bt, bb])
-            next_actions[bt, bb] = torch.multinomial(b_pi.flatten(0, 1), 1).view(-1, n_agents)
+            b_pi = exploration_probs(b_logits, eps, next_mask[bt, bb] if use_mask else None)
+            next_actions[bt, bb] = sample_categorical(b_pi)
 
         # Per-agent episode ends: the env's, or the agent's own death inside the episode.
         died = alive & ~ro.alive[1:] & ~done[..., None]
@@ -138,7 +145,8 @@ class Learner(nn.Module):
         logp = torch.log(pi.gather(-1, actions[..., None]).squeeze(-1).clamp_min(1e-10))
         n_alive = mask.sum().clamp_min(1.0)
         pg_loss = -(adv_used * logp * mask).sum() / n_alive
-        soft = torch.softmax(logits.masked_fill(~ro.action_mask[:-1], float("-inf")), -1)
+        soft = torch.softmax(logits if amask is None else logits.masked_fill(~amask, -torch.inf),
+                             -1)
         entropy = -(soft * torch.log(soft.clamp_min(1e-10))).sum(-1)
         entropy = (entropy * mask).sum() / n_alive
         actor_loss = pg_loss - cfg.entropy_coef * entropy
@@ -200,8 +208,8 @@ class ExploringPolicy:
     takes the argmax of the masked logits.
     """
 
-    def __init__(self, actor: Actor, cfg: AlgoConfig):
-        self.actor, self.cfg = actor, cfg
+    def __init__(self, actor: Actor, cfg: AlgoConfig, use_mask: bool = True):
+        self.actor, self.cfg, self.use_mask = actor, cfg, use_mask
         self.hidden_dim = actor.hidden_dim if actor.rnn else 0
         self.eps = cfg.eps_start
 
@@ -219,7 +227,9 @@ class ExploringPolicy:
         if self.hidden_dim:
             h = h * (~first).to(h.dtype)[:, None, None]
         logits, h = self.actor(obs, prev_actions, h)
+        mask = action_mask if self.use_mask else None
         if greedy:
-            return logits.masked_fill(~action_mask, float("-inf")).argmax(-1), h
-        probs = exploration_probs(logits, self.eps, action_mask)
-        return torch.multinomial(probs.view(-1, probs.shape[-1]), 1).view(probs.shape[:-1]), h
+            if mask is not None:
+                logits = logits.masked_fill(~mask, float("-inf"))
+            return logits.argmax(-1), h
+        return sample_categorical(exploration_probs(logits, self.eps, mask)), h

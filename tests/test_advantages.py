@@ -109,3 +109,18 @@ def test_normalise_uses_only_masked_entries():
 def test_shape_mismatch_raises():
     with pytest.raises(ValueError, match="must be"):
         counterfactual_advantage(torch.zeros(2, 3), torch.zeros(2, 4), torch.zeros(2).long())
+
+
+def test_sample_categorical_matches_probabilities_and_never_draws_masked():
+    from marl.advantages import sample_categorical
+
+    torch.manual_seed(0)
+    probs = torch.tensor([[0.1, 0.0, 0.6, 0.3], [0.0, 0.0, 0.0, 1.0], [0.5, 0.5, 0.0, 0.0]])
+    draws = sample_categorical(probs.expand(20000, 3, 4))  # [20000, 3]
+    for row in range(3):
+        freq = torch.bincount(draws[:, row], minlength=4).float() / 20000
+        torch.testing.assert_close(freq, probs[row], atol=0.015, rtol=0)
+        assert (freq[probs[row] == 0] == 0).all()
+    # rounding: probabilities that sum to slightly less or more than one
+    p = torch.tensor([[0.3333333, 0.3333333, 0.3333333, 0.0]])
+    assert (sample_categorical(p.expand(50000, 4)) < 3).all()

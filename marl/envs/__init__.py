@@ -10,8 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from marl.envs.atari import PongCore, PongEnvConfig
+from marl.envs.bandit import BanditCore, BanditEnvConfig
 from marl.envs.base import EnvSpec, VecBuffers, VecEnv, check_actions
 from marl.envs.boxpush import BoxPushConfig, BoxPushCore
+from marl.envs.classic import CartPoleEnvConfig, make_gymnasium_vec
+from marl.envs.matrix import ClimbingEnvConfig, PenaltyEnvConfig, make_matrix_vec_env
+from marl.envs.pettingzoo import PettingZooEnvConfig, make_pettingzoo_vec_env
 
 
 @dataclass
@@ -22,11 +27,25 @@ class BoxPushEnvConfig(BoxPushConfig):
     """Registry key of the env."""
 
 
-ENV_CONFIGS: dict[str, type] = {"boxpush": BoxPushEnvConfig}
+ENV_CONFIGS: dict[str, type] = {
+    "boxpush": BoxPushEnvConfig,
+    "bandit": BanditEnvConfig,
+    "cartpole": CartPoleEnvConfig,
+    "pong": PongEnvConfig,
+    "pettingzoo": PettingZooEnvConfig,
+    "climbing": ClimbingEnvConfig,
+    "penalty": PenaltyEnvConfig,
+}
 """Env name -> config schema (registered in Hydra's ConfigStore as ``<name>_schema``)."""
 
 _FACTORIES: dict[str, Callable[[Any, int, int | None], VecEnv]] = {
     "boxpush": lambda cfg, n, seed: BoxPushCore(cfg, num_envs=n, seed=seed),
+    "bandit": lambda cfg, n, seed: BanditCore(cfg, num_envs=n, seed=seed),
+    "cartpole": make_gymnasium_vec,
+    "pong": lambda cfg, n, seed: PongCore(cfg, num_envs=n, seed=seed),
+    "pettingzoo": make_pettingzoo_vec_env,
+    "climbing": make_matrix_vec_env,
+    "penalty": make_matrix_vec_env,
 }
 
 

@@ -1,0 +1,147 @@
+"""Benchmarks that print numbers: ``python -m marl.bench``.
+
+* raw env throughput: box pushing stepped with pre-generated random actions at B=1024;
+* training-loop throughput: the real runner + learner at an experiment's settings
+  (default ``coma_boxpush``), evaluation and logging excluded, split into acting and
+  learning time;
+* peak resident memory of this process after the training loop (it holds the same
+  envs, nets and rollout as a run of that experiment).
+
+``--envs boxpush,mpe_spread,...`` also measures each env config through the runner with
+the untrained policy (acting only), which is what the env costs a training run.
+Numbers on a shared 2-core machine are noisy: compare ratios measured in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+from hydra import compose, initialize_config_dir
+
+from marl.config import register_configs, to_config
+from marl.envs import make_vec_env
+from marl.learner import Learner
+from marl.runner import Runner
+from marl.train import CONF_DIR, peak_rss_mib
+
+
+def _compose(overrides: list[str]):
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        return to_config(compose(config_name="config", overrides=overrides))
+
+
+def bench_raw_env(num_envs: int, seconds: float, overrides: list[str]) -> float:
+    """Env steps/s of the batched env alone, random actions drawn before timing."""
+    cfg = _compose(overrides)
+    env = make_vec_env(cfg.env, num_envs, seed=0)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, env.spec.n_actions, (64, num_envs, env.spec.n_agents))
+    for i in range(20):
+        env.step(actions[i % 64])
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for i in range(64):
+            env.step(actions[i])
+        steps += 64 * num_envs
+    return steps / (time.perf_counter() - t0)
+
+
+def bench_training(overrides: list[str], seconds: float) -> dict[str, float]:
+    """Training-loop env steps/s (collect + update) at the composed config's settings."""
+    cfg = _compose(overrides)
+    torch.set_num_threads(cfg.train.torch_threads)
+    torch.manual_seed(0)
+    env = make_vec_env(cfg.env, cfg.train.num_envs, seed=0)
+    learner = Learner(env.spec, cfg.algo)
+    runner = Runner(env, cfg.train.fragment_len, learner.policy.hidden_dim, seed=0)
+    for _ in range(5):  # warm-up: allocator, first-call overheads
+        learner.update(runner.collect(learner.policy), runner.env_steps)
+    t_collect = t_update = 0.0
+    start_steps = runner.env_steps
+    while t_collect + t_update < seconds:
+        t0 = time.perf_counter()
+        ro = runner.collect(learner.policy)
+        t1 = time.perf_counter()
+        learner.update(ro, runner.env_steps)
+        t2 = time.perf_counter()
+        t_collect += t1 - t0
+        t_update += t2 - t1
+    steps = runner.env_steps - start_steps
+    return {
+        "train_steps_per_s": steps / (t_collect + t_update),
+        "collect_steps_per_s": steps / t_collect,
+        "update_steps_per_s": steps / t_update,
+        "collect_frac": t_collect / (t_collect + t_update),
+        "rollout_mib": runner.ro.nbytes() / 2**20,
+    }
+
+
+def bench_env_config(env_name: str, num_envs: int, seconds: float) -> float:
+    """Env steps/s of ``env=<env_name>`` through the runner with an untrained policy."""
+    cfg = _compose([f"env={env_name}"])
+    env = make_vec_env(cfg.env, num_envs, seed=0)
+    learner = Learner(env.spec, cfg.algo)
+    runner = Runner(env, 8, learner.policy.hidden_dim, seed=0)
+    runner.collect(learner.policy)
+    start, t0 = runner.env_steps, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        runner.collect(learner.policy)
+    out = (runner.env_steps - start) / (time.perf_counter() - t0)
+    env.close()
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m marl.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--experiment", default="coma_boxpush",
+                   help="experiment whose training settings are measured")
+    p.add_argument("--raw-envs", type=int, default=1024, help="B for the raw env benchmark")
+    p.add_argument("--seconds", type=float, default=10.0, help="time per measurement")
+    p.add_argument("--envs", default="", help="comma-separated env configs to measure "
+                   "through the runner (e.g. boxpush,mpe_spread), or 'all'")
+    p.add_argument("--envs-batch", type=int, default=8, help="B for --envs")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides for the training benchmark")
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(1)
+    exp = [f"+experiment={args.experiment}", *args.overrides]
+    results: dict[str, float] = {}
+    raw = bench_raw_env(args.raw_envs, args.seconds, exp)
+    results["raw_env_steps_per_s"] = raw
+    print(f"raw env ({args.experiment}, B={args.raw_envs}, random actions): "
+          f"{raw:,.0f} env steps/s")
+    tr = bench_training(exp, args.seconds)
+    results.update(tr)
+    cfg = _compose(exp)
+    print(f"training loop ({args.experiment}: B={cfg.train.num_envs}, "
+          f"T={cfg.train.fragment_len}, torch_threads={cfg.train.torch_threads}): "
+          f"{tr['train_steps_per_s']:,.0f} env steps/s "
+          f"(acting {tr['collect_steps_per_s']:,.0f}/s, learning "
+          f"{tr['update_steps_per_s']:,.0f}/s, acting share {tr['collect_frac']:.0%})")
+    results["peak_rss_mib"] = peak_rss_mib()
+    print(f"peak memory (RSS of this process): {results['peak_rss_mib']:,.0f} MiB; "
+          f"rollout buffers {tr['rollout_mib']:.1f} MiB")
+    if args.envs:
+        names = sorted(p.stem for p in (CONF_DIR / "env").glob("*.yaml")) \
+            if args.envs == "all" else args.envs.split(",")
+        for name in names:
+            try:
+                sps = bench_env_config(name, args.envs_batch, args.seconds)
+                results[f"env/{name}"] = sps
+                print(f"  env={name:<16} B={args.envs_batch}: {sps:,.0f} env steps/s")
+            except Exception as e:  # noqa: BLE001 - report and go on to the next env
+                print(f"  env={name:<16} failed: {type(e).__name__}: {e}")
+    if args.json:
+        print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

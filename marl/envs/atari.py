@@ -1,0 +1,566 @@
+"""Atari Pong (ale-py) as a one-agent env, in two preprocessing modes.
+
+The agent is ``player_0``; rewards are the game's (+1 / -1 per point, never clipped), so
+an episode's return is the final score difference. ``terminated`` = game over (a side
+reached 21 points); ``truncated`` = the episode hit ``max_episode_frames`` emulator frames
+first (termination wins if both happen in one step). Ended envs are reset within the
+step: no step is wasted and the next episode's first observation is in ``buf.obs``.
+
+``mode="standard"`` -- the DQN/PPO Atari setup, all done by ale-py's own C++ vectorised
+emulator :class:`ale_py.vector_env.AtariVectorEnv` (``num_threads`` worker threads,
+gymnasium's ``SAME_STEP`` auto-reset): 84x84 greyscale frames, max-pooled over the last
+two frames of each action repeat of ``frameskip = 4`` frames, stacked 4 deep, up to
+``noop_max = 30`` random no-ops and a FIRE at each reset. Observation uint8
+``(4, 84, 84)`` (``EnvSpec.obs_dtype = "uint8"``); the minimal action set of Pong, 6
+actions: NOOP, FIRE, RIGHT (up), LEFT (down), RIGHTFIRE, LEFTFIRE.
+
+``mode="karpathy"`` -- the "Pong from Pixels" setup of Karpathy's ``pg-pong.py``: the raw
+210x160 RGB screen after an action repeat of ``frameskip = 3`` frames (the mean of the
+random 2..4 skip of ``Pong-v0``, the env pg-pong used; the emulators here take a fixed
+skip) with ``Pong-v0``'s sticky actions (0.25), no no-ops and no FIRE reset. Each screen
+goes through :func:`karpathy_preprocess` (crop, downsample by 2, erase the background,
+binarise) to an 80x80 {0, 1} image, and the observation is the difference of the current
+and previous preprocessed frames, zero on the first frame of an episode, flattened to
+float32 ``(6400,)`` in {-1, 0, 1}. Two actions: 0 = UP, 1 = DOWN (Pong's minimal-set
+actions 2 = RIGHT and 3 = LEFT, as in pg-pong). Two emulator back ends (``backend``):
+
+* ``"gymnasium"`` (default): a gymnasium ``SyncVectorEnv`` of ``ale_py.env.AtariEnv``
+  (auto-reset disabled, ended envs reset by mask), one Python-stepped emulator per env.
+  The emulator RAM is at hand, so the state is ``RAM / 255`` (S = 128,
+  ``state_is_concat_obs=False``): a compact true state for the centralised critic (the
+  difference frame alone hides a paddle that stands still). Final observations are exact.
+* ``"ale_vector"``: ``AtariVectorEnv`` returning raw screens (no resize, stack or pool:
+  bit-identical to ``ALEInterface.getScreenRGB``), preprocessed as one numpy batch, on C++
+  threads. It exposes no RAM, so the state is the observation (S = 6400), and its final
+  observations are stale (below). On 2 shared cores it is barely faster than the
+  gymnasium back end (B = 16, 2 threads: ~4.1k vs ~4.0k env steps/s with random actions).
+
+Known ale-py limitation (0.12.1, ``PreprocessedEnv::step``): ``AtariVectorEnv`` leaves its
+frame-skip loop on game over / truncation before grabbing the last screen, so the final
+observation of an episode is partly stale: in karpathy mode the final screen is the
+previous step's (the final difference frame is all zero); in standard mode the newest
+frame of the final stack is the previous step's, max-pooled with the second-to-last
+frame of the final step when the loop got that far. Rewards and the terminated /
+truncated flags are exact, and only a truncated episode's bootstrap value reads its
+final observation. The gymnasium back end has exact final screens.
+
+Global state: ``RAM / 255`` (S = 128) with the gymnasium back end (karpathy's default);
+otherwise the observation (``state_is_concat_obs=True``): the frame stack flattened and
+scaled to [0, 1] in standard mode (S = 28224), the difference frame in karpathy mode with
+the ale_vector back end (S = 6400).
+
+Frames for video: :meth:`PongCore.render_rgb` returns env ``i``'s current screen, the
+full 210x160 RGB frame in karpathy mode and, in standard mode (ale-py returns only the
+preprocessed frames), the newest 84x84 greyscale frame as RGB.
+
+:class:`PongCore` is the batched :class:`~marl.envs.base.VecEnv`; :class:`PongEnv` a
+one-agent PettingZoo ``ParallelEnv`` over a core with one env.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from marl.envs.base import EnvSpec, VecBuffers
+from marl.envs.classic import (
+    AGENT,
+    as_config,
+    check_batch_actions,
+    is_int,
+    single_agent_action,
+    with_overrides,
+)
+
+MODES = ("standard", "karpathy")
+BACKENDS = ("ale_vector", "gymnasium")
+DEFAULTS = {
+    "standard": {"backend": "ale_vector", "frameskip": 4, "noop_max": 30},
+    "karpathy": {"backend": "gymnasium", "frameskip": 3, "noop_max": 0},
+}
+"""Per-mode values of the config fields left at None."""
+STANDARD_ACTIONS = ("NOOP", "FIRE", "RIGHT", "LEFT", "RIGHTFIRE", "LEFTFIRE")
+KARPATHY_ACTIONS = ("UP", "DOWN")
+KARPATHY_ALE_ACTIONS = (2, 3)
+"""Indices in Pong's minimal action set of UP (RIGHT) and DOWN (LEFT)."""
+STACK, SIZE = 4, 84
+SCREEN = (210, 160, 3)
+KARPATHY_SHAPE = (80, 80)
+KARPATHY_DIM = 80 * 80
+RAM_SIZE = 128
+
+
+def karpathy_preprocess(frames: np.ndarray) -> np.ndarray:
+    """Pong RGB screens uint8 ``[..., 210, 160, 3]`` -> float32 ``[..., 80, 80]`` in {0, 1}.
+
+    pg-pong's ``prepro``, vectorised over the leading axes: crop rows 35..194 (drops the
+    score and the top and bottom walls), keep every second row and column of the red
+    channel, erase the two background colours (red 144 and 109), set everything else
+    (paddles and ball) to 1.
+    """
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.shape[-3:] != SCREEN:
+        raise ValueError(
+            f"frames must be uint8 [..., 210, 160, 3] screens, got {frames.dtype} "
+            f"{tuple(frames.shape)}"
+        )
+    red = frames[..., 35:195:2, ::2, 0]
+    keep = red != 0
+    keep &= red != 144
+    keep &= red != 109
+    return keep.astype(np.float32)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
+        v, (bool, np.bool_)
+    )
+
+
+@dataclass
+class PongEnvConfig:
+    """Configuration of Atari Pong (see the module docstring)."""
+
+    mode: str = "standard"
+    """Preprocessing: standard (84x84 grey, 4-frame stack, 6 actions; uint8 pixels) or
+    karpathy (pg-pong: 80x80 binary difference frame as 6400 floats, UP/DOWN)."""
+    backend: str | None = None
+    """Emulator: ale_vector (ale-py's C++ AtariVectorEnv; state = observation) or, in
+    karpathy mode only, gymnasium (SyncVectorEnv of ale_py AtariEnv; state = RAM / 255,
+    exact final frames). None = the mode's default: ale_vector (standard), gymnasium
+    (karpathy)."""
+    frameskip: int | None = None
+    """Emulator frames per agent step (the action is repeated); >= 1. None = the mode's
+    default: 4 (standard), 3 (karpathy)."""
+    repeat_action_probability: float = 0.25
+    """Sticky actions: the chance, each frame, that the emulator repeats the previous
+    action instead (ALE v5 and Pong-v0 use 0.25); in [0, 1)."""
+    noop_max: int | None = None
+    """Up to this many random no-op frames after each reset; >= 0 (0 with the gymnasium
+    backend). None = the mode's default: 30 (standard), 0 (karpathy)."""
+    max_episode_frames: int = 108_000
+    """Time limit in emulator frames (108000 = 30 min of play); an episode that reaches it
+    is truncated; >= 1."""
+    num_threads: int = 0
+    """Worker threads of the ale_vector backend; 0 = min(num_envs, CPU cores)."""
+    name: str = "pong"
+    """Registry key of the env; must be "pong"."""
+
+    def __post_init__(self) -> None:
+        if self.name != "pong":
+            raise ValueError(f"env.name = {self.name!r} is invalid: must be 'pong'")
+        if self.mode not in MODES:
+            raise ValueError(f"env.mode = {self.mode!r} is invalid: must be one of {list(MODES)}")
+        if self.backend is not None and self.backend not in BACKENDS:
+            raise ValueError(
+                f"env.backend = {self.backend!r} is invalid: must be None or one of "
+                f"{list(BACKENDS)}"
+            )
+        if self.backend == "gymnasium" and self.mode != "karpathy":
+            raise ValueError(
+                f"env.backend = {self.backend!r} is invalid with env.mode = {self.mode!r}: "
+                "the gymnasium backend serves karpathy mode only; use 'ale_vector'"
+            )
+        if self.frameskip is not None and (not is_int(self.frameskip) or self.frameskip < 1):
+            raise ValueError(
+                f"env.frameskip = {self.frameskip!r} is invalid: must be None or an int >= 1"
+            )
+        p = self.repeat_action_probability
+        if not _is_real(p) or not math.isfinite(p) or not 0.0 <= p < 1.0:
+            raise ValueError(
+                f"env.repeat_action_probability = {p!r} is invalid: must be a number in [0, 1)"
+            )
+        if self.noop_max is not None and (not is_int(self.noop_max) or self.noop_max < 0):
+            raise ValueError(
+                f"env.noop_max = {self.noop_max!r} is invalid: must be None or an int >= 0"
+            )
+        if self.effective_backend == "gymnasium" and self.effective_noop_max != 0:
+            raise ValueError(
+                f"env.noop_max = {self.noop_max!r} is invalid with env.backend = 'gymnasium': "
+                "must be None or 0 (ale_py's AtariEnv has no no-op starts)"
+            )
+        if not is_int(self.max_episode_frames) or self.max_episode_frames < 1:
+            raise ValueError(
+                f"env.max_episode_frames = {self.max_episode_frames!r} is invalid: "
+                "must be an int >= 1"
+            )
+        if not is_int(self.num_threads) or self.num_threads < 0:
+            raise ValueError(
+                f"env.num_threads = {self.num_threads!r} is invalid: must be an int >= 0 "
+                "(0 = one per CPU core, at most one per env)"
+            )
+
+    @property
+    def effective_backend(self) -> str:
+        """``backend``, or the mode's default when it is None."""
+        return DEFAULTS[self.mode]["backend"] if self.backend is None else self.backend
+
+    @property
+    def effective_frameskip(self) -> int:
+        """``frameskip``, or the mode's default when it is None."""
+        return DEFAULTS[self.mode]["frameskip"] if self.frameskip is None else self.frameskip
+
+    @property
+    def effective_noop_max(self) -> int:
+        """``noop_max``, or the mode's default when it is None."""
+        return DEFAULTS[self.mode]["noop_max"] if self.noop_max is None else self.noop_max
+
+
+def pong_spec(cfg: PongEnvConfig) -> EnvSpec:
+    """The :class:`EnvSpec` of a Pong config."""
+    if cfg.mode == "standard":
+        return EnvSpec(
+            agents=(AGENT,),
+            obs_shape=(STACK, SIZE, SIZE),
+            state_dim=STACK * SIZE * SIZE,
+            n_actions=len(STANDARD_ACTIONS),
+            obs_dtype="uint8",
+            state_is_concat_obs=True,
+        )
+    ram = cfg.effective_backend == "gymnasium"
+    return EnvSpec(
+        agents=(AGENT,),
+        obs_shape=(KARPATHY_DIM,),
+        state_dim=RAM_SIZE if ram else KARPATHY_DIM,
+        n_actions=len(KARPATHY_ACTIONS),
+        state_is_concat_obs=not ram,
+    )
+
+
+# ---------------------------------------------------------------------- emulator back ends
+class _AleVectorBackend:
+    """ale-py's ``AtariVectorEnv`` with ``SAME_STEP`` auto-reset (no RAM access)."""
+
+    has_ram = False
+
+    def __init__(self, cfg: PongEnvConfig, num_envs: int) -> None:
+        from ale_py.vector_env import AtariVectorEnv
+        from gymnasium.vector import AutoresetMode
+
+        if cfg.mode == "karpathy":
+            image = {"img_height": 210, "img_width": 160, "grayscale": False, "stack_num": 1}
+            image.update(maxpool=False, use_fire_reset=False)
+        else:
+            image = {"img_height": SIZE, "img_width": SIZE, "grayscale": True, "stack_num": STACK}
+            image.update(maxpool=True, use_fire_reset=True)
+        self.vec = AtariVectorEnv(
+            "pong",
+            num_envs=num_envs,
+            num_threads=cfg.num_threads or min(num_envs, os.cpu_count() or 1),
+            max_num_frames_per_episode=cfg.max_episode_frames,
+            repeat_action_probability=float(cfg.repeat_action_probability),
+            full_action_space=False,
+            autoreset_mode=AutoresetMode.SAME_STEP,
+            frameskip=cfg.effective_frameskip,
+            noop_max=cfg.effective_noop_max,
+            episodic_life=False,
+            reward_clipping=False,
+            **image,
+        )
+        self.n_actions = len(self.vec.ale.get_action_set())
+        self.squeeze = cfg.mode == "karpathy"  # [B, 1, 210, 160, 3] -> [B, 210, 160, 3]
+
+    def reset(self, seed: int | None) -> np.ndarray:
+        frames, _ = self.vec.reset(seed=seed)
+        return frames[:, 0] if self.squeeze else frames
+
+    def step(self, actions: np.ndarray):
+        """-> frames, reward, terminated, truncated, final frames (valid where ended)."""
+        frames, reward, terminated, truncated, info = self.vec.step(actions.astype(np.int32))
+        final = info.get("final_obs")
+        if self.squeeze:
+            frames = frames[:, 0]
+            final = None if final is None else final[:, 0]
+        return frames, reward, terminated, truncated, final
+
+    def close(self) -> None:
+        self.vec.close()
+
+
+class _GymnasiumBackend:
+    """``SyncVectorEnv`` of ``ale_py.env.AtariEnv`` (raw RGB screens) with auto-reset
+    disabled: ended envs are reset by mask after their final screen and RAM are read."""
+
+    has_ram = True
+
+    def __init__(self, cfg: PongEnvConfig, num_envs: int) -> None:
+        from ale_py.env import AtariEnv
+        from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+        def make() -> AtariEnv:
+            return AtariEnv(
+                game="pong",
+                obs_type="rgb",
+                frameskip=cfg.effective_frameskip,
+                repeat_action_probability=float(cfg.repeat_action_probability),
+                full_action_space=False,
+                max_num_frames_per_episode=cfg.max_episode_frames,
+            )
+
+        self.vec = SyncVectorEnv(
+            [make] * num_envs, copy=False, autoreset_mode=AutoresetMode.DISABLED
+        )
+        self._ales = [env.unwrapped.ale for env in self.vec.envs]
+        self.n_actions = int(self.vec.single_action_space.n)
+        self.ram = np.zeros((num_envs, RAM_SIZE), np.uint8)
+        self.final_ram = np.zeros((num_envs, RAM_SIZE), np.uint8)
+
+    def _read_ram(self, envs) -> None:
+        for i in envs:
+            self._ales[i].getRAM(self.ram[i])
+
+    def reset(self, seed: int | None) -> np.ndarray:
+        frames, _ = self.vec.reset(seed=seed)
+        self._read_ram(range(len(self._ales)))
+        return frames
+
+    def step(self, actions: np.ndarray):
+        """-> frames, reward, terminated, truncated, final frames (valid where ended)."""
+        frames, reward, terminated, truncated, _ = self.vec.step(actions.astype(np.int64))
+        self._read_ram(range(len(self._ales)))
+        done = terminated | truncated
+        if not done.any():
+            return frames, reward, terminated, truncated, None
+        final = frames.copy()  # the reset below overwrites the shared buffer (copy=False)
+        self.final_ram[done] = self.ram[done]
+        frames, _ = self.vec.reset(options={"reset_mask": done})
+        self._read_ram(np.flatnonzero(done))
+        return frames, reward, terminated, truncated, final
+
+    def close(self) -> None:
+        self.vec.close()
+
+
+# ---------------------------------------------------------------------- batched env
+class PongCore:
+    """``num_envs`` Pong games stepped at once (a :class:`VecEnv`), see the module docstring.
+
+    Auto-resets ended envs within the step. ``seed`` seeds the first reset;
+    ``reset(seed)`` seeds env ``i`` with ``seed + i``, ``reset(None)`` draws fresh seeds.
+    """
+
+    def __init__(
+        self,
+        cfg: PongEnvConfig | Mapping | None = None,
+        num_envs: int = 1,
+        seed: int | None = None,
+    ) -> None:
+        if not is_int(num_envs) or num_envs < 1:
+            raise ValueError(f"num_envs = {num_envs!r} is invalid: must be an int >= 1")
+        self.cfg = cfg = as_config(cfg, PongEnvConfig)
+        self.num_envs = b = int(num_envs)
+        self.karpathy = cfg.mode == "karpathy"
+        self.spec = pong_spec(cfg)
+        self.buf = VecBuffers.allocate(self.spec, b)
+        if cfg.effective_backend == "gymnasium":
+            self._emu: _AleVectorBackend | _GymnasiumBackend = _GymnasiumBackend(cfg, b)
+        else:
+            self._emu = _AleVectorBackend(cfg, b)
+        if self._emu.n_actions != len(STANDARD_ACTIONS):
+            raise RuntimeError(f"unexpected Pong action set of {self._emu.n_actions} actions")
+        if self.karpathy:
+            self._action_map = np.array(KARPATHY_ALE_ACTIONS, np.int64)
+        else:
+            self._action_map = np.arange(len(STANDARD_ACTIONS), dtype=np.int64)
+        self._obs_flat = self.buf.obs.reshape(b, -1)  # views of the [B, 1, ...] buffers
+        self._final_flat = self.buf.final_obs.reshape(b, -1)
+        self._reward = self.buf.reward[:, 0]
+        if self.karpathy:
+            self._obs_img = self.buf.obs.reshape(b, *KARPATHY_SHAPE)
+            self._prev = np.zeros((b, *KARPATHY_SHAPE), np.float32)
+            self._frames = np.zeros((b, *SCREEN), np.uint8)
+            self._final_frames = np.zeros((b, *SCREEN), np.uint8)
+        self.reset(seed)
+
+    # ------------------------------------------------------------------ VecEnv API
+    def reset(self, seed: int | None = None) -> VecBuffers:
+        """Start a new game in every env (env ``i`` seeded with ``seed + i`` if given)."""
+        frames = self._emu.reset(None if seed is None else int(seed))
+        buf = self.buf
+        if self.karpathy:
+            self._frames = frames
+            self._prev = karpathy_preprocess(frames)
+            buf.obs[:] = 0.0
+        else:
+            buf.obs[:, 0] = frames
+        self._write_state()
+        buf.reward[:] = 0.0
+        buf.terminated[:] = False
+        buf.truncated[:] = False
+        buf.alive[:] = True
+        return buf
+
+    def _write_state(self) -> None:
+        if self._emu.has_ram:
+            np.multiply(self._emu.ram, np.float32(1 / 255), out=self.buf.state)
+        elif self.karpathy:
+            self.buf.state[:] = self._obs_flat
+        else:
+            np.multiply(self._obs_flat, np.float32(1 / 255), out=self.buf.state)
+
+    def step(self, actions: np.ndarray) -> VecBuffers:
+        """Apply ``actions`` [B, 1] in every env, auto-resetting the ended ones."""
+        actions = check_batch_actions(actions, self.spec, self.num_envs)
+        frames, reward, terminated, truncated, final = self._emu.step(
+            self._action_map.take(actions[:, 0])
+        )
+        buf = self.buf
+        np.copyto(buf.terminated, terminated)
+        np.greater(truncated, terminated, out=buf.truncated)  # truncated and not terminated
+        np.copyto(self._reward, reward, casting="unsafe")
+        done = buf.terminated | buf.truncated
+        e = np.flatnonzero(done) if done.any() else None
+        if self.karpathy:
+            cur = karpathy_preprocess(frames)
+            np.subtract(cur, self._prev, out=self._obs_img)
+            if e is not None:
+                last = final[e]
+                self._final_frames[e] = last
+                diff = karpathy_preprocess(last) - self._prev[e]
+                self._final_flat[e] = diff.reshape(len(e), -1)
+                self._obs_flat[e] = 0.0  # first frame of the new episode
+            self._prev = cur
+            self._frames = frames
+        else:
+            buf.obs[:, 0] = frames
+            if e is not None:
+                buf.final_obs[e, 0] = final[e]
+        self._write_state()
+        if e is not None:
+            if self._emu.has_ram:
+                buf.final_state[e] = self._emu.final_ram[e] * np.float32(1 / 255)
+            elif self.karpathy:
+                buf.final_state[e] = self._final_flat[e]
+            else:
+                buf.final_state[e] = self._final_flat[e] * np.float32(1 / 255)
+        return buf
+
+    def close(self) -> None:
+        self._emu.close()
+
+    # ------------------------------------------------------------------ video
+    def render_rgb(self, env_index: int = 0, final: bool = False) -> np.ndarray:
+        """Env ``env_index``'s screen as uint8 RGB ``[H, W, 3]``, a fresh array.
+
+        Karpathy mode: the raw 210x160 screen. Standard mode: the newest frame of the
+        84x84 greyscale stack (what the agent sees; ale-py returns nothing else),
+        repeated into 3 channels. ``final=True`` gives the last screen of the episode that
+        ended in the latest step instead (stale if env ``env_index`` did not just end).
+        """
+        if not 0 <= env_index < self.num_envs:
+            raise ValueError(
+                f"env_index = {env_index} is invalid: must be in 0..{self.num_envs - 1}"
+            )
+        if self.karpathy:
+            return (self._final_frames if final else self._frames)[env_index].copy()
+        grey = (self.buf.final_obs if final else self.buf.obs)[env_index, 0, -1]
+        return np.repeat(grey[:, :, None], 3, axis=2)
+
+
+# ---------------------------------------------------------------------- PettingZoo facade
+class PongEnv(ParallelEnv):
+    """One-agent PettingZoo ``ParallelEnv`` of Pong: a :class:`PongCore` with one env.
+
+    ``PongEnv(config, render_mode, **overrides)``, e.g. ``PongEnv(mode="karpathy")``. When
+    the game ends the observation (and ``state()``) is the final one of the episode; call
+    ``reset()`` to play again. ``render()`` (``render_mode="rgb_array"``) returns
+    :meth:`PongCore.render_rgb` of the current (or, once ended, the final) screen.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {
+        "name": "pong_v0",
+        "render_modes": ["rgb_array"],
+        "is_parallelizable": True,
+    }
+
+    def __init__(
+        self,
+        config: PongEnvConfig | Mapping | None = None,
+        render_mode: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        cfg = with_overrides(config, PongEnvConfig, kwargs)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode={render_mode!r} is invalid: must be None or one of "
+                f"{self.metadata['render_modes']}"
+            )
+        self.config = cfg
+        self.render_mode = render_mode
+        self.core = PongCore(cfg, num_envs=1)
+        spec = self.core.spec
+        self.possible_agents = [AGENT]
+        self.agents: list[str] = []
+        if spec.obs_dtype == "uint8":
+            obs_space = spaces.Box(0, 255, spec.obs_shape, np.uint8)
+        else:
+            obs_space = spaces.Box(-1.0, 1.0, spec.obs_shape, np.float32)
+        # pixels / 255 and RAM / 255 are in [0, 1]; karpathy difference frames in [-1, 1]
+        low = -1.0 if self.core.karpathy and spec.state_is_concat_obs else 0.0
+        self.state_space = spaces.Box(low, 1.0, (spec.state_dim,), np.float32)
+        self.observation_spaces = {AGENT: obs_space}
+        self.action_spaces = {AGENT: spaces.Discrete(spec.n_actions)}
+        self._ended = False
+        self._actions = np.zeros((1, 1), np.int64)
+
+    def observation_space(self, agent: str) -> spaces.Box:
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Discrete:
+        return self.action_spaces[agent]
+
+    def state(self) -> np.ndarray:
+        buf = self.core.buf
+        return (buf.final_state if self._ended else buf.state)[0].copy()
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        self.core.reset(seed)
+        self.agents = [AGENT]
+        self._ended = False
+        return {AGENT: self.core.buf.obs[0, 0].copy()}, {AGENT: {}}
+
+    def step(self, actions: dict[str, Any]):
+        if not self.agents:
+            raise RuntimeError(
+                "PongEnv.step() called with no live agents: the episode has ended (or "
+                "reset() was never called); call reset() first"
+            )
+        self._actions[0, 0] = single_agent_action(actions, self.core.spec.n_actions)
+        buf = self.core.step(self._actions)
+        term, trunc = bool(buf.terminated[0]), bool(buf.truncated[0])
+        self._ended = term or trunc
+        obs = (buf.final_obs if self._ended else buf.obs)[0, 0].copy()
+        if self._ended:
+            self.agents = []
+        return (
+            {AGENT: obs},
+            {AGENT: float(buf.reward[0, 0])},
+            {AGENT: term},
+            {AGENT: trunc},
+            {AGENT: {}},
+        )
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode is None:
+            gymnasium.logger.warn(
+                "PongEnv.render() called without a render_mode; pass render_mode='rgb_array'"
+            )
+            return None
+        return self.core.render_rgb(0, final=self._ended)
+
+    def close(self) -> None:
+        self.core.close()
+
+
+def parallel_env(**kwargs: Any) -> PongEnv:
+    """PettingZoo-style factory: ``parallel_env(mode="karpathy", render_mode=...)``."""
+    return PongEnv(**kwargs)

@@ -1,0 +1,388 @@
+"""Single-agent gymnasium envs with discrete actions as one-agent envs (N = 1), and CartPole.
+
+The framework is multi-agent; a single-agent env is its degenerate case with one agent,
+``player_0``. This module holds the glue shared by all such envs, written generically:
+
+* :class:`GymnasiumVecEnv` adapts a gymnasium ``VectorEnv`` (``Discrete`` actions, ``Box``
+  observations) to the :class:`~marl.envs.base.VecEnv` protocol. Observations are
+  flattened to ``(O,)`` and the global state is the observation (S = O,
+  ``state_is_concat_obs=True``). The vector env must auto-reset in gymnasium's
+  ``SAME_STEP`` mode (final observation in ``infos["final_obs"]``) or have auto-reset
+  ``DISABLED`` (ended envs are then reset with ``reset(options={"reset_mask": ...})``):
+  gymnasium's default ``NEXT_STEP`` mode spends one extra ``step`` per episode whose
+  action is ignored and whose reward is a fake 0, which the VecEnv contract forbids, so
+  it is refused.
+* :class:`GymnasiumParallelEnv`, a one-agent PettingZoo ``ParallelEnv`` over any
+  gymnasium ``Env`` with ``Discrete`` actions, whose ``state()`` is the observation.
+
+CartPole (registry name ``cartpole``) uses them. The batched env is gymnasium's own
+numpy-vectorised CartPole (``CartPoleVectorEnv``, the ``vector_entry_point`` of
+``CartPole-v1``), which only implements ``NEXT_STEP`` auto-reset; the thin subclass
+:class:`CartPoleSameStepVectorEnv` makes it reset ended envs within the same step
+(drawing their new state exactly as gymnasium does), reporting the final observation in
+``infos`` like gymnasium's ``SAME_STEP`` vector envs. ``vectorization="sync"`` uses
+gymnasium's ``SyncVectorEnv`` of ``gymnasium.make(id)`` in ``SAME_STEP`` mode instead (any
+discrete-action env id; slower).
+
+Episode ends: ``terminated`` = the env reached a terminal state (the pole fell),
+``truncated`` = the time limit ``max_steps`` cut it. When both happen in one step,
+termination wins (``truncated`` is False), as in the other envs of the framework. There
+are no episode metrics beyond the return and length the runner counts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+from gymnasium.vector import AutoresetMode, VectorEnv
+from pettingzoo import ParallelEnv
+
+from marl.envs.base import EnvSpec, VecBuffers, check_actions
+
+AGENT = "player_0"
+"""Name of the single agent of every one-agent env."""
+VECTORIZATIONS = ("native", "sync")
+
+
+# ---------------------------------------------------------------------- shared helpers
+def is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def as_config(cfg: Any, cls: type) -> Any:
+    """``cfg`` if it is a ``cls``; a ``cls`` built from a dict / DictConfig of its fields.
+
+    ``None`` gives the defaults. In a mapping, keys starting with ``_`` are ignored and any
+    other unknown key is a TypeError.
+    """
+    if cfg is None:
+        return cls()
+    if isinstance(cfg, cls):
+        return cfg
+    if isinstance(cfg, Mapping) or hasattr(cfg, "keys"):
+        names = {f.name for f in dataclasses.fields(cls)}
+        keys = [str(k) for k in cfg]
+        unknown = sorted(k for k in keys if k not in names and k[:1] != "_")
+        if unknown:
+            raise TypeError(f"unknown {cls.__name__} field(s) {unknown}; valid: {sorted(names)}")
+        return cls(**{k: cfg[k] for k in keys if k in names})
+    raise TypeError(f"expected a {cls.__name__} or a mapping of its fields, got {type(cfg)}")
+
+
+def with_overrides(cfg: Any, cls: type, kwargs: dict[str, Any]) -> Any:
+    """``as_config(cfg, cls)`` with keyword overrides of its fields (TypeError if unknown)."""
+    cfg = as_config(cfg, cls)
+    if kwargs:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kwargs) - names)
+        if unknown:
+            raise TypeError(
+                f"unknown {cls.__name__} field(s) {unknown}; valid fields: {sorted(names)}"
+            )
+        cfg = dataclasses.replace(cfg, **kwargs)
+    return cfg
+
+
+def single_agent_action(actions: Any, n_actions: int) -> int:
+    """The validated action of ``player_0`` from a PettingZoo actions dict.
+
+    Raises TypeError for a non-dict and ValueError naming the agent and the action for an
+    unknown agent, a missing action or an action outside ``0..n_actions-1``.
+    """
+    if not isinstance(actions, Mapping):
+        raise TypeError(f"actions must be a dict agent -> action, got {type(actions)}")
+    for agent in actions:
+        if agent != AGENT:
+            raise ValueError(
+                f"unknown agent {agent!r} (action {actions[agent]!r}): agents are {[AGENT]}"
+            )
+    if AGENT not in actions:
+        raise ValueError(f"no action given for agent(s) {[AGENT]}")
+    action = actions[AGENT]
+    a = action.item() if isinstance(action, np.ndarray) and action.size == 1 else action
+    if not is_int(a) or not 0 <= a < n_actions:
+        raise ValueError(
+            f"invalid action {action!r} for agent {AGENT!r}: allowed actions are 0..{n_actions - 1}"
+        )
+    return int(a)
+
+
+def check_batch_actions(actions: Any, spec: EnvSpec, num_envs: int) -> np.ndarray:
+    """``actions`` as an array of shape [B, 1], validated with :func:`check_actions`."""
+    actions = np.asarray(actions)
+    if actions.shape != (num_envs, spec.n_agents):
+        raise ValueError(
+            f"actions must have shape [{num_envs}, {spec.n_agents}] (envs x agents "
+            f"{list(spec.agents)}), got {tuple(actions.shape)}"
+        )
+    check_actions(actions, spec)
+    return actions
+
+
+# ---------------------------------------------------------------------- config
+@dataclass
+class CartPoleEnvConfig:
+    """Configuration of CartPole (or another discrete-action gymnasium env)."""
+
+    id: str = "CartPole-v1"
+    """Gymnasium env id; any registered env with Discrete actions and Box observations."""
+    max_steps: int = 500
+    """Time limit (TimeLimit's max_episode_steps): episodes are truncated after it; >= 1."""
+    vectorization: str = "native"
+    """native: gymnasium's numpy-vectorised CartPole (CartPole ids only, fast); sync:
+    gymnasium's SyncVectorEnv of gymnasium.make(id) (any id, one env per Python object)."""
+    name: str = "cartpole"
+    """Registry key of the env; must be "cartpole"."""
+
+    def __post_init__(self) -> None:
+        if self.name != "cartpole":
+            raise ValueError(f"env.name = {self.name!r} is invalid: must be 'cartpole'")
+        if not isinstance(self.id, str) or self.id not in gymnasium.registry:
+            raise ValueError(
+                f"env.id = {self.id!r} is invalid: must be a registered gymnasium env id "
+                "with Discrete actions, e.g. 'CartPole-v1'"
+            )
+        if not is_int(self.max_steps) or self.max_steps < 1:
+            raise ValueError(f"env.max_steps = {self.max_steps!r} is invalid: must be an int >= 1")
+        if self.vectorization not in VECTORIZATIONS:
+            raise ValueError(
+                f"env.vectorization = {self.vectorization!r} is invalid: must be one of "
+                f"{list(VECTORIZATIONS)}"
+            )
+        if self.vectorization == "native" and not _is_cartpole(self.id):
+            raise ValueError(
+                f"env.vectorization = 'native' is invalid for env.id = {self.id!r}: only "
+                "CartPole has a native vector env here; use 'sync'"
+            )
+
+
+def _is_cartpole(env_id: str) -> bool:
+    ep = gymnasium.spec(env_id).entry_point
+    return isinstance(ep, str) and ep.endswith("cartpole:CartPoleEnv")
+
+
+# ---------------------------------------------------------------------- CartPole vector env
+class CartPoleSameStepVectorEnv(CartPoleVectorEnv):
+    """gymnasium's ``CartPoleVectorEnv`` with ``SAME_STEP`` auto-reset.
+
+    The parent resets an env at the ``step`` after the one that ended it (``NEXT_STEP``),
+    ignoring that step's action and reporting reward 0. Here an env that ends is reset in
+    the same ``step`` with the parent's own draw (uniform in ``[low, high]`` from the
+    batch's ``np_random``); the returned observation is the new episode's first one and
+    ``infos`` holds ``final_obs`` [B, 4] (valid where ``_final_obs`` [B] is True). Physics,
+    rewards, termination and truncation are the parent's.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {
+        **CartPoleVectorEnv.metadata,
+        "autoreset_mode": AutoresetMode.SAME_STEP,
+    }
+
+    def step(self, action: np.ndarray):
+        obs, reward, terminated, truncated, info = super().step(action)
+        done = terminated | truncated
+        self.prev_done[:] = False  # no deferred reset in the next step: it happens here
+        if done.any():
+            info = {"final_obs": obs.copy(), "_final_obs": done}
+            k = int(done.sum())
+            self.state[:, done] = self.np_random.uniform(low=self.low, high=self.high, size=(4, k))
+            self.steps[done] = 0
+            obs[done] = self.state[:, done].T.astype(np.float32)
+        return obs, reward, terminated, truncated, info
+
+
+# ---------------------------------------------------------------------- VecEnv adapter
+class GymnasiumVecEnv:
+    """A gymnasium ``VectorEnv`` with ``Discrete`` actions as a one-agent :class:`VecEnv`.
+
+    ``vec_env`` must auto-reset in ``SAME_STEP`` mode or not at all (``DISABLED``), see
+    the module docstring; ``seed`` seeds its first reset. Observations are flattened to
+    float32 ``(O,)``; the state is the observation. ``close()`` closes ``vec_env``.
+    """
+
+    def __init__(self, vec_env: VectorEnv, seed: int | None = None) -> None:
+        act = vec_env.single_action_space
+        obs_space = vec_env.single_observation_space
+        if not isinstance(act, spaces.Discrete):
+            raise ValueError(f"GymnasiumVecEnv needs Discrete actions, got {act}")
+        if not isinstance(obs_space, spaces.Box):
+            raise ValueError(f"GymnasiumVecEnv needs Box observations, got {obs_space}")
+        mode = vec_env.metadata.get("autoreset_mode")
+        if mode not in (AutoresetMode.SAME_STEP, AutoresetMode.DISABLED):
+            raise ValueError(
+                f"vector env auto-reset mode {mode} is not supported: use SAME_STEP or "
+                "DISABLED (NEXT_STEP wastes a step with a fake reward on every reset)"
+            )
+        self.vec_env = vec_env
+        self.num_envs = b = int(vec_env.num_envs)
+        self._same_step = mode == AutoresetMode.SAME_STEP
+        self._start = int(act.start)
+        obs_dim = int(np.prod(obs_space.shape))
+        self.spec = EnvSpec(
+            agents=(AGENT,),
+            obs_shape=(obs_dim,),
+            state_dim=obs_dim,
+            n_actions=int(act.n),
+            state_is_concat_obs=True,
+        )
+        self.buf = VecBuffers.allocate(self.spec, b)
+        self._obs = self.buf.obs[:, 0]  # [B, O] views
+        self._final_obs = self.buf.final_obs[:, 0]
+        self._reward = self.buf.reward[:, 0]
+        self._act = np.zeros(b, np.int64)
+        self.reset(seed)
+
+    def reset(self, seed: int | None = None) -> VecBuffers:
+        """Reset every env; an int ``seed`` seeds the vector env (gymnasium's convention)."""
+        obs, _ = self.vec_env.reset(seed=seed)
+        buf = self.buf
+        self._obs[:] = np.reshape(obs, (self.num_envs, -1))
+        buf.state[:] = self._obs
+        buf.reward[:] = 0.0
+        buf.terminated[:] = False
+        buf.truncated[:] = False
+        buf.alive[:] = True
+        return buf
+
+    def step(self, actions: np.ndarray) -> VecBuffers:
+        actions = check_batch_actions(actions, self.spec, self.num_envs)
+        np.add(actions[:, 0], self._start, out=self._act, casting="unsafe")
+        obs, reward, terminated, truncated, info = self.vec_env.step(self._act)
+        buf = self.buf
+        np.copyto(buf.terminated, terminated, casting="unsafe")
+        np.greater(truncated, terminated, out=buf.truncated)  # truncated and not terminated
+        np.copyto(self._reward, reward, casting="unsafe")
+        done = buf.terminated | buf.truncated
+        b = self.num_envs
+        if not done.any():
+            self._obs[:] = np.reshape(obs, (b, -1))
+            buf.state[:] = self._obs
+            return buf
+        e = np.flatnonzero(done)
+        if self._same_step:
+            final = info["final_obs"]
+            self._final_obs[e] = np.stack([np.asarray(final[i]) for i in e]).reshape(len(e), -1)
+        else:
+            self._final_obs[e] = np.reshape(obs, (b, -1))[e]
+            obs, _ = self.vec_env.reset(options={"reset_mask": done})
+        self._obs[:] = np.reshape(obs, (b, -1))
+        buf.state[:] = self._obs
+        buf.final_state[e] = self._final_obs[e]
+        return buf
+
+    def close(self) -> None:
+        self.vec_env.close()
+
+
+def make_gymnasium_vec(cfg: Any, num_envs: int, seed: int | None = None) -> GymnasiumVecEnv:
+    """The batched env of a :class:`CartPoleEnvConfig` (registry factory of ``cartpole``)."""
+    cfg = as_config(cfg, CartPoleEnvConfig)
+    if not is_int(num_envs) or num_envs < 1:
+        raise ValueError(f"num_envs = {num_envs!r} is invalid: must be an int >= 1")
+    if cfg.vectorization == "native":
+        vec: VectorEnv = CartPoleSameStepVectorEnv(
+            num_envs=num_envs, max_episode_steps=cfg.max_steps
+        )
+    else:
+        vec = gymnasium.make_vec(
+            cfg.id,
+            num_envs=num_envs,
+            vectorization_mode="sync",
+            vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+            max_episode_steps=cfg.max_steps,
+        )
+    return GymnasiumVecEnv(vec, seed=seed)
+
+
+# ---------------------------------------------------------------------- PettingZoo facade
+class GymnasiumParallelEnv(ParallelEnv):
+    """A gymnasium ``Env`` with ``Discrete`` actions as a one-agent PettingZoo ``ParallelEnv``.
+
+    The agent is ``player_0``; its observation space is the env's, ``state()`` returns the
+    current observation (``state_space`` is the observation space) and ``infos[player_0]``
+    is the env's info dict. When termination and truncation coincide, termination wins.
+    ``render()`` forwards to the env (create it with a ``render_mode``).
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {
+        "name": "gymnasium_single_agent_v0",
+        "render_modes": ["rgb_array"],
+        "is_parallelizable": True,
+    }
+
+    def __init__(self, env: gymnasium.Env) -> None:
+        super().__init__()
+        if not isinstance(env.action_space, spaces.Discrete):
+            raise ValueError(f"GymnasiumParallelEnv needs Discrete actions, got {env.action_space}")
+        self.env = env
+        self.render_mode = env.render_mode
+        self.possible_agents = [AGENT]
+        self.agents: list[str] = []
+        self.observation_spaces = {AGENT: env.observation_space}
+        self.action_spaces = {AGENT: spaces.Discrete(int(env.action_space.n))}
+        self.state_space = env.observation_space
+        self._start = int(env.action_space.start)
+        self._obs: Any = None
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Discrete:
+        return self.action_spaces[agent]
+
+    def state(self) -> np.ndarray:
+        if self._obs is None:
+            raise RuntimeError("state() called before reset()")
+        return np.array(self._obs, copy=True)
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._obs = obs
+        self.agents = [AGENT]
+        return {AGENT: np.array(obs, copy=True)}, {AGENT: dict(info)}
+
+    def step(self, actions: dict[str, Any]):
+        if not self.agents:
+            raise RuntimeError(
+                "step() called with no live agents: the episode has ended (or reset() was "
+                "never called); call reset() first"
+            )
+        a = single_agent_action(actions, self.action_spaces[AGENT].n)
+        obs, reward, terminated, truncated, info = self.env.step(a + self._start)
+        self._obs = obs
+        term = bool(terminated)
+        trunc = bool(truncated) and not term
+        if term or trunc:
+            self.agents = []
+        return (
+            {AGENT: np.array(obs, copy=True)},
+            {AGENT: float(reward)},
+            {AGENT: term},
+            {AGENT: trunc},
+            {AGENT: dict(info)},
+        )
+
+    def render(self) -> Any:
+        return self.env.render()
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def parallel_env(
+    config: CartPoleEnvConfig | Mapping | None = None,
+    render_mode: str | None = None,
+    **kwargs: Any,
+) -> GymnasiumParallelEnv:
+    """One-agent PettingZoo env of a :class:`CartPoleEnvConfig` (keyword overrides allowed),
+    over ``gymnasium.make(id, max_episode_steps=max_steps)``."""
+    cfg = with_overrides(config, CartPoleEnvConfig, kwargs)
+    env = gymnasium.make(cfg.id, max_episode_steps=cfg.max_steps, render_mode=render_mode)
+    return GymnasiumParallelEnv(env)
