@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from marl.envs import ENV_CONFIGS
 
-ADVANTAGES = ("coma",)
+ADVANTAGES = ("coma", "central_qv", "central_v", "iac_v", "iac_q", "reinforce")
 """Advantage modules the learner knows (``algo.advantage``)."""
 
 
@@ -38,7 +38,7 @@ class AlgoConfig:
     name: str = "coma"
     """Label of the algorithm, used in run names and W&B job types."""
     advantage: str = "coma"
-    """Advantage module: coma (counterfactual baseline)."""
+    """Advantage module: coma, central_qv, central_v, iac_v, iac_q or reinforce."""
     gamma: float = 0.99
     """Discount factor, in (0, 1]."""
     td_lambda: float = 0.8
@@ -81,6 +81,10 @@ class AlgoConfig:
     """Weight of the entropy bonus on the actor's softmax."""
     normalize_advantage: bool = False
     """Standardise advantages per fragment before the actor step."""
+    reinforce_baseline: bool = False
+    """reinforce only: subtract a learned central V(s) (and bootstrap from it at cuts)."""
+    return_reset_on_reward: bool = False
+    """reinforce only: end the discounted sum at every non-zero reward (pg-pong's points)."""
 
     def __post_init__(self) -> None:
         check(self.advantage in ADVANTAGES, "algo.advantage", self.advantage,

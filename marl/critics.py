@@ -14,13 +14,16 @@ observation, previous action and id.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from marl.nets import Critic
+from marl.envs.base import EnvSpec
+from marl.nets import Critic, ObsEncoder
 
 
 def _one_hot_prev(prev_actions: Tensor, n_actions: int) -> Tensor:
@@ -94,42 +97,111 @@ def make_optimizer(params: Iterable[nn.Parameter], name: str, lr: float, alpha: 
     raise ValueError(f"optimizer {name!r} unknown: use 'rmsprop' or 'adam'")
 
 
+CRITIC_KINDS = ("central_q", "central_v", "local_q", "local_v")
+"""central_*: state, own observation, others' actions (Q), previous joint action, id;
+local_*: only the agent's own observation, previous action and id. *_q: |A| outputs
+indexed by the agent's own action; *_v: one output."""
+
+
+@dataclass
+class CriticBatch:
+    """What a critic may read at a set of time steps (leading axes ``...``, e.g. [T, B])."""
+
+    state: Tensor  # [..., S] global state (S may be 0: pixel envs without one)
+    obs: Tensor  # [..., N, *O] per-agent observations
+    actions: Tensor  # [..., N] current joint action (central_q uses the others')
+    prev_actions: Tensor  # [..., N] previous joint action, A = none
+
+
+class CriticNet(nn.Module):
+    """A critic of one kind: its input builder, a conv encoder for pixels, an MLP.
+
+    With pixel observations each agent's observation is first encoded by a shared conv
+    torso (:class:`marl.nets.ObsEncoder`, trained by the critic loss) and the builders
+    see those features in place of the pixels. When the env has no global state of its
+    own (``spec.state_is_concat_obs``) and observes pixels, the state is the
+    concatenation of all agents' encoded observations.
+    """
+
+    def __init__(self, kind: str, spec: EnvSpec, hidden: Iterable[int], own_obs: bool = True,
+                 pixel_features: int = 256):
+        super().__init__()
+        if kind not in CRITIC_KINDS:
+            raise ValueError(f"critic kind {kind!r} unknown: use one of {CRITIC_KINDS}")
+        self.kind, self.own_obs = kind, own_obs
+        self.n_agents, self.n_actions = spec.n_agents, spec.n_actions
+        pixels = len(spec.obs_shape) == 3
+        scale = 1.0 / 255.0 if spec.obs_dtype == "uint8" else 1.0
+        self.encoder = ObsEncoder(spec.obs_shape, pixel_features, scale) if pixels else None
+        obs_dim = pixel_features if pixels else int(math.prod(spec.obs_shape))
+        self.state_from_obs = pixels and spec.state_is_concat_obs
+        state_dim = spec.n_agents * obs_dim if self.state_from_obs else spec.state_dim
+        n, a = spec.n_agents, spec.n_actions
+        in_dim = {
+            "central_q": central_q_input_dim(state_dim, obs_dim, n, a, own_obs),
+            "central_v": state_dim + n,
+            "local_q": obs_dim + a + n,
+            "local_v": obs_dim + a + n,
+        }[kind]
+        out_dim = a if kind.endswith("_q") else 1
+        self.mlp = Critic(in_dim, out_dim, tuple(hidden))
+
+    def inputs(self, b: CriticBatch) -> Tensor:
+        """The MLP's input ``[..., N, I]`` (after encoding pixels)."""
+        obs, state = b.obs, b.state
+        if self.encoder is not None:
+            obs = torch.relu(self.encoder(obs))  # [..., N, F]
+            if self.state_from_obs:
+                state = obs.flatten(-2)
+        if self.kind == "central_q":
+            return central_q_inputs(state, obs, b.actions, b.prev_actions, self.n_actions,
+                                    self.own_obs)
+        if self.kind == "central_v":
+            return central_v_inputs(state, self.n_agents)
+        return local_inputs(obs, b.prev_actions, self.n_actions)
+
+    def forward(self, b: CriticBatch) -> Tensor:
+        """``[..., N, A]`` for Q critics, ``[..., N, 1]`` for V critics."""
+        return self.mlp(self.inputs(b))
+
+
 class TDCritic(nn.Module):
     """A critic, its target copy and its optimiser.
 
-    ``out_dim = A`` gives a Q-critic indexed by the agent's own action, ``1`` a V-critic.
-    Targets are computed by the caller (from :meth:`target_values`) so this class only
-    regresses onto them and keeps the target copy in step: a hard copy every
+    Targets are computed by the caller (from the target copy's :meth:`values`), so this
+    class only regresses onto them and keeps the target copy in step: a hard copy every
     ``target_update_interval`` updates (the paper) or Polyak averaging with ``tau``.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, hidden: Iterable[int], *, lr: float,
-                 optimizer: str, alpha: float, opt_eps: float, grad_clip: float,
-                 target_update_interval: int, tau: float | None):
+    def __init__(self, net: CriticNet, *, lr: float, optimizer: str, alpha: float,
+                 opt_eps: float, grad_clip: float, target_update_interval: int,
+                 tau: float | None):
         super().__init__()
-        self.net = Critic(in_dim, out_dim, tuple(hidden))
+        self.net = net
+        self.is_q = net.kind.endswith("_q")
         self.target = copy.deepcopy(self.net).requires_grad_(False)
         self.opt = make_optimizer(self.net.parameters(), optimizer, lr, alpha, opt_eps)
         self.grad_clip, self.interval, self.tau = grad_clip, target_update_interval, tau
         self.n_updates = 0
 
-    def values(self, x: Tensor, actions: Tensor | None = None, target: bool = False) -> Tensor:
-        """``[..., N]`` values of the taken actions (Q) or of the states (V)."""
-        out = (self.target if target else self.net)(x)
-        if actions is None:
+    def _pick(self, out: Tensor, actions: Tensor) -> Tensor:
+        if not self.is_q:
             return out.squeeze(-1)
         return out.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
 
-    def update(self, x: Tensor, actions: Tensor | None, targets: Tensor, mask: Tensor
+    def values(self, b: CriticBatch, target: bool = False) -> Tensor:
+        """``[..., N]``: Q of each agent's own action in ``b.actions``, or V."""
+        return self._pick((self.target if target else self.net)(b), b.actions)
+
+    def update(self, b: CriticBatch, targets: Tensor, mask: Tensor
                ) -> tuple[Tensor, dict[str, float]]:
         """One gradient step on the masked mean squared TD(lambda) error.
 
-        Returns the critic's full output before the step (``[..., out_dim]``, detached)
-        and the loss / gradient-norm metrics.
+        Returns the critic's full output before the step (``[..., N, A or 1]``,
+        detached) and the loss / gradient-norm metrics.
         """
-        out = self.net(x)
-        pred = out.squeeze(-1) if actions is None else \
-            out.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        out = self.net(b)
+        pred = self._pick(out, b.actions)
         m = mask.to(pred.dtype)
         loss = (((pred - targets.detach()) ** 2) * m).sum() / m.sum().clamp_min(1.0)
         self.opt.zero_grad(set_to_none=True)
@@ -144,3 +216,13 @@ class TDCritic(nn.Module):
         elif self.n_updates % self.interval == 0:
             self.target.load_state_dict(self.net.state_dict())
         return out.detach(), {"loss": loss.item(), "grad_norm": float(grad_norm)}
+
+    def state_dict_full(self) -> dict:
+        return {"net": self.net.state_dict(), "target": self.target.state_dict(),
+                "opt": self.opt.state_dict(), "n_updates": self.n_updates}
+
+    def load_state_dict_full(self, sd: dict) -> None:
+        self.net.load_state_dict(sd["net"])
+        self.target.load_state_dict(sd["target"])
+        self.opt.load_state_dict(sd["opt"])
+        self.n_updates = int(sd["n_updates"])

@@ -40,7 +40,26 @@ Deliberate deviations from the paper, and why:
   gradient step later the critic would give a slightly different estimate of the same Q.
 * Optional entropy bonus and advantage standardisation (off in the paper). Both are
   config switches; the box-pushing experiments say which they use and why.
+
+The paper's ablations are the same learner with another advantage module
+(``algo.advantage``; :data:`ADVANTAGE_CRITICS` says which critics each one trains):
+
+* ``coma``: counterfactual baseline on the centralised Q-critic (above);
+* ``central_qv``: ``Q(s, u)[u^a] - V(s)`` with a centralised Q- and V-critic;
+* ``central_v``: ``G^lambda_t - V(s_t)`` with a centralised V-critic;
+* ``iac_v``: ``G^lambda_t - V(o^a_t)``, independent critics on a's own observation;
+* ``iac_q``: ``Q(o^a, u^a) - sum_u pi^a(u) Q(o^a, u)``, independent Q-critics;
+* ``reinforce``: the discounted Monte-Carlo return (reset at episode ends, and at
+  every non-zero reward with ``return_reset_on_reward`` -- pg-pong's "each point is an
+  episode"), optionally minus a learned central V (``reinforce_baseline``), optionally
+  standardised per fragment (``normalize_advantage``, Karpathy's trick). Without a
+  baseline the return is cut at the fragment end (nothing to bootstrap from): use
+  fragments much longer than the reward horizon.
+
+With one agent the counterfactual baseline ``sum_u pi(u) Q(s, u)`` is ``V(s)``: COMA is
+then an actor-critic with a Q-critic, which is how the bandit, CartPole and Pong run.
 """
+
 
 from __future__ import annotations
 
@@ -53,40 +72,58 @@ from marl.advantages import (
     counterfactual_advantage,
     exploration_probs,
     normalise,
+    q_minus_v,
+    return_minus_v,
     sample_categorical,
 )
 from marl.config import AlgoConfig
-from marl.critics import TDCritic, central_q_input_dim, central_q_inputs, make_optimizer
+from marl.critics import CriticBatch, CriticNet, TDCritic, make_optimizer
 from marl.envs.base import EnvSpec
 from marl.nets import Actor
-from marl.returns import td_lambda_targets
+from marl.returns import discounted_returns, td_lambda_targets
 from marl.runner import Rollout
+
+ADVANTAGE_CRITICS: dict[str, tuple[str, ...]] = {
+    "coma": ("central_q",),
+    "central_qv": ("central_q", "central_v"),
+    "central_v": ("central_v",),
+    "iac_v": ("local_v",),
+    "iac_q": ("local_q",),
+    "reinforce": (),
+}
+"""Advantage module -> the critics it trains (reinforce: central_v with a baseline)."""
 
 
 class Learner(nn.Module):
-    """Actor, critic, optimisers and the exploration schedule of one COMA run."""
+    """Actor, critics, optimisers and the exploration schedule of one run."""
 
     def __init__(self, spec: EnvSpec, cfg: AlgoConfig):
         super().__init__()
         self.spec, self.cfg = spec, cfg
         n, a = spec.n_agents, spec.n_actions
+        pixel_scale = 1.0 / 255.0 if spec.obs_dtype == "uint8" else 1.0
         self.actor = Actor(spec.obs_shape, n, a, cfg.actor_hidden, rnn=cfg.rnn,
-                           shared=cfg.share_actor)
+                           shared=cfg.share_actor, pixel_scale=pixel_scale)
         self.actor_opt = make_optimizer(self.actor.parameters(), cfg.optimizer, cfg.actor_lr,
                                         cfg.rmsprop_alpha, cfg.opt_eps)
-        obs_dim = int(torch.Size(spec.obs_shape).numel())
-        self.critic = TDCritic(
-            central_q_input_dim(spec.state_dim, obs_dim, n, a, cfg.critic_own_obs), a,
-            cfg.critic_hidden, lr=cfg.critic_lr, optimizer=cfg.optimizer,
-            alpha=cfg.rmsprop_alpha, opt_eps=cfg.opt_eps, grad_clip=cfg.grad_clip,
-            target_update_interval=cfg.target_update_interval, tau=cfg.target_tau)
+        kinds = ADVANTAGE_CRITICS[cfg.advantage]
+        if cfg.advantage == "reinforce" and cfg.reinforce_baseline:
+            kinds = ("central_v",)
+        self.critics = nn.ModuleDict({
+            kind: TDCritic(
+                CriticNet(kind, spec, cfg.critic_hidden, own_obs=cfg.critic_own_obs),
+                lr=cfg.critic_lr, optimizer=cfg.optimizer, alpha=cfg.rmsprop_alpha,
+                opt_eps=cfg.opt_eps, grad_clip=cfg.grad_clip,
+                target_update_interval=cfg.target_update_interval, tau=cfg.target_tau)
+            for kind in kinds
+        })
         self.policy = ExploringPolicy(self.actor, cfg, spec.has_action_mask)
         self.n_updates = 0
 
     # ------------------------------------------------------------------ update
     def update(self, ro: Rollout, env_steps: int) -> dict[str, float]:
-        """One COMA update on a fragment; returns ``loss/`` and ``train/`` metrics."""
-        cfg, a_dim = self.cfg, self.spec.n_actions
+        """One update on a fragment; returns ``loss/``, ``train/`` and ``credit/`` metrics."""
+        cfg = self.cfg
         eps = self.policy.epsilon(env_steps)
         actions = ro.actions  # [T, B, N]
         alive = ro.alive[:-1]  # [T, B, N] agent acted at t
@@ -98,47 +135,36 @@ class Learner(nn.Module):
         amask = ro.action_mask[:-1] if use_mask else None  # [T, B, N, A] or None
         pi = exploration_probs(logits, eps, amask)  # [T, B, N, A]
 
-        # 2. What happens next, for bootstrapping: the next state is the following entry
-        #    of the fragment, or the final state where an episode was truncated.
-        trunc = ro.truncated[..., None]  # [T, B, 1]
-        done = ro.terminated | ro.truncated  # [T, B]
-        next_state = torch.where(trunc, ro.final_state, ro.state[1:])
-        obs_trunc = trunc.reshape(trunc.shape + (1,) * (ro.obs.dim() - 3))
-        next_obs = torch.where(obs_trunc, ro.final_obs, ro.obs[1:])
-        next_mask = torch.where(trunc[..., None], ro.final_action_mask, ro.action_mask[1:])
-        # Joint action at the next state: the one taken, except where the fragment or the
-        # episode stopped; there, sample the current policy (from the hidden state after t).
-        boundary = ro.truncated.clone()
-        boundary[-1] = True
-        next_actions = torch.cat([actions[1:], actions[-1:]])
-        with torch.no_grad():
-            bt, bb = boundary.nonzero(as_tuple=True)
-            b_logits, _ = self.actor(next_obs[bt, bb], actions[bt, bb], hs[bt, bb])
-            b_pi = exploration_probs(b_logits, eps, next_mask[bt, bb] if use_mask else None)
-            next_actions[bt, bb] = sample_categorical(b_pi)
-
         # Per-agent episode ends: the env's, or the agent's own death inside the episode.
+        done = ro.terminated | ro.truncated  # [T, B]
         died = alive & ~ro.alive[1:] & ~done[..., None]
         agent_term = ro.terminated[..., None] | died  # [T, B, N]
         agent_trunc = ro.truncated[..., None].expand_as(agent_term)
 
-        # 3. Critic: TD(lambda) targets from the target critic, then regression.
-        x = central_q_inputs(ro.state[:-1], ro.obs[:-1], actions, ro.prev_actions[:-1], a_dim,
-                             cfg.critic_own_obs)
-        x_next = central_q_inputs(next_state, next_obs, next_actions, actions, a_dim,
-                                  cfg.critic_own_obs)
-        with torch.no_grad():
-            q_next = self.critic.values(x_next, next_actions, target=True)  # [T, B, N]
-            targets = td_lambda_targets(ro.rewards, q_next, agent_term, agent_trunc,
-                                        cfg.gamma, cfg.td_lambda)
-        for i in range(cfg.critic_updates):
-            out, critic_info = self.critic.update(x, actions, targets, alive)
-            if i == 0:
-                q = out  # [T, B, N, A] Q before this fragment's critic steps (as PyMARL)
+        # 2-3. Critics: TD(lambda) targets from the target critic, then regression.
+        out: dict[str, Tensor] = {}
+        targets: dict[str, Tensor] = {}
+        next_values: dict[str, Tensor] = {}
+        metrics: dict[str, float] = {}
+        if self.critics:
+            now, nxt = self._critic_batches(ro, hs, eps, alive)
+            for kind, critic in self.critics.items():
+                with torch.no_grad():
+                    next_values[kind] = critic.values(nxt, target=True)  # [T, B, N]
+                    targets[kind] = td_lambda_targets(ro.rewards, next_values[kind],
+                                                      agent_term, agent_trunc, cfg.gamma,
+                                                      cfg.td_lambda)
+                for i in range(cfg.critic_updates):
+                    o, info = critic.update(now, targets[kind], alive)
+                    if i == 0:
+                        out[kind] = o  # output before this fragment's critic steps
+                metrics[f"loss/critic_{kind}"] = info["loss"]
+                metrics[f"loss/critic_{kind}_grad_norm"] = info["grad_norm"]
 
-        # 4. Counterfactual advantage (eq. 4), detached.
+        # 4. Advantage of the chosen module, detached.
         with torch.no_grad():
-            adv, baseline = counterfactual_advantage(q, pi.detach(), actions)
+            adv, baseline = self._advantage(ro, pi, out, targets, next_values, agent_term,
+                                            agent_trunc)
             adv_used = normalise(adv, alive) if cfg.normalize_advantage else adv
 
         # 5. Actor: policy gradient with that advantage, plus the entropy bonus.
@@ -157,43 +183,105 @@ class Learner(nn.Module):
         self.n_updates += 1
 
         with torch.no_grad():
-            q_taken = q.gather(-1, actions[..., None]).squeeze(-1)
-            metrics = {
-                "loss/critic": critic_info["loss"],
-                "loss/critic_grad_norm": critic_info["grad_norm"],
+            first_critic = next(iter(self.critics), None)
+            if first_critic is not None:
+                metrics["loss/critic"] = metrics[f"loss/critic_{first_critic}"]
+                metrics["train/td_target"] = _masked_mean(targets[first_critic], mask)
+            metrics.update({
                 "loss/actor": pg_loss.item(),
                 "loss/actor_grad_norm": float(actor_grad),
                 "loss/entropy": entropy.item(),
                 "train/epsilon": eps,
-                "train/q_taken": _masked_mean(q_taken, mask),
-                "train/td_target": _masked_mean(targets, mask),
                 "train/baseline": _masked_mean(baseline, mask),
                 "train/advantage_abs": _masked_mean(adv.abs(), mask),
-            }
+            })
+            if self.spec.n_actions <= 16:  # small action spaces: the policy itself
+                probs = (pi * mask[..., None]).sum((0, 1)) / mask.sum((0, 1))[..., None]
+                for i, agent in enumerate(self.spec.agents):
+                    for u in range(self.spec.n_actions):
+                        metrics[f"train/pi/{agent}/{u}"] = float(probs[i, u])
             for i, agent in enumerate(self.spec.agents):
                 metrics[f"credit/{agent}/advantage_mean"] = _masked_mean(adv[..., i],
                                                                          mask[..., i])
         return metrics
 
+    def _critic_batches(self, ro: Rollout, hs: Tensor, eps: float, alive: Tensor
+                        ) -> tuple[CriticBatch, CriticBatch]:
+        """The critics' inputs at t and at the next state, with the next joint action.
+
+        The next state is the following entry of the fragment, or the final state where
+        an episode was truncated. The joint action there is the one taken, except where
+        the fragment or the episode stopped; there it is sampled from the current policy
+        (from the actor's hidden state after t).
+        """
+        actions = ro.actions
+        trunc = ro.truncated[..., None]  # [T, B, 1]
+        next_state = torch.where(trunc, ro.final_state, ro.state[1:])
+        obs_trunc = trunc.reshape(trunc.shape + (1,) * (ro.obs.dim() - 3))
+        next_obs = torch.where(obs_trunc, ro.final_obs, ro.obs[1:])
+        next_actions = torch.cat([actions[1:], actions[-1:]])
+        boundary = ro.truncated.clone()
+        boundary[-1] = True
+        with torch.no_grad():
+            bt, bb = boundary.nonzero(as_tuple=True)
+            b_logits, _ = self.actor(next_obs[bt, bb], actions[bt, bb], hs[bt, bb])
+            b_mask = None
+            if self.spec.has_action_mask:
+                next_mask = torch.where(trunc[..., None], ro.final_action_mask,
+                                        ro.action_mask[1:])
+                b_mask = next_mask[bt, bb]
+            b_pi = exploration_probs(b_logits, eps, b_mask)
+            # agents already gone at t stay gone: record "0" for them, as the runner does
+            next_actions[bt, bb] = sample_categorical(b_pi).masked_fill_(~alive[bt, bb], 0)
+        now = CriticBatch(ro.state[:-1], ro.obs[:-1], actions, ro.prev_actions[:-1])
+        nxt = CriticBatch(next_state, next_obs, next_actions, actions)
+        return now, nxt
+
+    def _advantage(self, ro: Rollout, pi: Tensor, out: dict[str, Tensor],
+                   targets: dict[str, Tensor], next_values: dict[str, Tensor],
+                   agent_term: Tensor, agent_trunc: Tensor) -> tuple[Tensor, Tensor]:
+        """(advantage, baseline), both ``[T, B, N]``, for ``algo.advantage``."""
+        cfg, actions, kind = self.cfg, ro.actions, self.cfg.advantage
+        if kind == "coma":  # eq. 4
+            return counterfactual_advantage(out["central_q"], pi, actions)
+        if kind == "iac_q":
+            return counterfactual_advantage(out["local_q"], pi, actions)
+        if kind == "central_qv":
+            v = out["central_v"].squeeze(-1)
+            return q_minus_v(out["central_q"], v, actions), v
+        if kind in ("central_v", "iac_v"):
+            critic = "central_v" if kind == "central_v" else "local_v"
+            v = out[critic].squeeze(-1)
+            return return_minus_v(targets[critic], v), v
+        # reinforce: discounted Monte-Carlo return within the fragment
+        term = agent_term
+        if cfg.return_reset_on_reward:
+            term = term | (ro.rewards != 0)
+        if "central_v" in out:  # learned baseline; bootstrap V(s') where the sum is cut
+            v = out["central_v"].squeeze(-1)
+            returns = discounted_returns(ro.rewards, term, agent_trunc, cfg.gamma,
+                                         bootstrap=next_values["central_v"])
+            return returns - v, v
+        returns = discounted_returns(ro.rewards, term, agent_trunc, cfg.gamma)
+        return returns, torch.zeros_like(returns)
+
     # ------------------------------------------------------------ persistence
     def state_dict_full(self) -> dict[str, Any]:
         return {
             "actor": self.actor.state_dict(),
-            "critic": self.critic.net.state_dict(),
-            "target_critic": self.critic.target.state_dict(),
             "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic.opt.state_dict(),
-            "critic_updates": self.critic.n_updates,
+            "critics": {k: c.state_dict_full() for k, c in self.critics.items()},
             "n_updates": self.n_updates,
         }
 
     def load_state_dict_full(self, sd: dict[str, Any]) -> None:
+        if set(sd["critics"]) != set(self.critics):
+            raise ValueError(f"checkpoint has critics {sorted(sd['critics'])}, this run "
+                             f"needs {sorted(self.critics)} (algo.advantage differs?)")
         self.actor.load_state_dict(sd["actor"])
-        self.critic.net.load_state_dict(sd["critic"])
-        self.critic.target.load_state_dict(sd["target_critic"])
         self.actor_opt.load_state_dict(sd["actor_opt"])
-        self.critic.opt.load_state_dict(sd["critic_opt"])
-        self.critic.n_updates = int(sd["critic_updates"])
+        for k, c in self.critics.items():
+            c.load_state_dict_full(sd["critics"][k])
         self.n_updates = int(sd["n_updates"])
 
 

@@ -170,7 +170,9 @@ class Runner:
         for t in range(self.t_len):
             actions, h = policy.act(ro.obs[t], ro.prev_actions[t], ro.first[t],
                                     ro.action_mask[t], h)
-            ro.actions[t].copy_(actions)
+            # Agents that are not alive act "0" on record, so nothing they sample at random
+            # ever reaches another agent's critic input.
+            ro.actions[t].copy_(actions).masked_fill_(~ro.alive[t], 0)
             self.env.step(ro.actions[t].numpy())
             ro.rewards[t].copy_(self._reward)
             ro.terminated[t].copy_(self._term)

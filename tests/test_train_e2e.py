@@ -63,8 +63,8 @@ def test_tiny_run_writes_every_output(tmp_path):
     assert 1 <= len(ckpts) <= 2  # keep_checkpoints=2
     state = load_checkpoint(ckpts[-1])
     assert state["env_steps"] == summary["env_steps"]
-    assert {"actor", "critic", "target_critic", "actor_opt", "critic_opt"} <= set(
-        state["learner"])
+    assert {"actor", "actor_opt", "critics"} <= set(state["learner"])
+    assert {"net", "target", "opt", "n_updates"} <= set(state["learner"]["critics"]["central_q"])
     assert not list((run_dir / "checkpoints").glob(".tmp_*"))
 
 

@@ -220,7 +220,9 @@ def pong_spec(cfg: PongEnvConfig) -> EnvSpec:
         return EnvSpec(
             agents=(AGENT,),
             obs_shape=(STACK, SIZE, SIZE),
-            state_dim=STACK * SIZE * SIZE,
+            # No state of its own: the learner builds it from the encoded frames
+            # (state_is_concat_obs with pixels), so no 28k-float copy per step is stored.
+            state_dim=0,
             n_actions=len(STANDARD_ACTIONS),
             obs_dtype="uint8",
             state_is_concat_obs=True,
@@ -403,8 +405,6 @@ class PongCore:
             np.multiply(self._emu.ram, np.float32(1 / 255), out=self.buf.state)
         elif self.karpathy:
             self.buf.state[:] = self._obs_flat
-        else:
-            np.multiply(self._obs_flat, np.float32(1 / 255), out=self.buf.state)
 
     def step(self, actions: np.ndarray) -> VecBuffers:
         """Apply ``actions`` [B, 1] in every env, auto-resetting the ended ones."""
@@ -439,8 +439,6 @@ class PongCore:
                 buf.final_state[e] = self._emu.final_ram[e] * np.float32(1 / 255)
             elif self.karpathy:
                 buf.final_state[e] = self._final_flat[e]
-            else:
-                buf.final_state[e] = self._final_flat[e] * np.float32(1 / 255)
         return buf
 
     def close(self) -> None:
@@ -506,7 +504,11 @@ class PongEnv(ParallelEnv):
             obs_space = spaces.Box(-1.0, 1.0, spec.obs_shape, np.float32)
         # pixels / 255 and RAM / 255 are in [0, 1]; karpathy difference frames in [-1, 1]
         low = -1.0 if self.core.karpathy and spec.state_is_concat_obs else 0.0
-        self.state_space = spaces.Box(low, 1.0, (spec.state_dim,), np.float32)
+        # standard mode: the VecEnv has no state (S = 0); the facade's state() is the
+        # frame stack scaled to [0, 1], flattened.
+        self._pixel_state = spec.state_dim == 0
+        state_dim = int(np.prod(spec.obs_shape)) if self._pixel_state else spec.state_dim
+        self.state_space = spaces.Box(low, 1.0, (state_dim,), np.float32)
         self.observation_spaces = {AGENT: obs_space}
         self.action_spaces = {AGENT: spaces.Discrete(spec.n_actions)}
         self._ended = False
@@ -520,6 +522,9 @@ class PongEnv(ParallelEnv):
 
     def state(self) -> np.ndarray:
         buf = self.core.buf
+        if self._pixel_state:
+            obs = (buf.final_obs if self._ended else buf.obs)[0, 0]
+            return obs.reshape(-1).astype(np.float32) * np.float32(1 / 255)
         return (buf.final_state if self._ended else buf.state)[0].copy()
 
     def reset(self, seed: int | None = None, options: dict | None = None):

@@ -554,7 +554,11 @@ def inspect_env(env: Any, cfg: PettingZooEnvConfig, seed: int | None = None) -> 
     ):
         mask_mode = "info"
     obs_size = math.prod(shape)
-    state_from_env, state_dim = False, len(agents) * obs_size
+    # Without an env state the learner uses the observations: vectors concatenated here;
+    # pixels (S = 0 here) encoded by the critic's conv torso and concatenated there, so no
+    # copy of every agent's frames is stored twice per step.
+    state_from_env = False
+    state_dim = 0 if len(shape) == 3 else len(agents) * obs_size
     if cfg.state in ("auto", "env"):
         try:
             st = np.asarray(env.state())
@@ -673,7 +677,7 @@ class _EnvGroup:
     def _write_state(self, j: int) -> None:
         if self.lay.state_from_env:
             self._state[j][:] = np.asarray(self.envs[j].state()).reshape(-1)
-        else:
+        elif self.lay.state_dim:
             self._state[j][:] = self._obs[j].reshape(-1)
 
     def _reset_one(self, j: int, seed: int | None) -> None:
