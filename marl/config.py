@@ -21,6 +21,10 @@ ADVANTAGES = ("coma", "central_qv", "central_v", "iac_v", "iac_q", "reinforce")
 """Advantage modules the learner knows (``algo.advantage``)."""
 
 
+PLOT_NAMES = ("learning_curve", "action_probs")
+"""Plots a run can draw at its end (``logger.plots``; see :mod:`marl.plots`)."""
+
+
 class ConfigError(ValueError):
     """A configuration value is out of range or unknown."""
 
@@ -136,12 +140,23 @@ class TrainConfig:
     keep_checkpoints: int = 3
     """How many recent checkpoints to keep."""
     torch_threads: int = 1
-    """torch intra-op threads (two cores are shared with env stepping)."""
+    """torch intra-op threads. 1: acting and learning alternate on one core, and a
+    second OpenMP thread busy-waits against env stepping and other jobs (measured
+    10x slower when the other core is busy)."""
+    eval_video: bool = False
+    """Record one greedy episode at every evaluation (videos/eval_<env_steps>.gif)."""
+    video_max_frames: int = 300
+    """Longest recorded episode, in frames."""
+    video_fps: int = 8
+    """Frames per second of recorded GIFs."""
 
     def __post_init__(self) -> None:
         for k in ("num_envs", "fragment_len", "total_env_steps", "eval_episodes",
                   "log_every_env_steps", "keep_checkpoints", "torch_threads"):
             check(getattr(self, k) >= 1, f"train.{k}", getattr(self, k), "must be >= 1")
+        check(self.video_max_frames >= 1, "train.video_max_frames", self.video_max_frames,
+              "must be >= 1")
+        check(self.video_fps >= 1, "train.video_fps", self.video_fps, "must be >= 1")
         for k in ("eval_every_env_steps", "checkpoint_every_env_steps"):
             check(getattr(self, k) >= 0, f"train.{k}", getattr(self, k), "must be >= 0")
 
@@ -172,8 +187,15 @@ class LoggerConfig:
 
     progress: bool = True
     """Show a progress bar on stderr."""
+    plots: list[str] = field(default_factory=lambda: ["learning_curve"])
+    """PNG plots drawn at the end into plots/ (and logged to W&B): learning_curve,
+    action_probs."""
     wandb: WandbConfig = field(default_factory=WandbConfig)
     """W&B settings."""
+
+    def __post_init__(self) -> None:
+        for p in self.plots:
+            check(p in PLOT_NAMES, "logger.plots", p, f"choose from {list(PLOT_NAMES)}")
 
 
 @dataclass

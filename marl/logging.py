@@ -86,13 +86,27 @@ class WandbSink:
         except Exception as e:  # noqa: BLE001
             self._fail("log", e)
 
-    def log_media(self, key: str, media: Any, env_steps: int) -> None:
+    def log_video(self, key: str, path: Path, env_steps: int) -> None:
+        """A GIF/MP4 file as a W&B video at ``env_steps``."""
         if self.run is None:
             return
         try:
-            self.run.log({key: media, "env_steps": env_steps})
+            import wandb
+
+            self.run.log({key: wandb.Video(str(path)), "env_steps": env_steps})
         except Exception as e:  # noqa: BLE001
-            self._fail("log", e)
+            self._fail("video log", e)
+
+    def log_image(self, key: str, path: Path, env_steps: int) -> None:
+        """A PNG file as a W&B image at ``env_steps``."""
+        if self.run is None:
+            return
+        try:
+            import wandb
+
+            self.run.log({key: wandb.Image(str(path)), "env_steps": env_steps})
+        except Exception as e:  # noqa: BLE001
+            self._fail("image log", e)
 
     def summary(self, values: dict[str, Any]) -> None:
         if self.run is None:

@@ -224,3 +224,33 @@ def evaluate(env: VecEnv, policy: Policy, hidden_dim: int, seed: int | None = No
         first = torch.from_numpy(done.copy())
         prev = actions.masked_fill(first[:, None], a)
     return {k: np.concatenate(v) for k, v in stats.items()}
+
+
+@torch.inference_mode()
+def record_episode(env: VecEnv, policy: Policy, hidden_dim: int, max_frames: int,
+                   seed: int | None = None) -> list[np.ndarray]:
+    """Frames (uint8 ``[H, W, 3]``) of one greedy episode of env 0 of ``env``.
+
+    ``env`` needs a ``render_rgb(env_index, final=False)`` method; the last frame is the
+    ended episode's final situation.
+    """
+    render = getattr(env, "render_rgb", None)
+    if render is None:
+        raise TypeError(f"{type(env).__name__} cannot render frames (no render_rgb)")
+    b, n, a = env.num_envs, env.spec.n_agents, env.spec.n_actions
+    buf = env.reset(seed=seed)
+    obs, mask = torch.from_numpy(buf.obs), torch.from_numpy(buf.action_mask)
+    prev = torch.full((b, n), a, dtype=torch.long)
+    first = torch.ones(b, dtype=torch.bool)
+    h = torch.zeros(b, n, hidden_dim)
+    frames = [render(0)]
+    while len(frames) < max_frames:
+        actions, h = policy.act(obs, prev, first, mask, h, greedy=True)
+        env.step(actions.numpy())
+        if buf.terminated[0] or buf.truncated[0]:
+            frames.append(render(0, final=True))
+            break
+        frames.append(render(0))
+        first = torch.from_numpy(buf.terminated | buf.truncated)
+        prev = actions.masked_fill(first[:, None], a)
+    return frames

@@ -14,6 +14,7 @@ import resource
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ from marl.config import Config, ConfigError, register_configs, to_config
 from marl.envs import make_vec_env
 from marl.learner import Learner
 from marl.logging import Logger, Progress, WandbSink
-from marl.runner import Runner, evaluate
+from marl.plots import make_plots
+from marl.runner import Runner, evaluate, record_episode
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 if not CONF_DIR.is_dir():  # installed as a wheel: conf/ ships inside the package
@@ -80,6 +82,13 @@ class Trainer:
         self.runner = Runner(self.env, tc.fragment_len, self.learner.policy.hidden_dim,
                              seed=cfg.seed)
         self.eval_rng = np.random.default_rng(cfg.seed + 7)
+        self.video_env = None
+        if tc.eval_video:
+            self.video_env = make_vec_env(cfg.env, 1, seed=cfg.seed + 2_000_003)
+            if not hasattr(self.video_env, "render_rgb"):
+                warnings.warn(f"env {getattr(cfg.env, 'name', '?')} cannot render frames: "
+                              "train.eval_video is ignored", stacklevel=2)
+                self.video_env = None
         self.ckpt_dir = run_dir / "checkpoints"
         self.env_steps = 0
         self.wall_offset = 0.0
@@ -118,7 +127,23 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         stats = evaluate(self.eval_env, self.learner.policy, self.learner.policy.hidden_dim,
                          seed=int(self.eval_rng.integers(2**31)))
+        if self.video_env is not None:
+            self.record_video()
         return summarise_episodes("eval", stats, self.spec.success_metric)
+
+    def record_video(self) -> Path:
+        """One greedy episode as ``videos/eval_<env_steps>.gif``, also logged to W&B."""
+        import imageio.v3 as iio
+
+        frames = record_episode(self.video_env, self.learner.policy,
+                                self.learner.policy.hidden_dim,
+                                self.cfg.train.video_max_frames,
+                                seed=int(self.eval_rng.integers(2**31)))
+        out = self.run_dir / "videos" / f"eval_{self.env_steps:012d}.gif"
+        out.parent.mkdir(exist_ok=True)
+        iio.imwrite(out, np.stack(frames), duration=1000 / self.cfg.train.video_fps, loop=0)
+        self.wandb.log_video("eval/video", out, self.env_steps)
+        return out
 
     def run(self) -> dict[str, Any]:
         tc = self.cfg.train
@@ -185,6 +210,10 @@ class Trainer:
         }
         _write_json_atomic(self.run_dir / "summary.json", summary)
         self.wandb.summary(summary)
+        if self.cfg.logger.plots:
+            self.logger.jsonl.f.flush()
+            for name, path in make_plots(self.run_dir, list(self.cfg.logger.plots)).items():
+                self.wandb.log_image(f"plots/{name}", path, self.env_steps)
         self.logger.close()
         return summary
 

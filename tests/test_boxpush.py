@@ -790,3 +790,24 @@ def test_seeding_facade():
     assert all(np.array_equal(o1[a], o2[a]) for a in o1)
     starts = {tuple(env1.reset(seed=s)[0]["robot_0"].tolist()) for s in range(10)}
     assert len(starts) > 1
+
+
+def test_core_render_rgb_current_and_final_frame():
+    core = BoxPushCore(BoxPushConfig(box_weight=1), num_envs=2, seed=0)
+    core.set_positions(
+        robots=np.array([[[2, 2], [0, 4]], [[1, 1], [1, 1]]]),
+        box=np.array([[2, 1], [3, 3]]),
+        hole=np.array([[2, 0], [2, 0]]),
+    )
+    before = core.render_rgb(0)
+    facade = BoxPushEnv(box_weight=1, render_mode="rgb_array")
+    facade.reset(seed=0)
+    facade.core.set_positions(robots=np.array([[[2, 2], [0, 4]]]), box=np.array([[2, 1]]),
+                              hole=np.array([[2, 0]]))
+    np.testing.assert_array_equal(before, facade.render())
+    # robot_0 pushes the box up into the hole: env 0 ends and is reset at once
+    core.step(np.array([[1, 0], [0, 0]]))
+    assert core.buf.terminated[0]
+    facade.step({"robot_0": 1, "robot_1": 0})
+    np.testing.assert_array_equal(core.render_rgb(0, final=True), facade.render())
+    assert (core.render_rgb(0) != core.render_rgb(0, final=True)).any()

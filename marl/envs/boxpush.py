@@ -291,6 +291,9 @@ class BoxPushCore:
         self._attempts = np.zeros((2, b), np.int32)
         self._idle = np.zeros((2, b), np.int32)
         self._ended = np.zeros(b, bool)  # only used with autoreset=False
+        # robots [2, B], box [B], hole [B] cells at the end of each env's last episode
+        self._final_cells = (np.zeros((2, b), np.intp), np.zeros(b, np.intp),
+                             np.zeros(b, np.intp))
         self._coin = np.zeros(b)  # uniform draws for solo pushes
         self._obs_views = self._views(self.buf.obs, self.buf.state)
         self.reset(None)
@@ -468,6 +471,9 @@ class BoxPushCore:
             e = np.flatnonzero(ended)
             buf.final_obs[e] = buf.obs[e]
             buf.final_state[e] = buf.state[e]
+            self._final_cells[0][:, e] = rob[:, e]
+            self._final_cells[1][e] = new_box[e]
+            self._final_cells[2][e] = self._hole[e]
             ep = buf.episode
             ep["success"][e] = done[e]
             for i, agent in enumerate(AGENTS):
@@ -484,6 +490,18 @@ class BoxPushCore:
 
     def close(self) -> None:
         """Nothing to release."""
+
+    def render_rgb(self, env_index: int = 0, final: bool = False) -> np.ndarray:
+        """uint8 ``[H, W, 3]`` image of env ``env_index``; ``final=True``: the last
+        situation of its episode that just ended (the env itself has been reset)."""
+        w = self.width
+        rob, box, hole = self._final_cells if final else (self._rob, self._box, self._hole)
+
+        def xy(c) -> tuple[int, int]:
+            return int(c % w), int(c // w)
+
+        robots = [xy(rob[i, env_index]) for i in range(2)]
+        return render_rgb(w, self.height, robots, xy(box[env_index]), xy(hole[env_index]))
 
     # ------------------------------------------------------------------ test helpers
     def set_positions(
