@@ -29,6 +29,7 @@ from marl.config import Config, ConfigError, register_configs, to_config
 from marl.envs import make_vec_env
 from marl.learner import Learner
 from marl.logging import Logger, Progress, WandbSink
+from marl.metrics import summarise_episodes
 from marl.plots import make_plots
 from marl.runner import Runner, evaluate, record_episode
 
@@ -46,25 +47,6 @@ def seed_everything(seed: int) -> None:
 def peak_rss_mib() -> float:
     """Peak resident memory of this process (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def summarise_episodes(prefix: str, stats: dict[str, np.ndarray], success_key: str | None
-                       ) -> dict[str, float]:
-    """Per-episode arrays -> ``<prefix>/return_mean`` etc.; empty dict if no episodes."""
-    if not stats or stats["return"].size == 0:
-        return {}
-    out = {
-        f"{prefix}/episodes": float(stats["return"].size),
-        f"{prefix}/return_mean": float(stats["return"].mean()),
-        f"{prefix}/return_std": float(stats["return"].std()),
-        f"{prefix}/length_mean": float(stats["length"].mean()),
-    }
-    if success_key is not None and success_key in stats:
-        out[f"{prefix}/success_rate"] = float(stats[success_key].mean())
-    for k, v in stats.items():
-        if k not in ("return", "length", success_key):
-            out[f"{prefix}/{k}_mean"] = float(v.mean())
-    return out
 
 
 class Trainer:
@@ -129,7 +111,7 @@ class Trainer:
                          seed=int(self.eval_rng.integers(2**31)))
         if self.video_env is not None:
             self.record_video()
-        return summarise_episodes("eval", stats, self.spec.success_metric)
+        return summarise_episodes("eval", stats, self.spec)
 
     def record_video(self) -> Path:
         """One greedy episode as ``videos/eval_<env_steps>.gif``, also logged to W&B."""
@@ -174,8 +156,7 @@ class Trainer:
             if self.env_steps >= next_log or done or row:
                 now = time.perf_counter()
                 row.update(train_metrics)
-                row.update(summarise_episodes("train", self.runner.episodes.pop(),
-                                              self.spec.success_metric))
+                row.update(summarise_episodes("train", self.runner.episodes.pop(), self.spec))
                 if "train/success_rate" in row:
                     row["train/success"] = row["train/success_rate"]
                 if "train/return_mean" in row:

@@ -39,7 +39,8 @@ def run_train(args: list[str], cwd: Path, env_extra: dict[str, str] | None = Non
 
 def test_tiny_run_writes_every_output(tmp_path):
     run_dir = tmp_path / "run"
-    proc = run_train([*TINY, "logger.wandb.mode=disabled", f"hydra.run.dir={run_dir}"],
+    proc = run_train([*TINY, "logger.wandb.mode=disabled", f"hydra.run.dir={run_dir}",
+                      "train.eval_video=true", "logger.plots=[learning_curve,action_probs]"],
                      cwd=tmp_path)
     # the last line printed names the run directory
     assert proc.stdout.strip().splitlines()[-1] == f"run directory: {run_dir}"
@@ -66,6 +67,11 @@ def test_tiny_run_writes_every_output(tmp_path):
     assert {"actor", "actor_opt", "critics"} <= set(state["learner"])
     assert {"net", "target", "opt", "n_updates"} <= set(state["learner"]["critics"]["central_q"])
     assert not list((run_dir / "checkpoints").glob(".tmp_*"))
+    gifs = sorted((run_dir / "videos").glob("eval_*.gif"))
+    assert len(gifs) == 3  # two periodic evaluations and the final one
+    assert gifs[0].read_bytes()[:6] == b"GIF89a"
+    for name in ("learning_curve", "action_probs"):
+        assert (run_dir / "plots" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_runs_from_any_working_directory_with_wandb_offline(tmp_path):
