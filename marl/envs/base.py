@@ -116,6 +116,24 @@ class VecEnv(Protocol):
     def close(self) -> None: ...
 
 
+class ResumableVecEnv(VecEnv, Protocol):
+    """A VecEnv whose exact state can be saved in a checkpoint and restored.
+
+    ``get_state()`` returns a picklable dict with everything needed to continue exactly
+    as if never interrupted: internal arrays (copies), RNG states
+    (``rng.bit_generator.state``), episode counters, and the current contents of
+    :attr:`buf` the runner reads (obs, state, action_mask, alive). ``set_state(d)``
+    restores it into an env built with the same config and ``num_envs`` (raise
+    ValueError naming the mismatch otherwise). Envs that cannot do this (e.g. emulators
+    without state access) simply do not define the methods; resuming them starts fresh
+    episodes, with a warning.
+    """
+
+    def get_state(self) -> dict: ...
+
+    def set_state(self, state: dict) -> None: ...
+
+
 def check_actions(actions: np.ndarray, spec: EnvSpec, mask: np.ndarray | None = None) -> None:
     """Raise ValueError naming the first agent whose action is out of range or masked.
 
