@@ -135,10 +135,6 @@ class TrainConfig:
     """Episodes per evaluation (one per eval env)."""
     log_every_env_steps: int = 20_000
     """Metrics cadence (metrics.jsonl, W&B, progress bar)."""
-    checkpoint_every_env_steps: int = 500_000
-    """Checkpoint cadence; 0 = only at the end."""
-    keep_checkpoints: int = 3
-    """How many recent checkpoints to keep."""
     torch_threads: int = 1
     """torch intra-op threads. 1: acting and learning alternate on one core, and a
     second OpenMP thread busy-waits against env stepping and other jobs (measured
@@ -152,13 +148,28 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for k in ("num_envs", "fragment_len", "total_env_steps", "eval_episodes",
-                  "log_every_env_steps", "keep_checkpoints", "torch_threads"):
+                  "log_every_env_steps", "torch_threads"):
             check(getattr(self, k) >= 1, f"train.{k}", getattr(self, k), "must be >= 1")
         check(self.video_max_frames >= 1, "train.video_max_frames", self.video_max_frames,
               "must be >= 1")
         check(self.video_fps >= 1, "train.video_fps", self.video_fps, "must be >= 1")
-        for k in ("eval_every_env_steps", "checkpoint_every_env_steps"):
-            check(getattr(self, k) >= 0, f"train.{k}", getattr(self, k), "must be >= 0")
+        check(self.eval_every_env_steps >= 0, "train.eval_every_env_steps",
+              self.eval_every_env_steps, "must be >= 0")
+
+
+@dataclass
+class CheckpointConfig:
+    """Checkpoints: full training state, written atomically, the last ``keep`` kept."""
+
+    every_env_steps: int = 500_000
+    """Checkpoint cadence in env steps; 0 = only at the end (and on a stop signal)."""
+    keep: int = 3
+    """How many recent checkpoints to keep."""
+
+    def __post_init__(self) -> None:
+        check(self.every_env_steps >= 0, "checkpoint.every_env_steps", self.every_env_steps,
+              "must be >= 0")
+        check(self.keep >= 1, "checkpoint.keep", self.keep, "must be >= 1")
 
 
 @dataclass
@@ -210,12 +221,15 @@ class Config:
     """Rollout shape and run cadence."""
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     """Logging."""
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """Checkpoint cadence and retention."""
     name: str = "run"
     """Experiment name (set by +experiment=...), used for output dirs and W&B groups."""
     seed: int = 0
     """Seed of everything (envs, torch, numpy)."""
     resume: bool = False
-    """Continue from the newest checkpoint in the run directory (if any)."""
+    """Continue from the newest checkpoint in the run directory (hydra.run.dir=<it>);
+    with none there, start from scratch (and say so)."""
 
     def __post_init__(self) -> None:
         check(self.seed >= 0, "seed", self.seed, "must be >= 0")

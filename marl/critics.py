@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from marl.envs.base import EnvSpec
+from marl.errors import NonFiniteError
 from marl.nets import Critic, ObsEncoder
 
 
@@ -204,9 +205,13 @@ class TDCritic(nn.Module):
         pred = self._pick(out, b.actions)
         m = mask.to(pred.dtype)
         loss = (((pred - targets.detach()) ** 2) * m).sum() / m.sum().clamp_min(1.0)
+        if not torch.isfinite(loss):
+            raise NonFiniteError(f"critic {self.net.kind} loss is {loss.item()}")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip)
+        if not torch.isfinite(grad_norm):
+            raise NonFiniteError(f"critic {self.net.kind} gradient norm is {grad_norm.item()}")
         self.opt.step()
         self.n_updates += 1
         if self.tau is not None:

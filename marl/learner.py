@@ -79,6 +79,7 @@ from marl.advantages import (
 from marl.config import AlgoConfig
 from marl.critics import CriticBatch, CriticNet, TDCritic, make_optimizer
 from marl.envs.base import EnvSpec
+from marl.errors import NonFiniteError
 from marl.nets import Actor
 from marl.returns import discounted_returns, td_lambda_targets
 from marl.runner import Rollout
@@ -176,9 +177,13 @@ class Learner(nn.Module):
         entropy = -(soft * torch.log(soft.clamp_min(1e-10))).sum(-1)
         entropy = (entropy * mask).sum() / n_alive
         actor_loss = pg_loss - cfg.entropy_coef * entropy
+        if not torch.isfinite(actor_loss):
+            raise NonFiniteError(f"actor loss is {actor_loss.item()}")
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         actor_grad = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)
+        if not torch.isfinite(actor_grad):
+            raise NonFiniteError(f"actor gradient norm is {actor_grad.item()}")
         self.actor_opt.step()
         self.n_updates += 1
 
@@ -264,6 +269,12 @@ class Learner(nn.Module):
             return returns - v, v
         returns = discounted_returns(ro.rewards, term, agent_trunc, cfg.gamma)
         return returns, torch.zeros_like(returns)
+
+    def check_finite(self) -> None:
+        """Raise :class:`NonFiniteError` naming the first NaN/inf parameter."""
+        for name, p in self.named_parameters():
+            if not torch.isfinite(p).all():
+                raise NonFiniteError(f"parameter {name} has non-finite values")
 
     # ------------------------------------------------------------ persistence
     def state_dict_full(self) -> dict[str, Any]:

@@ -11,8 +11,9 @@ A actions, H actor hidden units.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, fields
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -127,6 +128,16 @@ class EpisodeTracker:
         self.finished = {}
         return out
 
+    def get_state(self) -> dict[str, Any]:
+        return {"ret": self.ret.copy(), "agent_ret": self.agent_ret.copy(),
+                "length": self.length.copy(),
+                "finished": {k: [v.copy() for v in vs] for k, vs in self.finished.items()}}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.ret[:], self.agent_ret[:], self.length[:] = (
+            state["ret"], state["agent_ret"], state["length"])
+        self.finished = {k: [v.copy() for v in vs] for k, vs in state["finished"].items()}
+
 
 class Runner:
     """Steps a :class:`VecEnv` with a :class:`Policy` and fills fragments in place."""
@@ -148,6 +159,7 @@ class Runner:
         self.ro.first[0] = True
         self.h = torch.zeros_like(self.ro.h0)
         self.env_steps = 0
+        self._started = False
 
     def _write_current(self, t: int) -> None:
         ro = self.ro
@@ -156,15 +168,55 @@ class Runner:
         ro.action_mask[t].copy_(self._mask)
         ro.alive[t].copy_(self._alive)
 
+    _CARRY = ("obs", "state", "action_mask", "alive", "first", "prev_actions")
+
+    def get_state(self) -> dict[str, Any]:
+        """What continuing exactly needs: the env (if it can save itself), the situation
+        the next fragment starts from, the actor's hidden state and the episode counters."""
+        env_state = self.env.get_state() if hasattr(self.env, "get_state") else None
+        return {
+            "env_steps": self.env_steps,
+            "env": env_state,
+            "carry": {k: getattr(self.ro, k)[-1].clone() for k in self._CARRY},
+            "h": self.h.clone(),
+            "episodes": self.episodes.get_state(),
+        }
+
+    def set_state(self, state: dict[str, Any], fresh_seed: int) -> bool:
+        """Restore :meth:`get_state`; returns False when the env could not be restored
+        (it saved no state, or cannot load one): then every env starts a fresh episode
+        from ``fresh_seed`` and the counters of the interrupted episodes are dropped."""
+        self.env_steps = int(state["env_steps"])
+        self._started = True  # the next fragment starts from the restored last slot
+        if state["env"] is not None and hasattr(self.env, "set_state"):
+            self.env.set_state(state["env"])
+            for k, v in state["carry"].items():
+                getattr(self.ro, k)[-1].copy_(v)
+            self.h.copy_(state["h"])
+            self.episodes.set_state(state["episodes"])
+            return True
+        warnings.warn(f"{type(self.env).__name__} cannot save or restore its state: the "
+                      "resumed run starts fresh episodes (not an exact continuation)",
+                      stacklevel=2)
+        self.env.reset(seed=fresh_seed)
+        self._write_current(self.t_len)
+        self.ro.first[-1] = True
+        self.ro.prev_actions[-1] = self.spec.n_actions
+        self.h.zero_()
+        self.episodes.reset()
+        self.episodes.finished = {}
+        return False
+
     @torch.inference_mode()
     def collect(self, policy: Policy) -> Rollout:
         """Run T steps in every env and return the (reused) rollout buffer."""
         ro, buf, a_none = self.ro, self.env.buf, self.spec.n_actions
         # The previous fragment's last situation is this fragment's first one.
-        if self.env_steps > 0:
-            for name in ("obs", "state", "action_mask", "alive", "first", "prev_actions"):
+        if self._started:
+            for name in self._CARRY:
                 x = getattr(ro, name)
                 x[0].copy_(x[-1])
+        self._started = True
         ro.h0.copy_(self.h)
         h = self.h
         for t in range(self.t_len):

@@ -7,11 +7,13 @@ last line printed names it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
 import resource
 import shutil
+import signal
 import sys
 import time
 import warnings
@@ -22,11 +24,19 @@ import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from marl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from marl.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
 from marl.config import Config, ConfigError, register_configs, to_config
 from marl.envs import make_vec_env
+from marl.errors import NonFiniteError, TrainingInterrupted
 from marl.learner import Learner
 from marl.logging import Logger, Progress, WandbSink
 from marl.metrics import summarise_episodes
@@ -49,12 +59,45 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+# Config keys a resumed run may change; any other difference means another experiment.
+RESUME_MAY_CHANGE = ("train.total_env_steps", "train.eval_video", "train.video_max_frames",
+                     "train.video_fps", "train.log_every_env_steps", "logger.", "checkpoint.",
+                     "resume")
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _config_dict(cfg: Config) -> dict[str, Any]:
+    return _flatten(dataclasses.asdict(cfg))
+
+
 class Trainer:
-    """Owns one run: envs, runner, learner, loggers, counters."""
+    """Owns one run: envs, runner, learner, loggers, counters, checkpoints.
+
+    ``run()`` trains to ``train.total_env_steps``; with ``resume=true`` it first restores
+    the newest checkpoint of the run directory and continues exactly where it stopped
+    (same metrics rows as an uninterrupted run, minus wall-clock fields) when the env can
+    save its state. SIGTERM, SIGINT and SIGUSR1 (SLURM preemption) finish the current
+    update, write a checkpoint, close the loggers and raise :class:`TrainingInterrupted`.
+    """
 
     def __init__(self, cfg: Config, run_dir: Path, resolved: dict[str, Any]):
         self.cfg, self.run_dir = cfg, run_dir
         tc = cfg.train
+        self.ckpt_dir = run_dir / "checkpoints"
+        self.metrics_path = run_dir / "metrics.jsonl"
+        if not cfg.resume and (list_checkpoints(self.ckpt_dir) or self.metrics_path.exists()):
+            raise ConfigError(
+                f"run directory {run_dir} already holds a run: pass resume=true to continue "
+                "it, or choose another hydra.run.dir")
         torch.set_num_threads(tc.torch_threads)
         seed_everything(cfg.seed)
         self.env = make_vec_env(cfg.env, tc.num_envs, seed=cfg.seed)
@@ -71,13 +114,14 @@ class Trainer:
                 warnings.warn(f"env {getattr(cfg.env, 'name', '?')} cannot render frames: "
                               "train.eval_video is ignored", stacklevel=2)
                 self.video_env = None
-        self.ckpt_dir = run_dir / "checkpoints"
         self.env_steps = 0
         self.wall_offset = 0.0
-        self.last_eval: dict[str, float] = {}
-        run_id = None
-        if cfg.resume:
-            run_id = self._resume()
+        self.next_log = tc.log_every_env_steps
+        self.next_eval = tc.eval_every_env_steps or None
+        self.next_ckpt = cfg.checkpoint.every_env_steps or None
+        self.finished = False
+        self._signal: int | None = None
+        run_id = self._resume() if cfg.resume else None
         env_name = getattr(cfg.env, "name", "env")
         self.wandb = WandbSink(
             cfg.logger.wandb, run_dir, name=f"{cfg.algo.name}_{env_name}_s{cfg.seed}",
@@ -86,26 +130,83 @@ class Trainer:
                              Progress(tc.total_env_steps, self.env_steps, cfg.logger.progress,
                                       desc=cfg.name))
 
-    def _resume(self) -> str | None:
-        path = latest_checkpoint(self.ckpt_dir)
-        if path is None:
-            return None
-        state = load_checkpoint(path)
-        self.learner.load_state_dict_full(state["learner"])
-        self.env_steps = self.runner.env_steps = int(state["env_steps"])
-        self.wall_offset = float(state.get("wall_time_s", 0.0))
-        return state.get("wandb_run_id")
-
+    # ------------------------------------------------------------- state
     def state(self, wall: float) -> dict[str, Any]:
+        """Everything a resumed run needs to continue exactly."""
         return {
             "env_steps": self.env_steps,
             "wall_time_s": wall,
+            "finished": self.finished,
+            "config": _config_dict(self.cfg),
+            "counters": {"next_log": self.next_log, "next_eval": self.next_eval,
+                         "next_ckpt": self.next_ckpt},
             "learner": self.learner.state_dict_full(),
+            "runner": self.runner.get_state(),
             "wandb_run_id": self.wandb.run_id,
             "rng": {"python": random.getstate(), "numpy": np.random.get_state(),
-                    "torch": torch.get_rng_state()},
+                    "torch": torch.get_rng_state(),
+                    "eval": self.eval_rng.bit_generator.state},
         }
 
+    def _resume(self) -> str | None:
+        """Restore the newest checkpoint; returns the W&B run id to continue."""
+        path = latest_checkpoint(self.ckpt_dir)
+        if path is None:
+            print(f"resume=true: no checkpoint in {self.ckpt_dir}, starting from scratch",
+                  file=sys.stderr)
+            self._truncate_metrics(0)
+            return None
+        state = load_checkpoint(path)
+        mine, theirs = _config_dict(self.cfg), state.get("config", {})
+        diff = sorted(k for k in set(mine) | set(theirs)
+                      if mine.get(k) != theirs.get(k)
+                      and not any(k == p or k.startswith(p) for p in RESUME_MAY_CHANGE))
+        if diff:
+            shown = ", ".join(f"{k}: {theirs.get(k)!r} -> {mine.get(k)!r}" for k in diff[:6])
+            raise CheckpointError(
+                f"checkpoint {path} is from a different configuration ({shown}); resume "
+                f"only changes {', '.join(RESUME_MAY_CHANGE)}")
+        try:
+            self.learner.load_state_dict_full(state["learner"])
+            exact = self.runner.set_state(state["runner"], fresh_seed=self.cfg.seed + 17
+                                          + int(state["env_steps"]))
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise CheckpointError(f"checkpoint {path} does not fit this run: {e}") from e
+        rng = state["rng"]
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        self.eval_rng.bit_generator.state = rng["eval"]
+        self.env_steps = int(state["env_steps"])
+        self.wall_offset = float(state["wall_time_s"])
+        c = state["counters"]
+        self.next_log, self.next_eval, self.next_ckpt = c["next_log"], c["next_eval"], \
+            c["next_ckpt"]
+        self.finished = bool(state["finished"])
+        if self.finished and self.env_steps < self.cfg.train.total_env_steps:
+            self.finished = False  # a longer run was asked for: keep going
+        self._truncate_metrics(self.env_steps)
+        print(f"resumed from {path} at env_steps={self.env_steps}"
+              f"{'' if exact else ' (fresh episodes: env state not restorable)'}",
+              file=sys.stderr)
+        return state.get("wandb_run_id")
+
+    def _truncate_metrics(self, env_steps: int) -> None:
+        """Drop rows logged after the checkpoint we resume from (they will be redone)."""
+        if not self.metrics_path.exists():
+            return
+        lines = self.metrics_path.read_text(encoding="utf-8").splitlines()
+        keep = [ln for ln in lines if ln.strip() and json.loads(ln)["env_steps"] <= env_steps]
+        tmp = self.metrics_path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(ln + "\n" for ln in keep), encoding="utf-8")
+        os.replace(tmp, self.metrics_path)
+
+    def save(self, wall: float) -> Path:
+        self.learner.check_finite()
+        return save_checkpoint(self.ckpt_dir, self.env_steps, self.state(wall),
+                               self.cfg.checkpoint.keep)
+
+    # ------------------------------------------------------------- evaluation
     def evaluate(self) -> dict[str, float]:
         stats = evaluate(self.eval_env, self.learner.policy, self.learner.policy.hidden_dim,
                          seed=int(self.eval_rng.integers(2**31)))
@@ -127,15 +228,35 @@ class Trainer:
         self.wandb.log_video("eval/video", out, self.env_steps)
         return out
 
+    # ------------------------------------------------------------- training
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        del frame
+        self._signal = signum
+
     def run(self) -> dict[str, Any]:
-        tc = self.cfg.train
+        """Train to the end (or to a stop signal); returns the summary."""
+        if self.finished:
+            summary_path = self.run_dir / "summary.json"
+            print(f"run already finished at env_steps={self.env_steps}", file=sys.stderr)
+            self.logger.close()
+            return json.loads(summary_path.read_text()) if summary_path.exists() else {}
+        handled = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+        previous = {s: signal.signal(s, self._on_signal) for s in handled}
+        exit_code = 1
+        try:
+            summary = self._loop()
+            exit_code = 0
+            return summary
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+            self.logger.close(exit_code)
+
+    def _loop(self) -> dict[str, Any]:
+        tc, ck = self.cfg.train, self.cfg.checkpoint
         start = time.perf_counter() - self.wall_offset
         window_t, window_steps = time.perf_counter(), self.env_steps
         t_collect = t_update = 0.0
-        next_log = self.env_steps + tc.log_every_env_steps
-        next_eval = self.env_steps + tc.eval_every_env_steps if tc.eval_every_env_steps else None
-        next_ckpt = (self.env_steps + tc.checkpoint_every_env_steps
-                     if tc.checkpoint_every_env_steps else None)
         train_metrics: dict[str, float] = {}
         while self.env_steps < tc.total_env_steps:
             t0 = time.perf_counter()
@@ -143,17 +264,23 @@ class Trainer:
             ro = self.runner.collect(self.learner.policy)
             self.env_steps = self.runner.env_steps
             t1 = time.perf_counter()
-            train_metrics = self.learner.update(ro, self.env_steps)
+            try:
+                train_metrics = self.learner.update(ro, self.env_steps)
+            except NonFiniteError as e:
+                last = latest_checkpoint(self.ckpt_dir)
+                raise NonFiniteError(
+                    f"{e} at env_steps={self.env_steps}: training stopped, the update was not "
+                    f"applied; last good checkpoint: {last or 'none'}") from e
             t2 = time.perf_counter()
             t_collect += t1 - t0
             t_update += t2 - t1
             done = self.env_steps >= tc.total_env_steps
             row: dict[str, float] = {}
-            if next_eval is not None and self.env_steps >= next_eval and not done:
+            if done or (self.next_eval is not None and self.env_steps >= self.next_eval):
                 row.update(self.evaluate())
-                self.last_eval = row.copy()
-                next_eval += tc.eval_every_env_steps
-            if self.env_steps >= next_log or done or row:
+                while self.next_eval is not None and self.next_eval <= self.env_steps:
+                    self.next_eval += tc.eval_every_env_steps
+            if done or row or self.env_steps >= self.next_log:
                 now = time.perf_counter()
                 row.update(train_metrics)
                 row.update(summarise_episodes("train", self.runner.episodes.pop(), self.spec))
@@ -167,17 +294,19 @@ class Trainer:
                 row["perf/wall_time_s"] = now - start
                 window_t, window_steps, t_collect, t_update = now, self.env_steps, 0.0, 0.0
                 self.logger.log(self.env_steps, row)
-                while next_log <= self.env_steps:
-                    next_log += tc.log_every_env_steps
-            if next_ckpt is not None and self.env_steps >= next_ckpt and not done:
-                save_checkpoint(self.ckpt_dir, self.env_steps,
-                                self.state(time.perf_counter() - start), tc.keep_checkpoints)
-                while next_ckpt <= self.env_steps:
-                    next_ckpt += tc.checkpoint_every_env_steps
-        final = self.evaluate()
+                while self.next_log <= self.env_steps:
+                    self.next_log += tc.log_every_env_steps
+            if self._signal is not None and not done:
+                path = self.save(time.perf_counter() - start)
+                raise TrainingInterrupted(self._signal, self.env_steps, str(path))
+            if self.next_ckpt is not None and self.env_steps >= self.next_ckpt and not done:
+                self.save(time.perf_counter() - start)
+                while self.next_ckpt <= self.env_steps:
+                    self.next_ckpt += ck.every_env_steps
+        self.finished = True
         wall = time.perf_counter() - start
-        self.logger.log(self.env_steps, {**final, "perf/wall_time_s": wall})
-        save_checkpoint(self.ckpt_dir, self.env_steps, self.state(wall), tc.keep_checkpoints)
+        self.save(wall)
+        final = {k: v for k, v in row.items() if k.startswith("eval/")}
         summary = {
             "env_steps": self.env_steps,
             "wall_time_s": wall,
@@ -195,7 +324,6 @@ class Trainer:
             self.logger.jsonl.f.flush()
             for name, path in make_plots(self.run_dir, list(self.cfg.logger.plots)).items():
                 self.wandb.log_image(f"plots/{name}", path, self.env_steps)
-        self.logger.close()
         return summary
 
 
@@ -212,19 +340,54 @@ def _only_hydra_files(run_dir: Path) -> bool:
 register_configs()
 
 
+def _fail(run_dir: Path, message: str, code: int, multirun: bool) -> float:
+    """Report a failed run: ``failed.json`` in its directory, one line on stderr; in a
+    multirun return NaN so the other jobs go on (the sweep summary lists the failure)."""
+    print(f"error: {message}", file=sys.stderr)
+    if run_dir.is_dir():
+        _write_json_atomic(run_dir / "failed.json", {"error": message, "exit_code": code})
+    if multirun:
+        return float("nan")
+    sys.exit(code)
+
+
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
 def main(dcfg: DictConfig) -> float:
-    """Hydra task: returns the final greedy evaluation return (the sweep objective)."""
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    """Hydra task: returns the final greedy evaluation return (the sweep objective).
+
+    Exit codes: 0 done; 2 bad configuration (nothing left behind in a new run directory);
+    1 the run failed (NaN/inf, a crash; ``failed.json`` says why); 128 + signal number
+    when SIGTERM/SIGINT/SIGUSR1 stopped it after a checkpoint. In a multirun a failed job
+    returns NaN instead, so the other jobs run; the sweep summary reports it.
+    """
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
+    fresh_dir = run_dir.is_dir() and _only_hydra_files(run_dir)
     try:
         cfg = to_config(dcfg)
-    except ConfigError as e:
-        if run_dir.is_dir() and _only_hydra_files(run_dir):
+        resolved = OmegaConf.to_container(dcfg, resolve=True)
+        trainer = Trainer(cfg, run_dir, resolved)  # type: ignore[arg-type]
+    except (ConfigError, CheckpointError, ValueError) as e:
+        if fresh_dir:
             shutil.rmtree(run_dir, ignore_errors=True)
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    resolved = OmegaConf.to_container(dcfg, resolve=True)
-    summary = Trainer(cfg, run_dir, resolved).run()  # type: ignore[arg-type]
+        return _fail(run_dir, str(e), 2, multirun)
+    try:
+        summary = trainer.run()
+    except TrainingInterrupted as e:
+        print(str(e), file=sys.stderr)
+        print(f"run directory: {run_dir}")
+        if multirun:
+            return float("nan")
+        sys.exit(128 + e.signum)
+    except NonFiniteError as e:
+        return _fail(run_dir, str(e), 1, multirun)
+    except Exception as e:
+        if not multirun:
+            _write_json_atomic(run_dir / "failed.json",
+                               {"error": f"{type(e).__name__}: {e}", "exit_code": 1})
+            raise
+        return _fail(run_dir, f"{type(e).__name__}: {e}", 1, multirun)
     shown = {k: summary[k] for k in ("env_steps", "wall_time_s", "steps_per_s",
                                      "eval/return_mean", "eval/success_rate") if k in summary}
     print(json.dumps(shown))

@@ -811,3 +811,38 @@ def test_core_render_rgb_current_and_final_frame():
     facade.step({"robot_0": 1, "robot_1": 0})
     np.testing.assert_array_equal(core.render_rgb(0, final=True), facade.render())
     assert (core.render_rgb(0) != core.render_rgb(0, final=True)).any()
+
+
+@pytest.mark.parametrize("cfg", [BoxPushConfig(), BoxPushConfig(hole="random", box_weight=1)])
+def test_get_set_state_continues_exactly(cfg):
+    rng = np.random.default_rng(3)
+    core = BoxPushCore(cfg, num_envs=16, seed=1)
+    for _ in range(37):
+        core.step(rng.integers(0, 5, (16, 2)))
+    saved = core.get_state()
+    actions = [rng.integers(0, 5, (16, 2)) for _ in range(80)]
+    ref = []
+    for a in actions:
+        b = core.step(a)
+        ref.append((b.obs.copy(), b.reward.copy(), b.terminated.copy(), b.truncated.copy(),
+                    b.final_obs.copy(), {k: v.copy() for k, v in b.episode.items()}))
+    other = BoxPushCore(cfg, num_envs=16, seed=99)  # different seed: state must override
+    other.set_state(saved)
+    for a, (obs, rew, term, trunc, fobs, ep) in zip(actions, ref, strict=True):
+        b = other.step(a)
+        np.testing.assert_array_equal(b.obs, obs)
+        np.testing.assert_array_equal(b.reward, rew)
+        np.testing.assert_array_equal(b.terminated, term)
+        np.testing.assert_array_equal(b.truncated, trunc)
+        done = term | trunc
+        np.testing.assert_array_equal(b.final_obs[done], fobs[done])
+        for k in ep:
+            np.testing.assert_array_equal(b.episode[k][done], ep[k][done])
+
+
+def test_set_state_refuses_a_different_env():
+    saved = BoxPushCore(BoxPushConfig(), num_envs=4, seed=0).get_state()
+    with pytest.raises(ValueError, match="num_envs"):
+        BoxPushCore(BoxPushConfig(), num_envs=5).set_state(saved)
+    with pytest.raises(ValueError, match="box_weight"):
+        BoxPushCore(BoxPushConfig(box_weight=1), num_envs=4).set_state(saved)

@@ -20,8 +20,8 @@ TINY = [
     "train.eval_every_env_steps=800",
     "train.eval_episodes=6",
     "train.log_every_env_steps=400",
-    "train.checkpoint_every_env_steps=1000",
-    "train.keep_checkpoints=2",
+    "checkpoint.every_env_steps=1000",
+    "checkpoint.keep=2",
     "logger.progress=false",
 ]
 

@@ -134,6 +134,24 @@ class ResumableVecEnv(VecEnv, Protocol):
     def set_state(self, state: dict) -> None: ...
 
 
+_RUNNER_FIELDS = ("obs", "state", "reward", "terminated", "truncated", "action_mask", "alive")
+
+
+def buffers_state(buf: VecBuffers) -> dict[str, np.ndarray]:
+    """Copies of the buffer arrays a runner reads between steps (for ``get_state``)."""
+    return {k: getattr(buf, k).copy() for k in _RUNNER_FIELDS}
+
+
+def restore_buffers(buf: VecBuffers, saved: dict[str, np.ndarray]) -> None:
+    """Write :func:`buffers_state` output back in place (shapes must match)."""
+    for k in _RUNNER_FIELDS:
+        dst, src = getattr(buf, k), saved[k]
+        if dst.shape != src.shape:
+            raise ValueError(f"saved env buffer {k!r} has shape {src.shape}, this env has "
+                             f"{dst.shape} (different num_envs or env config?)")
+        dst[...] = src
+
+
 def check_actions(actions: np.ndarray, spec: EnvSpec, mask: np.ndarray | None = None) -> None:
     """Raise ValueError naming the first agent whose action is out of range or masked.
 

@@ -77,7 +77,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from marl.envs.base import EnvSpec, VecBuffers, check_actions
+from marl.envs.base import EnvSpec, VecBuffers, buffers_state, check_actions, restore_buffers
 
 AGENTS = ("robot_0", "robot_1")
 N_ACTIONS = 5
@@ -490,6 +490,34 @@ class BoxPushCore:
 
     def close(self) -> None:
         """Nothing to release."""
+
+    _STATE_ARRAYS = ("_rob", "_box", "_hole", "_t", "_pushes", "_attempts", "_idle", "_ended")
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (see ``ResumableVecEnv``)."""
+        return {
+            "num_envs": self.num_envs,
+            "config": dataclasses.asdict(self.cfg),
+            "arrays": {k: getattr(self, k).copy() for k in self._STATE_ARRAYS},
+            "final_cells": [c.copy() for c in self._final_cells],
+            "rng": self._rng.bit_generator.state,
+            "buf": buffers_state(self.buf),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`get_state` output into this env (same config and num_envs)."""
+        mine = dataclasses.asdict(self.cfg)
+        theirs = {k: v for k, v in state["config"].items() if k in mine}
+        if state["num_envs"] != self.num_envs or theirs != mine:
+            diff = sorted(k for k in mine if mine[k] != theirs.get(k))
+            raise ValueError(
+                f"saved box-pushing state is for num_envs={state['num_envs']} and a config "
+                f"differing in {diff or 'nothing'}; this env has num_envs={self.num_envs}")
+        for k in self._STATE_ARRAYS:
+            setattr(self, k, state["arrays"][k].copy())
+        self._final_cells = tuple(c.copy() for c in state["final_cells"])
+        self._rng.bit_generator.state = state["rng"]
+        restore_buffers(self.buf, state["buf"])
 
     def render_rgb(self, env_index: int = 0, final: bool = False) -> np.ndarray:
         """uint8 ``[H, W, 3]`` image of env ``env_index``; ``final=True``: the last

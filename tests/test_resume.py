@@ -1,0 +1,182 @@
+"""Runs that survive: determinism, kill-and-resume identity, stop signals, NaN guards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from marl.checkpoint import list_checkpoints, load_checkpoint
+from marl.config import register_configs, to_config
+from marl.errors import NonFiniteError
+from marl.train import CONF_DIR, Trainer
+
+register_configs()
+
+RUN = [
+    "+experiment=coma_boxpush", "train.num_envs=16", "train.fragment_len=5",
+    "train.total_env_steps=48000", "train.log_every_env_steps=2000",
+    "train.eval_every_env_steps=12000", "train.eval_episodes=8",
+    "checkpoint.every_env_steps=8000", "checkpoint.keep=20", "logger.progress=false",
+    "logger.wandb.mode=disabled", "logger.plots=[]",
+]
+
+
+def start(run_dir: Path, extra: list[str] = ()) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "marl.train", *RUN, *extra, f"hydra.run.dir={run_dir}"],
+        cwd=run_dir.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=600)
+    return proc.returncode, out, err
+
+
+def rows(run_dir: Path) -> list[dict]:
+    """metrics.jsonl without wall-clock fields (perf/*)."""
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(ln).items() if not k.startswith("perf/")}
+            for ln in lines]
+
+
+def wait_for_checkpoints(run_dir: Path, k: int, proc: subprocess.Popen) -> None:
+    deadline = time.time() + 300
+    while len(list_checkpoints(run_dir / "checkpoints")) < k:
+        assert proc.poll() is None, "run ended before its checkpoint"
+        assert time.time() < deadline
+        time.sleep(0.005)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> list[dict]:
+    run_dir = tmp_path_factory.mktemp("ref") / "run"
+    code, _, err = finish(start(run_dir))
+    assert code == 0, err[-2000:]
+    return rows(run_dir)
+
+
+def test_same_seed_same_metrics(reference, tmp_path):
+    """Determinism on CPU: the same config and seed give identical metrics.jsonl rows."""
+    run_dir = tmp_path / "again"
+    code, _, err = finish(start(run_dir))
+    assert code == 0, err[-2000:]
+    assert rows(run_dir) == reference
+    assert len(reference) >= 24 and reference[-1]["env_steps"] >= 48000
+
+
+def test_sigkill_after_checkpoint_then_resume_gives_the_same_rows(reference, tmp_path):
+    run_dir = tmp_path / "killed"
+    proc = start(run_dir)
+    wait_for_checkpoints(run_dir, 2, proc)
+    proc.send_signal(signal.SIGKILL)
+    code, _, _ = finish(proc)
+    assert code == -signal.SIGKILL
+    assert not (run_dir / "summary.json").exists()
+    code, _, err = finish(start(run_dir, ["resume=true"]))
+    assert code == 0, err[-2000:]
+    assert "resumed from" in err
+    assert rows(run_dir) == reference  # no duplicated, lost or different row
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
+def test_stop_signal_checkpoints_and_resumes(reference, tmp_path, sig):
+    run_dir = tmp_path / "signalled"
+    proc = start(run_dir)
+    wait_for_checkpoints(run_dir, 1, proc)
+    proc.send_signal(sig)
+    code, out, err = finish(proc)
+    assert code == 128 + sig, err[-2000:]
+    assert f"stopped by {signal.Signals(sig).name}" in err
+    assert out.strip().splitlines()[-1] == f"run directory: {run_dir}"
+    newest = list_checkpoints(run_dir / "checkpoints")[-1]
+    state = load_checkpoint(newest)
+    assert rows(run_dir)[-1]["env_steps"] <= state["env_steps"]
+    code, _, err = finish(start(run_dir, ["resume=true"]))
+    assert code == 0, err[-2000:]
+    assert rows(run_dir) == reference
+
+
+def test_resume_refuses_another_configuration(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = start(run_dir)
+    wait_for_checkpoints(run_dir, 1, proc)
+    proc.send_signal(signal.SIGKILL)
+    finish(proc)
+    code, _, err = finish(start(run_dir, ["resume=true", "algo.actor_lr=0.1"]))
+    assert code == 2
+    assert "different configuration" in err and "algo.actor_lr" in err
+
+
+def test_existing_run_dir_needs_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = start(run_dir, ["train.total_env_steps=2000"])
+    assert finish(proc)[0] == 0
+    code, _, err = finish(start(run_dir, ["train.total_env_steps=2000"]))
+    assert code == 2 and "already holds a run" in err
+
+
+def _trainer(run_dir: Path, overrides: list[str]) -> Trainer:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        dcfg = compose(config_name="config", overrides=[*RUN, *overrides])
+    return Trainer(to_config(dcfg), run_dir, {})
+
+
+def test_nan_reward_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = _trainer(tmp_path, ["train.total_env_steps=20000"])
+    env, real_step = trainer.env, trainer.env.step
+    calls = {"n": 0}
+
+    def poisoned(actions: np.ndarray):
+        buf = real_step(actions)
+        calls["n"] += 1
+        if calls["n"] > 750:  # after 12,000 env steps: past the first checkpoint
+            buf.reward[0, 0] = float("nan")
+        return buf
+
+    env.step = poisoned
+    with pytest.raises(NonFiniteError) as e:
+        trainer.run()
+    msg = str(e.value)
+    assert "critic central_q loss is nan" in msg and "env_steps=12080" in msg
+    ckpts = list_checkpoints(tmp_path / "checkpoints")
+    assert [load_checkpoint(p)["env_steps"] for p in ckpts] == [8000]
+    assert str(ckpts[0]) in msg
+    state = load_checkpoint(ckpts[0])
+    for net in state["learner"]["critics"]["central_q"]["net"].values():
+        assert torch.isfinite(net).all()
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_nan_in_a_parameter_is_never_checkpointed(tmp_path):
+    trainer = _trainer(tmp_path, ["train.total_env_steps=10000"])
+    with torch.no_grad():
+        next(trainer.learner.actor.parameters())[0, 0] = float("inf")
+    with pytest.raises(NonFiniteError, match="actor"):
+        trainer.run()
+    assert list_checkpoints(tmp_path / "checkpoints") == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="signals")
+def test_wandb_offline_run_id_survives_resume(tmp_path):
+    run_dir = tmp_path / "wb"
+    extra = ["logger.wandb.mode=offline"]
+    proc = start(run_dir, extra)
+    wait_for_checkpoints(run_dir, 1, proc)
+    proc.send_signal(signal.SIGTERM)
+    finish(proc)
+    first_id = load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])["wandb_run_id"]
+    assert first_id
+    code, _, err = finish(start(run_dir, ["resume=true", *extra]))
+    assert code == 0, err[-2000:]
+    runs = sorted((run_dir / "wandb").glob("offline-run-*"))
+    assert runs and all(r.name.endswith(first_id) for r in runs)
