@@ -48,6 +48,8 @@ class SweepSummary(Callback):
             extra = j.get("error") or f"eval/return_mean={j.get('eval/return_mean')}"
             print(f"[{j['status']:>10}] {j['dir']}  {extra}", file=sys.stderr)
         if report["n_failed"]:
-            raise RuntimeError(
-                f"{report['n_failed']} of {report['n_jobs']} sweep jobs did not finish; see "
-                f"{sweep_dir / 'sweep_summary.json'}")
+            print(f"error: {report['n_failed']} of {report['n_jobs']} sweep jobs did not "
+                  f"finish; see {sweep_dir / 'sweep_summary.json'}", file=sys.stderr)
+            # Hydra turns a callback's exception into a warning; SystemExit gets through,
+            # so the sweep's exit status says that something failed.
+            raise SystemExit(1)
