@@ -7,8 +7,12 @@
 * peak resident memory of this process after the training loop (it holds the same
   envs, nets and rollout as a run of that experiment).
 
-``--envs boxpush,mpe_spread,...`` also measures each env config through the runner with
-the untrained policy (acting only), which is what the env costs a training run.
+``--envs boxpush,mpe_spread,...`` (or ``all``: every ``conf/env/*.yaml``) also measures
+each env config through the runner with the untrained policy (acting only), which is
+what the env costs a training run, and prints a table (agents, observation, actions,
+build time, env steps/s); pixel envs are timed ``--pixel-seconds`` (default 3 s), an env
+that cannot be built (a missing optional dependency) is a table row saying why.
+``--envs-only`` skips the experiment benchmarks above.
 Numbers on a shared 2-core machine are noisy: compare ratios measured in one run.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -82,18 +87,59 @@ def bench_training(overrides: list[str], seconds: float) -> dict[str, float]:
     }
 
 
-def bench_env_config(env_name: str, num_envs: int, seconds: float) -> float:
-    """Env steps/s of ``env=<env_name>`` through the runner with an untrained policy."""
+PIXEL_SECONDS = 3.0
+"""Measurement time of pixel envs in ``--envs`` (they step at a few hundred steps/s)."""
+
+
+def bench_env_config(env_name: str, num_envs: int, seconds: float,
+                     pixel_seconds: float = PIXEL_SECONDS) -> dict[str, Any]:
+    """Env steps/s of ``env=<env_name>`` through the runner with an untrained policy.
+
+    Returns ``steps_per_s`` and what was measured (agents, observation shape, actions,
+    build time, seconds). Pixel envs (uint8 observations) are timed for at most
+    ``pixel_seconds``.
+    """
     cfg = _compose([f"env={env_name}"])
+    t0 = time.perf_counter()
     env = make_vec_env(cfg.env, num_envs, seed=0)
-    learner = Learner(env.spec, cfg.algo)
-    runner = Runner(env, 8, learner.policy.hidden_dim, seed=0)
-    runner.collect(learner.policy)
-    start, t0 = runner.env_steps, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        runner.collect(learner.policy)
-    out = (runner.env_steps - start) / (time.perf_counter() - t0)
-    env.close()
+    try:
+        build_s = time.perf_counter() - t0
+        spec = env.spec
+        pixels = spec.obs_dtype == "uint8"
+        limit = min(seconds, pixel_seconds) if pixels else seconds
+        learner = Learner(spec, cfg.algo)
+        runner = Runner(env, 8, learner.policy.hidden_dim, seed=0)
+        runner.collect(learner.policy)  # warm-up
+        start, t0 = runner.env_steps, time.perf_counter()
+        while time.perf_counter() - t0 < limit:
+            runner.collect(learner.policy)
+        sps = (runner.env_steps - start) / (time.perf_counter() - t0)
+    finally:
+        env.close()
+    return {"steps_per_s": sps, "agents": spec.n_agents, "obs": spec.obs_shape,
+            "obs_dtype": spec.obs_dtype, "actions": spec.n_actions, "build_s": build_s,
+            "seconds": limit, "env_class": type(env).__name__}
+
+
+def bench_env_configs(names: list[str], num_envs: int, seconds: float,
+                      pixel_seconds: float = PIXEL_SECONDS) -> dict[str, float]:
+    """Measure every env config in ``names``; print a table; failures are rows too."""
+    print(f"\nenv configs through the runner (untrained policy, acting only, B={num_envs}, "
+          f"T=8; pixel envs timed {min(seconds, pixel_seconds):g} s):")
+    print(f"| {'env':<14} | agents | {'observation':<22} | A  | build s | env steps/s |")
+    print(f"|{'-' * 16}|--------|{'-' * 24}|----|---------|-------------|")
+    out: dict[str, float] = {}
+    for name in names:
+        try:
+            r = bench_env_config(name, num_envs, seconds, pixel_seconds)
+        except Exception as e:  # noqa: BLE001 - report and go on to the next env
+            msg = f"{type(e).__name__}: {e}".splitlines()[0][:90]
+            print(f"| {name:<14} | failed: {msg}")
+            continue
+        out[f"env/{name}"] = r["steps_per_s"]
+        obs = f"{r['obs_dtype']} {tuple(r['obs'])}"
+        print(f"| {name:<14} | {r['agents']:>6} | {obs:<22} | {r['actions']:>2} | "
+              f"{r['build_s']:>7.2f} | {r['steps_per_s']:>11,.0f} |")
     return out
 
 
@@ -107,6 +153,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--envs", default="", help="comma-separated env configs to measure "
                    "through the runner (e.g. boxpush,mpe_spread), or 'all'")
     p.add_argument("--envs-batch", type=int, default=8, help="B for --envs")
+    p.add_argument("--envs-only", action="store_true",
+                   help="with --envs: skip the raw-env and training-loop benchmarks")
+    p.add_argument("--pixel-seconds", type=float, default=PIXEL_SECONDS,
+                   help="with --envs: time per pixel env (they are slow)")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for the training benchmark")
     args = p.parse_args(argv)
@@ -114,31 +164,27 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     exp = [f"+experiment={args.experiment}", *args.overrides]
     results: dict[str, float] = {}
-    raw = bench_raw_env(args.raw_envs, args.seconds, exp)
-    results["raw_env_steps_per_s"] = raw
-    print(f"raw env ({args.experiment}, B={args.raw_envs}, random actions): "
-          f"{raw:,.0f} env steps/s")
-    tr = bench_training(exp, args.seconds)
-    results.update(tr)
-    cfg = _compose(exp)
-    print(f"training loop ({args.experiment}: B={cfg.train.num_envs}, "
-          f"T={cfg.train.fragment_len}, torch_threads={cfg.train.torch_threads}): "
-          f"{tr['train_steps_per_s']:,.0f} env steps/s "
-          f"(acting {tr['collect_steps_per_s']:,.0f}/s, learning "
-          f"{tr['update_steps_per_s']:,.0f}/s, acting share {tr['collect_frac']:.0%})")
-    results["peak_rss_mib"] = peak_rss_mib()
-    print(f"peak memory (RSS of this process): {results['peak_rss_mib']:,.0f} MiB; "
-          f"rollout buffers {tr['rollout_mib']:.1f} MiB")
+    if not (args.envs and args.envs_only):
+        raw = bench_raw_env(args.raw_envs, args.seconds, exp)
+        results["raw_env_steps_per_s"] = raw
+        print(f"raw env ({args.experiment}, B={args.raw_envs}, random actions): "
+              f"{raw:,.0f} env steps/s")
+        tr = bench_training(exp, args.seconds)
+        results.update(tr)
+        cfg = _compose(exp)
+        print(f"training loop ({args.experiment}: B={cfg.train.num_envs}, "
+              f"T={cfg.train.fragment_len}, torch_threads={cfg.train.torch_threads}): "
+              f"{tr['train_steps_per_s']:,.0f} env steps/s "
+              f"(acting {tr['collect_steps_per_s']:,.0f}/s, learning "
+              f"{tr['update_steps_per_s']:,.0f}/s, acting share {tr['collect_frac']:.0%})")
+        results["peak_rss_mib"] = peak_rss_mib()
+        print(f"peak memory (RSS of this process): {results['peak_rss_mib']:,.0f} MiB; "
+              f"rollout buffers {tr['rollout_mib']:.1f} MiB")
     if args.envs:
         names = sorted(p.stem for p in (CONF_DIR / "env").glob("*.yaml")) \
-            if args.envs == "all" else args.envs.split(",")
-        for name in names:
-            try:
-                sps = bench_env_config(name, args.envs_batch, args.seconds)
-                results[f"env/{name}"] = sps
-                print(f"  env={name:<16} B={args.envs_batch}: {sps:,.0f} env steps/s")
-            except Exception as e:  # noqa: BLE001 - report and go on to the next env
-                print(f"  env={name:<16} failed: {type(e).__name__}: {e}")
+            if args.envs == "all" else [n.strip() for n in args.envs.split(",") if n.strip()]
+        results.update(bench_env_configs(names, args.envs_batch, args.seconds,
+                                         args.pixel_seconds))
     if args.json:
         print(json.dumps(results))
 

@@ -230,6 +230,9 @@ class Config:
     resume: bool = False
     """Continue from the newest checkpoint in the run directory (hydra.run.dir=<it>);
     with none there, start from scratch (and say so)."""
+    init_from: str | None = None
+    """Start from the networks of another run (a checkpoint file or a run directory,
+    newest checkpoint): fine-tuning and curricula. Optimisers and counters start fresh."""
 
     def __post_init__(self) -> None:
         check(self.seed >= 0, "seed", self.seed, "must be >= 0")

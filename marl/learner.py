@@ -285,6 +285,20 @@ class Learner(nn.Module):
             "n_updates": self.n_updates,
         }
 
+    def load_networks(self, sd: dict[str, Any]) -> None:
+        """Networks only (actor, critics and their targets) from a full state dict:
+        the start of a fine-tuning run. Raises ValueError when they do not fit."""
+        if set(sd["critics"]) != set(self.critics):
+            raise ValueError(f"that run trained critics {sorted(sd['critics'])}, this one "
+                             f"needs {sorted(self.critics)}")
+        try:
+            self.actor.load_state_dict(sd["actor"])
+            for k, c in self.critics.items():
+                c.net.load_state_dict(sd["critics"][k]["net"])
+                c.target.load_state_dict(sd["critics"][k]["target"])
+        except RuntimeError as e:  # shape mismatches
+            raise ValueError(f"networks do not fit this env/config: {e}") from e
+
     def load_state_dict_full(self, sd: dict[str, Any]) -> None:
         if set(sd["critics"]) != set(self.critics):
             raise ValueError(f"checkpoint has critics {sorted(sd['critics'])}, this run "

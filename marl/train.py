@@ -121,8 +121,11 @@ class Trainer:
         self.next_ckpt = cfg.checkpoint.every_env_steps or None
         self.finished = False
         self._signal: int | None = None
+        if cfg.init_from:
+            self._init_from(Path(cfg.init_from).expanduser())
         run_id = self._resume() if cfg.resume else None
         env_name = getattr(cfg.env, "name", "env")
+        run_dir.mkdir(parents=True, exist_ok=True)
         self.wandb = WandbSink(
             cfg.logger.wandb, run_dir, name=f"{cfg.algo.name}_{env_name}_s{cfg.seed}",
             group=cfg.name, job_type=cfg.algo.name, config=resolved, run_id=run_id)
@@ -190,6 +193,17 @@ class Trainer:
               f"{'' if exact else ' (fresh episodes: env state not restorable)'}",
               file=sys.stderr)
         return state.get("wandb_run_id")
+
+    def _init_from(self, src: Path) -> None:
+        path = latest_checkpoint(src / "checkpoints") if src.is_dir() else src
+        if path is None:
+            raise CheckpointError(f"init_from = {str(src)!r}: no checkpoint in {src}")
+        state = load_checkpoint(path)
+        try:
+            self.learner.load_networks(state["learner"])
+        except (KeyError, ValueError) as e:
+            raise CheckpointError(f"init_from = {str(src)!r} does not fit this run: {e}") from e
+        print(f"networks initialised from {path}", file=sys.stderr)
 
     def _truncate_metrics(self, env_steps: int) -> None:
         """Drop rows logged after the checkpoint we resume from (they will be redone)."""

@@ -180,3 +180,15 @@ def test_wandb_offline_run_id_survives_resume(tmp_path):
     assert code == 0, err[-2000:]
     runs = sorted((run_dir / "wandb").glob("offline-run-*"))
     assert runs and all(r.name.endswith(first_id) for r in runs)
+
+
+def test_init_from_loads_the_networks_of_another_run(tmp_path):
+    first = _trainer(tmp_path / "a", ["train.total_env_steps=2000"])
+    first.run()
+    second = _trainer(tmp_path / "b", ["train.total_env_steps=2000", "env.solo_push_prob=0",
+                                       f"init_from={tmp_path / 'a'}"])
+    for p, q in zip(first.learner.parameters(), second.learner.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert second.env_steps == 0 and second.learner.n_updates == 0
+    with pytest.raises(Exception, match="no checkpoint"):
+        _trainer(tmp_path / "c", [f"init_from={tmp_path / 'b'}"])

@@ -34,7 +34,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from marl.envs.base import EnvSpec, VecBuffers, check_actions
+from marl.envs.base import EnvSpec, VecBuffers, buffers_state, check_actions, restore_buffers
 
 AGENTS = ("player_0", "player_1")
 N_ACTIONS = 3
@@ -184,6 +184,37 @@ class MatrixGameCore:
             self._ended = True
             buf.alive[:] = False
         return buf
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (see ``ResumableVecEnv``).
+
+        The game has no randomness and no memory across steps: the state is the payoff,
+        whether the episodes have ended (``autoreset=False``) and the buffers.
+        """
+        return {
+            "num_envs": self.num_envs,
+            "payoff": self.payoff.copy(),
+            "autoreset": self.autoreset,
+            "ended": self._ended,
+            "buf": buffers_state(self.buf),
+            "episode": {k: v.copy() for k, v in self.buf.episode.items()},
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`get_state` output into this env (same game and ``num_envs``)."""
+        payoff = np.asarray(state["payoff"], np.float32)
+        if (state["num_envs"] != self.num_envs or payoff.shape != self.payoff.shape
+                or not np.array_equal(payoff, self.payoff)
+                or bool(state["autoreset"]) != self.autoreset):
+            raise ValueError(
+                f"saved matrix-game state is for num_envs={state['num_envs']}, payoff "
+                f"{payoff.tolist()}, autoreset={state['autoreset']}; this env has "
+                f"num_envs={self.num_envs}, payoff {self.payoff.tolist()}, "
+                f"autoreset={self.autoreset}")
+        restore_buffers(self.buf, state["buf"])
+        for k, v in state["episode"].items():
+            self.buf.episode[k][:] = v
+        self._ended = bool(state["ended"])
 
     def close(self) -> None:
         """Nothing to release."""

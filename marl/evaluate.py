@@ -1,0 +1,221 @@
+"""Greedy evaluation of a finished (or running) run from its newest checkpoint.
+
+``python -m marl.evaluate run_dir=<dir> [episodes=100] [video=true] [key=value ...]``
+
+Keys (Hydra-style ``key=value``, any order):
+
+* ``run_dir`` (required): a run directory left by ``marl.train`` (``.hydra/config.yaml``
+  and ``checkpoints/``);
+* ``episodes`` (100): greedy episodes, one per env, as in training's evaluation;
+* ``video`` (false): also record one greedy episode as a GIF (envs that can render);
+* ``checkpoint`` (newest): a checkpoint file to load instead of the newest one;
+* ``seed`` (the run's seed + 3000017): seed of the evaluation envs;
+* ``max_frames`` (the run's ``train.video_max_frames``), ``fps`` (``train.video_fps``).
+
+It rebuilds the run's env and learner from the run's own composed config, loads the
+learner's state (``state["learner"]``), runs :func:`marl.runner.evaluate` greedily and
+writes ``eval_<env_steps>.json`` into the run directory (the same ``eval/...`` metrics
+as training's evaluation, plus the checkpoint, episodes, seed), and with ``video=true``
+``videos/evaluate_<env_steps>.gif``. The last line printed names the JSON file.
+
+Exit status 0; 2 for a bad argument, a missing run directory, no checkpoint, or a
+corrupt or mismatched checkpoint (one ``error: ...`` line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from marl.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from marl.config import Config, ConfigError, to_config
+from marl.envs import ENV_CONFIGS, make_vec_env
+from marl.learner import Learner
+from marl.metrics import summarise_episodes
+from marl.runner import evaluate, record_episode
+
+USAGE = ("usage: python -m marl.evaluate run_dir=<dir> [episodes=100] [video=true] "
+         "[checkpoint=<file>] [seed=<int>] [max_frames=<int>] [fps=<int>]")
+
+
+class EvaluateError(RuntimeError):
+    """Why a run cannot be evaluated (printed as one line, exit status 2)."""
+
+
+@dataclass
+class EvalArgs:
+    run_dir: Path
+    episodes: int = 100
+    video: bool = False
+    checkpoint: Path | None = None
+    seed: int | None = None
+    max_frames: int | None = None
+    fps: int | None = None
+
+
+def _as_bool(key: str, v: str) -> bool:
+    if v.lower() in ("true", "1", "yes"):
+        return True
+    if v.lower() in ("false", "0", "no"):
+        return False
+    raise EvaluateError(f"{key}={v!r} is invalid: use true or false")
+
+
+def _as_int(key: str, v: str, low: int) -> int:
+    try:
+        x = int(v)
+    except ValueError:
+        x = low - 1
+    if x < low:
+        raise EvaluateError(f"{key}={v!r} is invalid: must be an int >= {low}")
+    return x
+
+
+def parse_args(argv: list[str]) -> EvalArgs:
+    """``key=value`` arguments -> :class:`EvalArgs` (EvaluateError on anything wrong)."""
+    kv: dict[str, str] = {}
+    for a in argv:
+        key, sep, value = a.partition("=")
+        if not sep or not key:
+            raise EvaluateError(f"argument {a!r} is not key=value\n{USAGE}")
+        kv[key.lstrip("+")] = value
+    known = {"run_dir", "episodes", "video", "checkpoint", "seed", "max_frames", "fps"}
+    unknown = sorted(set(kv) - known)
+    if unknown:
+        raise EvaluateError(f"unknown key(s) {unknown}: choose from {sorted(known)}\n{USAGE}")
+    if not kv.get("run_dir"):
+        raise EvaluateError(f"run_dir is required\n{USAGE}")
+    return EvalArgs(
+        run_dir=Path(kv["run_dir"]).expanduser(),
+        episodes=_as_int("episodes", kv.get("episodes", "100"), 1),
+        video=_as_bool("video", kv.get("video", "false")),
+        checkpoint=Path(kv["checkpoint"]).expanduser() if kv.get("checkpoint") else None,
+        seed=_as_int("seed", kv["seed"], 0) if "seed" in kv else None,
+        max_frames=_as_int("max_frames", kv["max_frames"], 1) if "max_frames" in kv else None,
+        fps=_as_int("fps", kv["fps"], 1) if "fps" in kv else None,
+    )
+
+
+def load_run_config(run_dir: Path) -> Config:
+    """The run's composed config (``.hydra/config.yaml``), typed and validated."""
+    if not run_dir.is_dir():
+        raise EvaluateError(f"run directory {run_dir} does not exist")
+    path = run_dir / ".hydra" / "config.yaml"
+    if not path.is_file():
+        raise EvaluateError(f"{run_dir} is not a run directory of marl.train: no {path.name} "
+                            "in .hydra/")
+    raw = OmegaConf.load(path)
+    env_name = OmegaConf.select(raw, "env.name")
+    if env_name not in ENV_CONFIGS:
+        raise EvaluateError(f"{path}: env.name={env_name!r} is not one of {sorted(ENV_CONFIGS)}")
+    schema = OmegaConf.structured(Config)
+    schema.env = OmegaConf.structured(ENV_CONFIGS[env_name])
+    try:
+        return to_config(OmegaConf.merge(schema, raw))
+    except (ConfigError, ValueError, TypeError) as e:  # OmegaConf's errors are ValueErrors
+        raise EvaluateError(f"{path} does not fit this version of marl: "
+                            f"{str(e).splitlines()[0]}") from e
+
+
+def _write_json_atomic(path: Path, obj: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def run(args: EvalArgs) -> dict[str, Any]:
+    """Evaluate; returns the summary written to ``eval_<env_steps>.json``."""
+    cfg = load_run_config(args.run_dir)
+    ckpt = args.checkpoint or latest_checkpoint(args.run_dir / "checkpoints")
+    if ckpt is None:
+        raise EvaluateError(f"no checkpoint in {args.run_dir / 'checkpoints'}: the run has "
+                            "not written one yet")
+    try:
+        state = load_checkpoint(ckpt)
+    except CheckpointError as e:
+        raise EvaluateError(str(e)) from e
+    torch.set_num_threads(cfg.train.torch_threads)
+    seed = cfg.seed + 3_000_017 if args.seed is None else args.seed
+    torch.manual_seed(seed)
+    env = make_vec_env(cfg.env, args.episodes, seed=seed)
+    learner = Learner(env.spec, cfg.algo)
+    try:
+        learner.load_state_dict_full(state["learner"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as e:
+        raise EvaluateError(f"checkpoint {ckpt} does not fit the run's config "
+                            f"({type(e).__name__}: {str(e).splitlines()[0]})") from e
+    env_steps = int(state.get("env_steps", 0))
+    hidden = learner.policy.hidden_dim
+    t0 = time.perf_counter()
+    stats = evaluate(env, learner.policy, hidden, seed=seed, greedy=True)
+    metrics = summarise_episodes("eval", stats, env.spec)
+    summary: dict[str, Any] = {
+        "run_dir": str(args.run_dir),
+        "checkpoint": str(ckpt),
+        "env_steps": env_steps,
+        "episodes": args.episodes,
+        "seed": seed,
+        "greedy": True,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "eval_time_s": time.perf_counter() - t0,
+        "name": cfg.name,
+        "algo": cfg.algo.name,
+        "env": getattr(cfg.env, "name", None),
+        **metrics,
+        "video": None,
+    }
+    if args.video:
+        summary["video"] = _record(cfg, learner, args, seed, env_steps)
+    out = args.run_dir / f"eval_{env_steps:012d}.json"
+    _write_json_atomic(out, summary)
+    summary["path"] = str(out)
+    return summary
+
+
+def _record(cfg: Config, learner: Learner, args: EvalArgs, seed: int,
+            env_steps: int) -> str | None:
+    import imageio.v3 as iio
+
+    env = make_vec_env(cfg.env, 1, seed=seed + 1)
+    if not hasattr(env, "render_rgb"):
+        warnings.warn(f"env {getattr(cfg.env, 'name', '?')} cannot render frames: no video",
+                      stacklevel=2)
+        return None
+    frames = record_episode(env, learner.policy, learner.policy.hidden_dim,
+                            args.max_frames or cfg.train.video_max_frames, seed=seed + 1)
+    out = args.run_dir / "videos" / f"evaluate_{env_steps:012d}.gif"
+    out.parent.mkdir(exist_ok=True)
+    fps = args.fps or cfg.train.video_fps
+    iio.imwrite(out, np.stack(frames), duration=1000 / fps, loop=0)
+    return str(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help", "help") for a in argv):
+        print(__doc__)
+        return 0
+    try:
+        summary = run(parse_args(argv))
+    except EvaluateError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    shown = {k: summary[k] for k in ("env_steps", "episodes", "eval/return_mean",
+                                     "eval/success_rate", "video") if k in summary}
+    print(json.dumps(shown))
+    print(f"evaluation: {summary['path']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
