@@ -63,6 +63,9 @@ class AlgoConfig:
     """Actor widths; with rnn the first one is the GRU size."""
     rnn: bool = False
     """GRU actor (recurrent, as in the paper) instead of a feed-forward one."""
+    actor_init: str = "orthogonal"
+    """orthogonal, or mirrored (paired ReLU units start as negations: no dead layer at
+    init; for very narrow actors on constant inputs, like the bandit's 5 units)."""
     share_actor: bool = True
     """One actor network for all agents (agent id in the input) or one per agent."""
     critic_hidden: list[int] = field(default_factory=lambda: [128, 128])
@@ -100,6 +103,8 @@ class AlgoConfig:
             check(getattr(self, k) > 0, f"algo.{k}", getattr(self, k), "must be > 0")
         check(self.optimizer in ("adam", "rmsprop"), "algo.optimizer", self.optimizer,
               "choose adam or rmsprop")
+        check(self.actor_init in ("orthogonal", "mirrored"), "algo.actor_init",
+              self.actor_init, "choose orthogonal or mirrored")
         check(0.0 < self.rmsprop_alpha < 1.0, "algo.rmsprop_alpha", self.rmsprop_alpha,
               "must be in (0, 1)")
         for k in ("actor_hidden", "critic_hidden"):

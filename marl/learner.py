@@ -104,7 +104,8 @@ class Learner(nn.Module):
         n, a = spec.n_agents, spec.n_actions
         pixel_scale = 1.0 / 255.0 if spec.obs_dtype == "uint8" else 1.0
         self.actor = Actor(spec.obs_shape, n, a, cfg.actor_hidden, rnn=cfg.rnn,
-                           shared=cfg.share_actor, pixel_scale=pixel_scale)
+                           shared=cfg.share_actor, pixel_scale=pixel_scale,
+                           init=cfg.actor_init)
         self.actor_opt = make_optimizer(self.actor.parameters(), cfg.optimizer, cfg.actor_lr,
                                         cfg.rmsprop_alpha, cfg.opt_eps)
         kinds = ADVANTAGE_CRITICS[cfg.advantage]

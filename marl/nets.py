@@ -103,10 +103,13 @@ class Actor(nn.Module):
         agent_id: bool = True,
         last_action: bool = True,
         pixel_scale: float = 1.0,
+        init: str = "orthogonal",
     ):
         super().__init__()
         if not hidden:
             raise ValueError("actor needs at least one hidden layer")
+        if init not in ("orthogonal", "mirrored"):
+            raise ValueError(f"actor init {init!r} unknown: use orthogonal or mirrored")
         self.n_agents, self.n_actions, self.rnn, self.shared = n_agents, n_actions, rnn, shared
         self.hidden_dim = hidden[0]
         copies = 1 if shared else n_agents
@@ -115,6 +118,9 @@ class Actor(nn.Module):
                       pixel_scale)
             for _ in range(copies)
         )
+        if init == "mirrored":
+            for net in self.nets:
+                mirror_hidden_units(net)
         self.register_buffer("agent_idx", torch.arange(n_agents), persistent=False)
 
     def initial_hidden(self, batch: int) -> Tensor:
@@ -157,6 +163,21 @@ class Actor(nn.Module):
             logits.append(lg)
             hs.append(h)
         return torch.stack(logits), torch.stack(hs)
+
+
+def mirror_hidden_units(net: _ActorNet) -> None:
+    """"Looks-linear" init (Balduzzi et al., 2017): in every hidden ReLU layer, units
+    ``h..2h-1`` start as the negation of units ``0..h-1`` (``h = width // 2``), so for any
+    input one unit of each pair is active. Narrow actors on constant inputs (the bandit's
+    5-unit layers) otherwise start with a whole layer dead for some seeds (6 of seeds
+    0..63 with [5, 5]) and then only the output bias can learn."""
+    with torch.no_grad():
+        first = [] if net.encoder.conv is not None else [net.encoder.fc.weight]
+        first += [emb.weight.T for emb in (net.id_emb, net.act_emb) if emb is not None]
+        hidden = [m.weight for m in list(net.head)[:-1] if isinstance(m, nn.Linear)]
+        for w in first + hidden:  # [units, inputs]; embeddings transposed to match
+            h = w.shape[0] // 2
+            w[h:2 * h] = -w[:h]
 
 
 class _ActorNet(nn.Module):

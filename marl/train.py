@@ -272,6 +272,7 @@ class Trainer:
         window_t, window_steps = time.perf_counter(), self.env_steps
         t_collect = t_update = 0.0
         train_metrics: dict[str, float] = {}
+        row: dict[str, float] = {}
         while self.env_steps < tc.total_env_steps:
             t0 = time.perf_counter()
             self.learner.policy.eps = self.learner.policy.epsilon(self.env_steps)
@@ -317,6 +318,11 @@ class Trainer:
                 self.save(time.perf_counter() - start)
                 while self.next_ckpt <= self.env_steps:
                     self.next_ckpt += ck.every_env_steps
+        if not any(k.startswith("eval/") for k in row):
+            # resumed with total_env_steps at or below the steps already done: the loop
+            # did not run, so evaluate the networks as they are
+            row = self.evaluate()
+            self.logger.log(self.env_steps, row)
         self.finished = True
         wall = time.perf_counter() - start
         self.save(wall)

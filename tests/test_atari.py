@@ -340,3 +340,42 @@ def test_mode_defaults():
     assert PongEnvConfig(mode="karpathy").effective_frameskip == 3
     assert PongEnvConfig(mode="karpathy").effective_noop_max == 0
     assert PongEnvConfig(mode="karpathy", frameskip=2).effective_frameskip == 2
+
+
+# ---------------------------------------------------------------------- exact resume
+def test_karpathy_gymnasium_get_state_set_state_continues_exactly():
+    """Save mid-game, step the original and a restored copy (other seed) with the same
+    actions: identical frames, rewards and flags, through truncations and resets (the
+    ALE state includes its RNG: sticky actions stay in step)."""
+    import pickle
+
+    cfg = PongEnvConfig(mode="karpathy", max_episode_frames=450)  # 150 steps per game
+    env = PongCore(cfg, num_envs=2, seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        env.step(rng.integers(0, 2, (2, 1)))
+    saved = pickle.loads(pickle.dumps(env.get_state()))
+    copy = PongCore(cfg, num_envs=2, seed=7)
+    copy.set_state(saved)
+    n_done = n_points = 0
+    for _ in range(300):
+        actions = rng.integers(0, 2, (2, 1))
+        x, y = env.step(actions), copy.step(actions)
+        for key in ("obs", "state", "reward", "terminated", "truncated"):
+            np.testing.assert_array_equal(getattr(x, key), getattr(y, key), err_msg=key)
+        np.testing.assert_array_equal(env.render_rgb(1), copy.render_rgb(1))
+        n_done += int((x.terminated | x.truncated).sum())
+        n_points += int((x.reward != 0).sum())
+    assert n_done >= 2 and n_points >= 4
+    env.close()
+    copy.close()
+
+
+def test_get_state_only_where_the_emulators_allow_it():
+    karpathy = PongCore(PongEnvConfig(mode="karpathy"), num_envs=1, seed=0)
+    with pytest.raises(ValueError, match="num_envs=1"):
+        PongCore(PongEnvConfig(mode="karpathy"), num_envs=2).set_state(karpathy.get_state())
+    standard = PongCore(PongEnvConfig(), num_envs=1, seed=0)  # C++ AtariVectorEnv
+    assert not hasattr(standard, "get_state") and not hasattr(standard, "set_state")
+    karpathy.close()
+    standard.close()

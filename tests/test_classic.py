@@ -243,3 +243,47 @@ def test_bad_config(field, value):
 def test_native_needs_cartpole():
     with pytest.raises(ValueError, match=r"env\.vectorization = 'native' is invalid"):
         CartPoleEnvConfig(id="Acrobot-v1")
+
+
+# ---------------------------------------------------------------------- exact resume
+def test_native_get_state_set_state_continues_exactly():
+    """Save mid-episode, step the original and a restored copy with the same actions:
+    identical buffers through terminations, truncations and their random resets."""
+    import pickle
+
+    from marl.envs.classic import CartPoleVecEnv
+
+    cfg = CartPoleEnvConfig(max_steps=30)
+    b = 64
+    env = make_gymnasium_vec(cfg, b, seed=0)
+    assert isinstance(env, CartPoleVecEnv)
+    rng = np.random.default_rng(0)
+    for _ in range(7):  # mid-episode: no env has ended yet at step 7
+        env.step(rng.integers(0, 2, (b, 1)))
+    assert not (env.buf.terminated | env.buf.truncated).any()
+    saved = pickle.loads(pickle.dumps(env.get_state()))
+    copy = make_gymnasium_vec(cfg, b, seed=123)  # other seed: other starts and resets
+    copy.set_state(saved)
+    np.testing.assert_array_equal(copy.buf.obs, env.buf.obs)
+    n_done = 0
+    for _ in range(80):
+        actions = rng.integers(0, 2, (b, 1))
+        x, y = env.step(actions), copy.step(actions)
+        done = x.terminated | x.truncated
+        n_done += int(done.sum())
+        for key in ("obs", "state", "reward", "terminated", "truncated"):
+            np.testing.assert_array_equal(getattr(x, key), getattr(y, key), err_msg=key)
+        np.testing.assert_array_equal(x.final_obs[done], y.final_obs[done])
+    assert n_done >= 2 * b  # the comparison went through many random resets
+    env.close()
+    copy.close()
+
+
+def test_native_set_state_refuses_another_env_and_sync_has_none():
+    env = make_gymnasium_vec(CartPoleEnvConfig(max_steps=30), 4, seed=0)
+    with pytest.raises(ValueError, match="num_envs=4"):
+        make_gymnasium_vec(CartPoleEnvConfig(max_steps=30), 5).set_state(env.get_state())
+    with pytest.raises(ValueError, match="max_steps=30"):
+        make_gymnasium_vec(CartPoleEnvConfig(max_steps=40), 4).set_state(env.get_state())
+    sync = make_gymnasium_vec(CartPoleEnvConfig(vectorization="sync"), 2, seed=0)
+    assert not hasattr(sync, "get_state")  # cannot save its envs: resume starts afresh

@@ -192,3 +192,15 @@ def test_init_from_loads_the_networks_of_another_run(tmp_path):
     assert second.env_steps == 0 and second.learner.n_updates == 0
     with pytest.raises(Exception, match="no checkpoint"):
         _trainer(tmp_path / "c", [f"init_from={tmp_path / 'b'}"])
+
+
+def test_resume_with_a_shorter_total_evaluates_and_finishes(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = start(run_dir)
+    wait_for_checkpoints(run_dir, 2, proc)
+    proc.send_signal(signal.SIGKILL)
+    finish(proc)
+    code, _, err = finish(start(run_dir, ["resume=true", "train.total_env_steps=1000"]))
+    assert code == 0, err[-2000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["env_steps"] >= 16000 and "eval/return_mean" in summary

@@ -55,10 +55,16 @@ preprocessed frames), the newest 84x84 greyscale frame as RGB.
 
 :class:`PongCore` is the batched :class:`~marl.envs.base.VecEnv`; :class:`PongEnv` a
 one-agent PettingZoo ``ParallelEnv`` over a core with one env.
+
+Exact resume (``get_state`` / ``set_state``, :class:`~marl.envs.base.ResumableVecEnv`):
+only with the gymnasium back end (karpathy mode's default), whose emulators clone their
+state with the RNG; ale-py's ``AtariVectorEnv`` has no such access, so the ale_vector
+back end (standard mode) does not define the methods and a resumed run starts new games.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Mapping
@@ -70,7 +76,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from marl.envs.base import EnvSpec, VecBuffers
+from marl.envs.base import EnvSpec, VecBuffers, buffers_state, restore_buffers
 from marl.envs.classic import (
     AGENT,
     as_config,
@@ -96,6 +102,8 @@ SCREEN = (210, 160, 3)
 KARPATHY_SHAPE = (80, 80)
 KARPATHY_DIM = 80 * 80
 RAM_SIZE = 128
+PRIME_FRAMES = 20
+"""Frames acted to set the sticky-action memory after restoring an emulator state."""
 
 
 def karpathy_preprocess(frames: np.ndarray) -> np.ndarray:
@@ -314,6 +322,9 @@ class _GymnasiumBackend:
         self.n_actions = int(self.vec.single_action_space.n)
         self.ram = np.zeros((num_envs, RAM_SIZE), np.uint8)
         self.final_ram = np.zeros((num_envs, RAM_SIZE), np.uint8)
+        # Minimal-set index of each emulator's latest action (0 = NOOP after a reset):
+        # the sticky-action memory, which ALE's cloneState leaves out (see save()).
+        self.last_action = np.zeros(num_envs, np.int64)
 
     def _read_ram(self, envs) -> None:
         for i in envs:
@@ -322,12 +333,14 @@ class _GymnasiumBackend:
     def reset(self, seed: int | None) -> np.ndarray:
         frames, _ = self.vec.reset(seed=seed)
         self._read_ram(range(len(self._ales)))
+        self.last_action[:] = 0
         return frames
 
     def step(self, actions: np.ndarray):
         """-> frames, reward, terminated, truncated, final frames (valid where ended)."""
         frames, reward, terminated, truncated, _ = self.vec.step(actions.astype(np.int64))
         self._read_ram(range(len(self._ales)))
+        self.last_action[:] = actions
         done = terminated | truncated
         if not done.any():
             return frames, reward, terminated, truncated, None
@@ -335,7 +348,31 @@ class _GymnasiumBackend:
         self.final_ram[done] = self.ram[done]
         frames, _ = self.vec.reset(options={"reset_mask": done})
         self._read_ram(np.flatnonzero(done))
+        self.last_action[done] = 0
         return frames, reward, terminated, truncated, final
+
+    def save(self) -> dict[str, Any]:
+        """Every emulator's state, RNG included (``ALEState``, picklable)."""
+        return {"ale": [ale.cloneState(include_rng=True) for ale in self._ales],
+                "ram": self.ram.copy(), "last_action": self.last_action.copy()}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Restore :meth:`save` output.
+
+        ale-py 0.12's ``ALEState`` leaves out the sticky-action memory (the action a
+        sticky frame repeats). It is primed here: acting the saved last action a few
+        frames sets it (each frame keeps it with probability >= 1 - p, so after
+        ``PRIME_FRAMES`` frames it is wrong with probability p^20 ~ 1e-12), and restoring
+        the state again undoes those frames, RNG included.
+        """
+        for i, (ale, state) in enumerate(zip(self._ales, saved["ale"], strict=True)):
+            action = self.vec.envs[i].unwrapped._action_set[int(saved["last_action"][i])]
+            ale.restoreState(state)
+            for _ in range(PRIME_FRAMES):
+                ale.act(action)
+            ale.restoreState(state)
+        self.ram[:] = saved["ram"]
+        self.last_action[:] = saved["last_action"]
 
     def close(self) -> None:
         self.vec.close()
@@ -381,6 +418,13 @@ class PongCore:
             self._frames = np.zeros((b, *SCREEN), np.uint8)
             self._final_frames = np.zeros((b, *SCREEN), np.uint8)
         self.reset(seed)
+        if self._emu.has_ram:
+            # Exact resume (``ResumableVecEnv``) only with the gymnasium backend: its
+            # per-env ALEs clone their state, RNG included. ale-py's C++ AtariVectorEnv
+            # gives no access to its emulators, so the ale_vector backend defines neither
+            # method and a resumed run starts fresh games.
+            self.get_state = self._get_state
+            self.set_state = self._set_state
 
     # ------------------------------------------------------------------ VecEnv API
     def reset(self, seed: int | None = None) -> VecBuffers:
@@ -443,6 +487,38 @@ class PongCore:
 
     def close(self) -> None:
         self._emu.close()
+
+    # ------------------------------------------------------------------ exact resume
+    def _get_state(self) -> dict[str, Any]:
+        """Every emulator's state with its RNG and sticky-action memory, the frame
+        history of karpathy mode and copies of the buffers the runner reads."""
+        emu = self._emu
+        assert isinstance(emu, _GymnasiumBackend)
+        return {
+            "num_envs": self.num_envs,
+            "config": dataclasses.asdict(self.cfg),
+            "emulators": emu.save(),
+            "prev": self._prev.copy(),
+            "frames": self._frames.copy(),
+            "buf": buffers_state(self.buf),
+        }
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`get_state` output (same config and ``num_envs``)."""
+        mine = dataclasses.asdict(self.cfg)
+        theirs = state["config"]
+        if state["num_envs"] != self.num_envs or theirs != mine:
+            diff = sorted(k for k in mine if mine[k] != theirs.get(k))
+            raise ValueError(
+                f"saved Pong state is for num_envs={state['num_envs']} and a config differing "
+                f"in {diff or 'nothing'}; this env has num_envs={self.num_envs}"
+            )
+        emu = self._emu
+        assert isinstance(emu, _GymnasiumBackend)
+        emu.restore(state["emulators"])
+        self._prev = state["prev"].copy()
+        self._frames = state["frames"].copy()
+        restore_buffers(self.buf, state["buf"])
 
     # ------------------------------------------------------------------ video
     def render_rgb(self, env_index: int = 0, final: bool = False) -> np.ndarray:

@@ -14,11 +14,14 @@ the success metric.
 
 Two front ends share one implementation of the rules: :class:`BanditCore`, the batched
 numpy :class:`~marl.envs.base.VecEnv` the runner uses, and :class:`BanditEnv`, a
-PettingZoo ``ParallelEnv`` over a core with one env and no auto-reset.
+PettingZoo ``ParallelEnv`` over a core with one env and no auto-reset. The core saves
+and restores its exact state (``get_state`` / ``set_state``: the reward generator and the
+buffers), so a resumed run draws the same rewards as an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,7 +31,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from marl.envs.base import EnvSpec, VecBuffers
+from marl.envs.base import EnvSpec, VecBuffers, buffers_state, restore_buffers
 from marl.envs.classic import (
     AGENT,
     as_config,
@@ -167,6 +170,41 @@ class BanditCore:
 
     def close(self) -> None:
         """Nothing to release."""
+
+    # ------------------------------------------------------------------ exact resume
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (see ``ResumableVecEnv``): the reward
+        generator's state, the ended flag and copies of the buffers the runner reads."""
+        return {
+            "num_envs": self.num_envs,
+            "config": dataclasses.asdict(self.cfg),
+            "autoreset": self.autoreset,
+            "ended": self._ended,
+            "rng": self._rng.bit_generator.state,
+            "buf": buffers_state(self.buf),
+            "episode": {k: v.copy() for k, v in self.buf.episode.items()},
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`get_state` output into this env (same config and ``num_envs``)."""
+        mine = dataclasses.asdict(self.cfg)
+        theirs = state["config"]
+        if state["num_envs"] != self.num_envs or theirs != mine:
+            diff = sorted(k for k in mine if mine[k] != theirs.get(k))
+            raise ValueError(
+                f"saved bandit state is for num_envs={state['num_envs']} and a config "
+                f"differing in {diff or 'nothing'}; this env has num_envs={self.num_envs}"
+            )
+        if state["autoreset"] != self.autoreset:
+            raise ValueError(
+                f"saved bandit state has autoreset={state['autoreset']}, this env "
+                f"autoreset={self.autoreset}"
+            )
+        restore_buffers(self.buf, state["buf"])
+        for k, v in state["episode"].items():
+            self.buf.episode[k][:] = v
+        self._ended = bool(state["ended"])
+        self._rng.bit_generator.state = state["rng"]
 
 
 class BanditEnv(ParallelEnv):

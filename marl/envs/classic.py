@@ -22,7 +22,9 @@ numpy-vectorised CartPole (``CartPoleVectorEnv``, the ``vector_entry_point`` of
 (drawing their new state exactly as gymnasium does), reporting the final observation in
 ``infos`` like gymnasium's ``SAME_STEP`` vector envs. ``vectorization="sync"`` uses
 gymnasium's ``SyncVectorEnv`` of ``gymnasium.make(id)`` in ``SAME_STEP`` mode instead (any
-discrete-action env id; slower).
+discrete-action env id; slower). The native env is wrapped as :class:`CartPoleVecEnv`,
+which saves and restores its exact state (physics arrays, step counters, the generator
+of the resets); the sync one cannot reach into its envs and has no ``get_state``.
 
 Episode ends: ``terminated`` = the env reached a terminal state (the pole fell),
 ``truncated`` = the time limit ``max_steps`` cut it. When both happen in one step,
@@ -44,7 +46,13 @@ from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 from gymnasium.vector import AutoresetMode, VectorEnv
 from pettingzoo import ParallelEnv
 
-from marl.envs.base import EnvSpec, VecBuffers, check_actions
+from marl.envs.base import (
+    EnvSpec,
+    VecBuffers,
+    buffers_state,
+    check_actions,
+    restore_buffers,
+)
 
 AGENT = "player_0"
 """Name of the single agent of every one-agent env."""
@@ -281,23 +289,64 @@ class GymnasiumVecEnv:
         self.vec_env.close()
 
 
+class CartPoleVecEnv(GymnasiumVecEnv):
+    """:class:`GymnasiumVecEnv` over the native :class:`CartPoleSameStepVectorEnv`, with
+    exact save / restore (``ResumableVecEnv``): the vector env's physics arrays, step
+    counters and reset bounds, its generator's state and the buffers the runner reads.
+    (The ``sync`` vectorisation has no such access to its envs and cannot resume exactly.)
+    """
+
+    vec_env: CartPoleSameStepVectorEnv
+    _ARRAYS = ("state", "steps", "prev_done")
+
+    def __init__(self, vec_env: CartPoleSameStepVectorEnv, seed: int | None = None) -> None:
+        if not isinstance(vec_env, CartPoleSameStepVectorEnv):
+            raise TypeError(f"CartPoleVecEnv needs a CartPoleSameStepVectorEnv, got {vec_env}")
+        super().__init__(vec_env, seed=seed)
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (see ``ResumableVecEnv``)."""
+        v = self.vec_env
+        return {
+            "num_envs": self.num_envs,
+            "max_episode_steps": v.max_episode_steps,
+            "arrays": {k: np.array(getattr(v, k), copy=True) for k in self._ARRAYS},
+            "bounds": (v.low, v.high),
+            "rng": v.np_random.bit_generator.state,
+            "buf": buffers_state(self.buf),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`get_state` output (same ``num_envs`` and ``max_steps``)."""
+        v = self.vec_env
+        if state["num_envs"] != self.num_envs or state["max_episode_steps"] != v.max_episode_steps:
+            raise ValueError(
+                f"saved CartPole state is for num_envs={state['num_envs']}, max_steps="
+                f"{state['max_episode_steps']}; this env has num_envs={self.num_envs}, "
+                f"max_steps={v.max_episode_steps}"
+            )
+        restore_buffers(self.buf, state["buf"])
+        for k in self._ARRAYS:
+            setattr(v, k, np.array(state["arrays"][k], copy=True))
+        v.low, v.high = state["bounds"]
+        v.np_random.bit_generator.state = state["rng"]
+
+
 def make_gymnasium_vec(cfg: Any, num_envs: int, seed: int | None = None) -> GymnasiumVecEnv:
     """The batched env of a :class:`CartPoleEnvConfig` (registry factory of ``cartpole``)."""
     cfg = as_config(cfg, CartPoleEnvConfig)
     if not is_int(num_envs) or num_envs < 1:
         raise ValueError(f"num_envs = {num_envs!r} is invalid: must be an int >= 1")
     if cfg.vectorization == "native":
-        vec: VectorEnv = CartPoleSameStepVectorEnv(
-            num_envs=num_envs, max_episode_steps=cfg.max_steps
-        )
-    else:
-        vec = gymnasium.make_vec(
-            cfg.id,
-            num_envs=num_envs,
-            vectorization_mode="sync",
-            vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
-            max_episode_steps=cfg.max_steps,
-        )
+        native = CartPoleSameStepVectorEnv(num_envs=num_envs, max_episode_steps=cfg.max_steps)
+        return CartPoleVecEnv(native, seed=seed)
+    vec = gymnasium.make_vec(
+        cfg.id,
+        num_envs=num_envs,
+        vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+        max_episode_steps=cfg.max_steps,
+    )
     return GymnasiumVecEnv(vec, seed=seed)
 
 
