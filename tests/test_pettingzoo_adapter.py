@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,8 +17,10 @@ from marl.envs.base import VecEnv
 from marl.envs.pettingzoo import (
     PettingZooEnvConfig,
     PettingZooVecEnv,
+    ResumablePettingZooVecEnv,
     ale_roms_dir,
     env_seeds,
+    snapshot_error,
 )
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -143,6 +146,12 @@ def not_an_env(**kw: Any) -> object:
     return object()
 
 
+def needs_missing_dependency(**kw: Any) -> object:
+    import no_such_dependency_xyz  # noqa: F401
+
+    return object()
+
+
 def tiny_cfg(**kw: Any) -> PettingZooEnvConfig:
     extra = {k: kw.pop(k) for k in ("state", "num_workers", "wrappers", "obs_layout") if k in kw}
     return PettingZooEnvConfig(id=f"{HERE}:tiny", kwargs=kw, **extra)
@@ -201,6 +210,17 @@ def test_mpe_spread_matches_plain_env_with_auto_reset_and_state():
             np.testing.assert_array_equal(buf.state[j], p.state())
         assert buf.alive.all()
     assert ends == b * (steps // max_cycles)
+    env.close()
+
+
+def test_mpe_concat_obs_state_is_the_env_state():
+    """mpe_spread.yaml uses concat_obs: the same vector as mpe2's state()."""
+    env = make_vec_env(spread(max_cycles=4, state="concat_obs"), 2, seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        buf = env.step(rng.integers(0, 5, (2, 3)))
+        for j in range(2):
+            np.testing.assert_array_equal(buf.state[j], env._group.envs[j].state())
     env.close()
 
 
@@ -400,6 +420,98 @@ def test_worker_errors_are_reported():
         env.close()
 
 
+# ---------------------------------------------------------------------- exact resume
+RESUME_FIELDS = ("obs", "state", "reward", "terminated", "truncated", "alive", "action_mask")
+
+
+def assert_same_step(a, b) -> None:
+    for name in RESUME_FIELDS:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    ended = a.terminated | a.truncated
+    np.testing.assert_array_equal(a.final_obs[ended], b.final_obs[ended])
+    np.testing.assert_array_equal(a.final_state[ended], b.final_state[ended])
+
+
+def run_resume_check(env_cfg, b: int, before: int, after: int, other_cfg=None) -> None:
+    """Step ``before`` steps, save, restore into a new env (other seed), then step both
+    ``after`` steps with the same actions: every buffer must be identical."""
+    rng = np.random.default_rng(0)
+    env = make_vec_env(env_cfg, b, seed=1)
+    copy = make_vec_env(other_cfg or env_cfg, b, seed=2)
+    try:
+        assert isinstance(env, ResumablePettingZooVecEnv)
+        for _ in range(before):
+            env.step(random_valid_actions(rng, env.buf.action_mask))
+        saved = pickle.loads(pickle.dumps(env.get_state()))  # as in a checkpoint
+        copy.set_state(saved)
+        for name in RESUME_FIELDS:
+            np.testing.assert_array_equal(getattr(env.buf, name), getattr(copy.buf, name))
+        for _ in range(after):
+            acts = random_valid_actions(rng, env.buf.action_mask)
+            assert_same_step(env.step(acts), copy.step(acts))
+    finally:
+        env.close()
+        copy.close()
+
+
+def test_mpe_resume_mid_episode_continues_identically():
+    # 7 steps into 5-step episodes: mid-episode, after an auto-reset; 12 more steps cross
+    # two more episode ends (the envs' own random streams must be restored).
+    run_resume_check(spread(max_cycles=5), b=3, before=7, after=12)
+
+
+def test_resume_with_dying_agents_masks_and_workers():
+    kw = dict(die_at={"a1": 2}, max_steps=4, info_mask=True)
+    run_resume_check(tiny_cfg(**kw), b=3, before=6, after=9)  # a1 dead at the save
+    # Saved in process, restored into workers (and back): num_workers may differ.
+    run_resume_check(tiny_cfg(**kw), b=3, before=6, after=9,
+                     other_cfg=tiny_cfg(num_workers=2, **kw))
+    run_resume_check(tiny_cfg(num_workers=2, **kw), b=3, before=5, after=9,
+                     other_cfg=tiny_cfg(**kw))
+
+
+def test_pursuit_and_matrix_game_resume():
+    pursuit = cfg("sisl/pursuit-v5", kwargs={"max_cycles": 6, "n_pursuers": 3,
+                                            "n_evaders": 4, "x_size": 8, "y_size": 8})
+    run_resume_check(pursuit, b=2, before=4, after=6)
+    run_resume_check(cfg("marl.envs.matrix:penalty_parallel_env"), b=2, before=1, after=3)
+
+
+def test_pixel_configs_are_not_resumable():
+    """SuperSuit's closure-based wrappers cannot be pickled: no get_state, so a resumed
+    run starts fresh episodes (ResumableVecEnv protocol)."""
+    c = cfg("butterfly/cooperative_pong-v6", state="concat_obs",
+            wrappers=[{"color_reduction_v0": {"mode": "full"}},
+                      {"resize_v1": {"x_size": 16, "y_size": 16}}])
+    assert "Can't pickle local object" in snapshot_error(c)
+    env = make_vec_env(c, 1, seed=0)
+    try:
+        assert isinstance(env, PettingZooVecEnv) and not hasattr(env, "get_state")
+    finally:
+        env.close()
+
+
+def test_set_state_rejects_another_config_or_batch():
+    env = make_vec_env(spread(max_cycles=5), 2, seed=0)
+    saved = env.get_state()
+    with pytest.raises(ValueError, match=r"saved PettingZoo env state is for "
+                       r"env\.id='mpe2:simple_spread_v3', num_envs=2 .* this env .* num_envs=3"):
+        make_vec_env(spread(max_cycles=5), 3).set_state(saved)
+    with pytest.raises(ValueError, match=r"config fields differing: \['kwargs'\]"):
+        make_vec_env(spread(max_cycles=6), 2).set_state(saved)
+
+
+def test_mpe_snapshot_keeps_rendering():
+    c = cfg(kwargs={"continuous_actions": False, "render_mode": "rgb_array"})
+    env = make_vec_env(c, 1, seed=0)
+    env.step(np.ones((1, 3), np.int64))
+    copy = make_vec_env(c, 1, seed=1)
+    copy.set_state(env.get_state())
+    frame = env._group.envs[0].render()
+    assert frame.std() > 0
+    np.testing.assert_array_equal(frame, copy._group.envs[0].render())
+
+
 # ---------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
     ("make", "match"),
@@ -415,6 +527,8 @@ def test_worker_errors_are_reported():
         (lambda: cfg("classic/tictactoe-v3"), r"in the aec registry: set env\.parallel = false"),
         (lambda: cfg(f"{HERE}:not_an_env"), r"the factory returned a builtins\.object, not a "
          r"PettingZoo ParallelEnv"),
+        (lambda: cfg(f"{HERE}:needs_missing_dependency"), r"cannot be built: a dependency is "
+         r"missing \(ModuleNotFoundError: No module named 'no_such_dependency_xyz'\)"),
         (lambda: cfg("pettingzoo.classic:tictactoe_v3"), r"has no parallel_env\(\) \(or try "
          r"env\.parallel = false\)"),
         (lambda: cfg(f"{HERE}:tiny", parallel=False), r"returned a ParallelEnv: set "
@@ -432,8 +546,9 @@ def test_worker_errors_are_reported():
          r"invalid: supersuit\.resize_v1 raised TypeError"),
     ],
     ids=["no-module", "no-attribute", "deprecated", "not-in-registry", "aec-registry",
-         "not-an-env", "no-parallel-env", "parallel-not-aec", "box-actions", "box-actions-tiny",
-         "mixed-action-sizes", "mixed-obs-shapes", "bad-kwargs", "bad-wrapper-kwargs"],
+         "not-an-env", "missing-dependency", "no-parallel-env", "parallel-not-aec",
+         "box-actions", "box-actions-tiny", "mixed-action-sizes", "mixed-obs-shapes",
+         "bad-kwargs", "bad-wrapper-kwargs"],
 )
 def test_bad_env_inputs_fail_at_construction(make, match):
     with warnings.catch_warnings():
@@ -485,7 +600,7 @@ def _compose(env_name: str):
 SHIPPED = {
     # name: (agents, obs_shape, obs_dtype, state_is_concat_obs)
     "pettingzoo": (3, (18,), "float32", False),
-    "mpe_spread": (3, (18,), "float32", False),
+    "mpe_spread": (3, (18,), "float32", True),
     "coop_pong": (2, (4, 84, 84), "uint8", True),
     "pistonball": (5, (4, 64, 64), "uint8", True),
     "pursuit": (8, (147,), "float32", False),

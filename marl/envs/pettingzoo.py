@@ -74,7 +74,7 @@ all its state (:func:`snapshot_env`; EzPickle envs by their attributes, pygame s
 by their pixels) and restored. mpe2, SISL pursuit and the matrix games can; envs behind
 SuperSuit's closure-based wrappers (the shipped pixel configs) and ALE emulators cannot,
 and get a plain :class:`PettingZooVecEnv` without those methods, so a resumed run starts
-fresh episodes. The state holds one pickled snapshot per env (MPE: ~25 KB each) and
+fresh episodes. The state holds one pickled snapshot per env (MPE: ~16 KB each) and
 the buffers; it works in process and with workers alike.
 
 Speed. Stepping B Python envs is the bottleneck. In process (``num_workers=0``) every
@@ -446,6 +446,13 @@ def build_env(cfg: PettingZooEnvConfig):
     try:
         env = factory(**kwargs)
     except Exception as e:
+        if isinstance(e, ImportError) or type(e).__name__ in (
+            "FailedToImport", "DependencyNotInstalled"
+        ):
+            raise ValueError(
+                f"env.id = {cfg.id!r} cannot be built: a dependency is missing "
+                f"({type(e).__name__}: {e})"
+            ) from e
         raise ValueError(
             f"env.kwargs = {cfg.kwargs!r} is invalid: {cfg.id}(**kwargs) raised "
             f"{type(e).__name__}: {e}"
@@ -721,7 +728,8 @@ def snapshot_error(cfg: PettingZooEnvConfig) -> str | None:
     """None if envs built from ``cfg`` can be snapshotted, else why not (cached).
 
     Builds and resets one env, snapshots and restores it. Bad configs are not reported
-    here (None): building the VecEnv reports them.
+    here (None): building the VecEnv reports them. The two probe envs are dropped, not
+    closed: closing an mpe2 env calls ``pygame.quit()`` for the whole process.
     """
     key = repr((cfg.id, cfg.kwargs, cfg.wrappers, cfg.parallel))
     if key not in _SNAPSHOT_ERRORS:
@@ -731,15 +739,10 @@ def snapshot_error(cfg: PettingZooEnvConfig) -> str | None:
         except Exception:  # noqa: BLE001 - the VecEnv constructor reports bad configs
             return None
         try:
-            copy = restore_env(snapshot_env(env))
-            with contextlib.suppress(Exception):
-                copy.close()
+            restore_env(snapshot_env(env))
             _SNAPSHOT_ERRORS[key] = None
         except Exception as e:  # noqa: BLE001 - any failure means "not resumable"
             _SNAPSHOT_ERRORS[key] = f"{type(e).__name__}: {e}"
-        finally:
-            with contextlib.suppress(Exception):
-                env.close()
     return _SNAPSHOT_ERRORS[key]
 
 
