@@ -14,6 +14,22 @@ import torch
 from torch import Tensor
 
 
+def masked_softmax(logits: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Softmax over the allowed actions (``mask`` True), exactly 0 on the others."""
+    if mask is None:
+        return torch.softmax(logits, dim=-1)
+    return torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
+
+
+def floor_mix(probs: Tensor, eps: float | Tensor, mask: Tensor | None = None) -> Tensor:
+    """``(1 - eps) * probs + eps / |allowed|`` on allowed actions, 0 on masked ones."""
+    if mask is None:
+        return probs * (1.0 - eps) + eps / probs.shape[-1]
+    maskf = mask.to(probs.dtype)
+    n_allowed = maskf.sum(-1, keepdim=True).clamp_min(1.0)
+    return (probs * (1.0 - eps) + eps * maskf / n_allowed) * maskf
+
+
 def exploration_probs(logits: Tensor, eps: float | Tensor, mask: Tensor | None = None) -> Tensor:
     """COMA's exploring policy: an epsilon floor on the softmax over available actions.
 
@@ -28,13 +44,7 @@ def exploration_probs(logits: Tensor, eps: float | Tensor, mask: Tensor | None =
     Returns:
         ``[..., A]`` probabilities that sum to 1 over the last axis.
     """
-    if mask is None:
-        probs = torch.softmax(logits, dim=-1)
-        return probs * (1.0 - eps) + eps / logits.shape[-1]
-    maskf = mask.to(logits.dtype)
-    probs = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
-    n_allowed = maskf.sum(-1, keepdim=True).clamp_min(1.0)
-    return (probs * (1.0 - eps) + eps * maskf / n_allowed) * maskf
+    return floor_mix(masked_softmax(logits, mask), eps, mask)
 
 
 def sample_categorical(probs: Tensor) -> Tensor:

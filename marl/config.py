@@ -238,9 +238,17 @@ class Config:
     init_from: str | None = None
     """Start from the networks of another run (a checkpoint file or a run directory,
     newest checkpoint): fine-tuning and curricula. Optimisers and counters start fresh."""
+    requires: list[str] = field(default_factory=list)
+    """Keys an experiment needs set on the command line (e.g. [init_from])."""
 
     def __post_init__(self) -> None:
         check(self.seed >= 0, "seed", self.seed, "must be >= 0")
+        for key in self.requires:
+            value: Any = self
+            for part in key.split("."):
+                value = getattr(value, part, None)
+            check(value is not None, key, value,
+                  f"experiment {self.name} needs it: add {key}=<value> to the command")
 
 
 def register_configs() -> None:

@@ -71,6 +71,8 @@ from torch import Tensor, nn
 from marl.advantages import (
     counterfactual_advantage,
     exploration_probs,
+    floor_mix,
+    masked_softmax,
     normalise,
     q_minus_v,
     return_minus_v,
@@ -135,7 +137,8 @@ class Learner(nn.Module):
         logits, hs = self.actor.unroll(ro.obs[:-1], ro.prev_actions[:-1], ro.first[:-1], ro.h0)
         use_mask = self.spec.has_action_mask
         amask = ro.action_mask[:-1] if use_mask else None  # [T, B, N, A] or None
-        pi = exploration_probs(logits, eps, amask)  # [T, B, N, A]
+        soft = masked_softmax(logits, amask)  # [T, B, N, A] the actor's own softmax
+        pi = floor_mix(soft, eps, amask)  # the exploring policy that acted
 
         # Per-agent episode ends: the env's, or the agent's own death inside the episode.
         done = ro.terminated | ro.truncated  # [T, B]
@@ -173,8 +176,6 @@ class Learner(nn.Module):
         logp = torch.log(pi.gather(-1, actions[..., None]).squeeze(-1).clamp_min(1e-10))
         n_alive = mask.sum().clamp_min(1.0)
         pg_loss = -(adv_used * logp * mask).sum() / n_alive
-        soft = torch.softmax(logits if amask is None else logits.masked_fill(~amask, -torch.inf),
-                             -1)
         entropy = -(soft * torch.log(soft.clamp_min(1e-10))).sum(-1)
         entropy = (entropy * mask).sum() / n_alive
         actor_loss = pg_loss - cfg.entropy_coef * entropy

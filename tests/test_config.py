@@ -31,7 +31,13 @@ def test_config_dir_is_found_and_complete():
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_composes_into_the_dataclasses(name):
-    cfg = to_config(compose_cfg([f"+experiment={name}"]))
+    dcfg = compose_cfg([f"+experiment={name}"])
+    needed = [f"{k}=/some/run" for k in dcfg.requires]  # keys the command line must set
+    if needed:
+        with pytest.raises(ConfigError, match="needs it"):
+            to_config(dcfg)
+        dcfg = compose_cfg([f"+experiment={name}", *needed])
+    cfg = to_config(dcfg)
     assert isinstance(cfg, Config)
     assert cfg.name == name
 

@@ -1,0 +1,117 @@
+"""``python -m marl.evaluate``: greedy evaluation of a run from its newest checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from marl import evaluate as ev
+from marl.checkpoint import list_checkpoints
+
+TINY = [
+    "+experiment=coma_boxpush",
+    "train.num_envs=8",
+    "train.fragment_len=5",
+    "train.total_env_steps=2000",
+    "train.eval_every_env_steps=0",
+    "train.eval_episodes=6",
+    "train.log_every_env_steps=1000",
+    "logger.progress=false",
+    "logger.plots=[]",
+    "logger.wandb.mode=disabled",
+]
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    env.pop("WANDB_API_KEY", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("evaluate")
+    run = tmp / "run"
+    proc = subprocess.run([sys.executable, "-m", "marl.train", *TINY, f"hydra.run.dir={run}"],
+                          cwd=tmp, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run
+
+
+def test_cli_writes_summary_and_gif(run_dir):
+    proc = subprocess.run([sys.executable, "-m", "marl.evaluate", f"run_dir={run_dir}",
+                           "episodes=7", "video=true"], env=_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = run_dir / "eval_000000002000.json"
+    assert proc.stdout.strip().splitlines()[-1] == f"evaluation: {out}"
+    summary = json.loads(out.read_text())
+    assert summary["env_steps"] == 2000 and summary["episodes"] == 7
+    assert summary["eval/episodes"] == 7
+    assert summary["checkpoint"].endswith("ckpt_000000002000.pt")
+    assert 0.0 <= summary["eval/success_rate"] <= 1.0
+    assert (summary["name"], summary["algo"], summary["env"]) == ("coma_boxpush", "coma",
+                                                                  "boxpush")
+    for k in ("eval/return_mean", "eval/length_mean", "eval/credit/robot_0/idle_rate"):
+        assert k in summary, k
+    gif = Path(summary["video"])
+    assert gif.parent == run_dir / "videos" and gif.read_bytes()[:6] == b"GIF89a"
+
+
+def test_same_seed_same_result_and_explicit_checkpoint(run_dir):
+    ckpt = list_checkpoints(run_dir / "checkpoints")[-1]
+    a = ev.run(ev.parse_args([f"run_dir={run_dir}", "episodes=5", "seed=11"]))
+    b = ev.run(ev.parse_args([f"run_dir={run_dir}", "episodes=5", "seed=11",
+                              f"checkpoint={ckpt}"]))
+    for k in ("eval/return_mean", "eval/length_mean", "eval/success_rate"):
+        assert a[k] == b[k]
+    assert a["video"] is None and a["seed"] == 11
+
+
+@pytest.mark.parametrize("args, message", [
+    (["episodes=3"], "run_dir is required"),
+    (["run_dir=/nonexistent/run"], "does not exist"),
+    (["run_dir={run}", "episods=3"], "unknown key(s) ['episods']"),
+    (["run_dir={run}", "episodes=0"], "episodes='0' is invalid"),
+    (["run_dir={run}", "video=maybe"], "use true or false"),
+    (["run_dir={run}", "oops"], "is not key=value"),
+])
+def test_bad_arguments_are_one_line_errors(run_dir, args, message, capsys):
+    args = [a.format(run=run_dir) for a in args]
+    assert ev.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_not_a_run_dir_no_checkpoint_and_corrupt_checkpoint(run_dir, tmp_path, capsys):
+    assert ev.main([f"run_dir={tmp_path}"]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    # a run directory without checkpoints (e.g. killed before the first one)
+    bare = tmp_path / "bare"
+    shutil.copytree(run_dir / ".hydra", bare / ".hydra")
+    assert ev.main([f"run_dir={bare}"]) == 2
+    assert "no checkpoint in" in capsys.readouterr().err
+    # a corrupt newest checkpoint
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir / ".hydra", broken / ".hydra")
+    (broken / "checkpoints").mkdir()
+    (broken / "checkpoints" / "ckpt_000000009999.pt").write_bytes(b"truncated garbage")
+    assert ev.main([f"run_dir={broken}"]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt or truncated" in err and "ckpt_000000009999.pt" in err
+    # a checkpoint of another algorithm (different critics) does not fit the run
+    other = tmp_path / "other"
+    shutil.copytree(run_dir / ".hydra", other / ".hydra")
+    cfg = (other / ".hydra" / "config.yaml").read_text()
+    (other / ".hydra" / "config.yaml").write_text(cfg.replace("advantage: coma",
+                                                              "advantage: central_v"))
+    shutil.copytree(run_dir / "checkpoints", other / "checkpoints")
+    assert ev.main([f"run_dir={other}"]) == 2
+    assert "does not fit the run's config" in capsys.readouterr().err
