@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from rollouts import random_rollout
 from torch.nn import functional as F
 
 from marl.config import AlgoConfig, to_config
@@ -30,25 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def tiny_fragment(seed: int = 0) -> Rollout:
     """T=4 steps of B=3 envs: env 0 terminates at t=1, env 1 is truncated at t=2, env 2
     runs through (its last step bootstraps from the next fragment's first state)."""
-    g = torch.Generator().manual_seed(seed)
-    term = torch.zeros(T, B, dtype=torch.bool)
-    trunc = torch.zeros(T, B, dtype=torch.bool)
-    term[1, 0] = True
-    trunc[2, 1] = True
-    first = torch.zeros(T + 1, B, dtype=torch.bool)
-    first[0] = True
-    first[1:] = term | trunc
-    actions = torch.randint(0, A, (T, B, N), generator=g)
-    prev = torch.full((T + 1, B, N), A)
-    prev[1:] = actions.masked_fill(first[1:, :, None], A)
-    return Rollout(
-        obs=torch.randn(T + 1, B, N, O, generator=g), state=torch.randn(T + 1, B, S, generator=g),
-        action_mask=torch.ones(T + 1, B, N, A, dtype=torch.bool),
-        alive=torch.ones(T + 1, B, N, dtype=torch.bool), first=first, prev_actions=prev,
-        actions=actions, rewards=torch.randn(T, B, N, generator=g), terminated=term,
-        truncated=trunc, final_obs=torch.randn(T, B, N, O, generator=g),
-        final_state=torch.randn(T, B, S, generator=g),
-        final_action_mask=torch.ones(T, B, N, A, dtype=torch.bool), h0=torch.zeros(B, N, 0))
+    return random_rollout(T, B, N, O, S, A, term_at=(1, 0), trunc_at=(2, 1), seed=seed)
 
 
 def algo_cfg(advantage: str) -> AlgoConfig:

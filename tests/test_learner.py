@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from rollouts import random_rollout
 
 from marl.config import AlgoConfig
 from marl.envs.base import EnvSpec
@@ -15,25 +16,8 @@ SPEC = EnvSpec(agents=("a", "b"), obs_shape=(O,), state_dim=S, n_actions=A)
 
 
 def fragment(seed: int = 0) -> Rollout:
-    g = torch.Generator().manual_seed(seed)
-    term = torch.zeros(T, B, dtype=torch.bool)
-    trunc = torch.zeros(T, B, dtype=torch.bool)
-    term[2, 0] = True
-    trunc[3, 1] = True
-    first = torch.zeros(T + 1, B, dtype=torch.bool)
-    first[0] = True
-    first[1:] = term | trunc
-    actions = torch.randint(0, A, (T, B, N), generator=g)
-    prev = torch.full((T + 1, B, N), A)
-    prev[1:] = actions.masked_fill(first[1:, :, None], A)
-    return Rollout(
-        obs=torch.randn(T + 1, B, N, O, generator=g), state=torch.randn(T + 1, B, S, generator=g),
-        action_mask=torch.ones(T + 1, B, N, A, dtype=torch.bool),
-        alive=torch.ones(T + 1, B, N, dtype=torch.bool), first=first, prev_actions=prev,
-        actions=actions, rewards=torch.randn(T, B, N, generator=g), terminated=term,
-        truncated=trunc, final_obs=torch.randn(T, B, N, O, generator=g),
-        final_state=torch.randn(T, B, S, generator=g),
-        final_action_mask=torch.ones(T, B, N, A, dtype=torch.bool), h0=torch.zeros(B, N, 0))
+    """T=6 steps of B=4 envs: env 0 terminates at t=2, env 1 is truncated at t=3."""
+    return random_rollout(T, B, N, O, S, A, term_at=(2, 0), trunc_at=(3, 1), seed=seed)
 
 
 def losses(ro: Rollout, **algo) -> dict[str, float]:
