@@ -5,61 +5,22 @@ function works on ``[..., A]`` / ``[...]`` so it can be tested on a single state
 
 The COMA paper (Foerster et al., AAAI 2018) compares its counterfactual advantage with
 ablations that use a different critic but the same actor update; these functions are
-those advantages. Which critic they need is decided in :mod:`marl.learner`.
+those advantages. :data:`ADVANTAGES` is the one table of them: ``algo.advantage`` name ->
+the critics it trains and the function that computes it from :class:`AdvantageInputs`.
+The config validates against its keys and the learner reads it; nothing else branches
+on the name. The policy maths (softmax, epsilon floor, sampling) is in :mod:`marl.policy`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
-
-def masked_softmax(logits: Tensor, mask: Tensor | None = None) -> Tensor:
-    """Softmax over the allowed actions (``mask`` True), exactly 0 on the others."""
-    if mask is None:
-        return torch.softmax(logits, dim=-1)
-    return torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
-
-
-def floor_mix(probs: Tensor, eps: float | Tensor, mask: Tensor | None = None) -> Tensor:
-    """``(1 - eps) * probs + eps / |allowed|`` on allowed actions, 0 on masked ones."""
-    if mask is None:
-        return probs * (1.0 - eps) + eps / probs.shape[-1]
-    maskf = mask.to(probs.dtype)
-    n_allowed = maskf.sum(-1, keepdim=True).clamp_min(1.0)
-    return (probs * (1.0 - eps) + eps * maskf / n_allowed) * maskf
-
-
-def exploration_probs(logits: Tensor, eps: float | Tensor, mask: Tensor | None = None) -> Tensor:
-    """COMA's exploring policy: an epsilon floor on the softmax over available actions.
-
-    ``pi = (1 - eps) * softmax(logits over allowed actions) + eps / |allowed|`` on
-    allowed actions, exactly 0 on masked ones (paper Sec. 5, "Training";
-    PyMARL's ``non_local_controller``).
-
-    Args:
-        logits: ``[..., A]``.
-        eps: floor weight in [0, 1].
-        mask: ``[..., A]`` bool, True = allowed; None = everything allowed.
-    Returns:
-        ``[..., A]`` probabilities that sum to 1 over the last axis.
-    """
-    return floor_mix(masked_softmax(logits, mask), eps, mask)
-
-
-def sample_categorical(probs: Tensor) -> Tensor:
-    """One draw per row from ``probs`` (``[..., A]``, rows sum to 1) -> ``[...]`` int64.
-
-    Inverse-CDF sampling: count the cumulative probabilities at or below a uniform draw
-    ``u in [0, total)``. Three cheap ops instead of ``torch.multinomial``'s per-row setup
-    (about 3x faster at B*N = 128 rows, which matters once per env step). An action with
-    probability 0 (masked) can never be drawn: it would need ``c_{i-1} <= u < c_i = c_{i-1}``.
-    ``u`` is scaled by ``1 - 1e-6`` so that rounding never lets it reach the total.
-    """
-    cdf = probs.cumsum(-1)
-    u = torch.rand(cdf.shape[:-1] + (1,), dtype=cdf.dtype, device=cdf.device)
-    u = u * (cdf[..., -1:] * (1.0 - 1e-6))
-    return (cdf <= u).sum(-1)
+from marl.returns import discounted_returns
 
 
 def counterfactual_advantage(q: Tensor, pi: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
@@ -108,3 +69,97 @@ def normalise(x: Tensor, mask: Tensor | None = None, eps: float = 1e-8) -> Tenso
     mean = (x * m).sum() / n
     var = (((x - mean) * m) ** 2).sum() / n
     return (x - mean) / (var.sqrt() + eps) * m
+
+
+# ---------------------------------------------------------------- the one table
+
+
+@dataclass
+class AdvantageInputs:
+    """Everything an advantage module may read, for one fragment (all ``[T, B, N]``
+    unless said). ``q`` holds the critics' outputs on the fragment (before this
+    fragment's critic step; ``[T, B, N, A]`` for Q-critics, ``[T, B, N, 1]`` for
+    V-critics), ``targets`` their TD(lambda) targets and ``next_values`` the target
+    critics' values of the next state, each keyed by critic kind."""
+
+    pi: Tensor  # [T, B, N, A] the exploring policy that acted
+    actions: Tensor  # [T, B, N] int64
+    rewards: Tensor
+    terminated: Tensor  # per agent: the env's terminal or the agent's own death
+    truncated: Tensor  # per agent: time limit
+    q: dict[str, Tensor]
+    targets: dict[str, Tensor]
+    next_values: dict[str, Tensor]
+    gamma: float
+    return_reset_on_reward: bool = False
+
+
+AdvantageFn = Callable[[AdvantageInputs], tuple[Tensor, Tensor]]
+"""(advantage ``[T, B, N]``, baseline ``[T, B, N]``) from the fragment's inputs."""
+
+
+def coma(x: AdvantageInputs) -> tuple[Tensor, Tensor]:
+    """Paper eq. 4 on the centralised Q-critic."""
+    return counterfactual_advantage(x.q["central_q"], x.pi, x.actions)
+
+
+def iac_q(x: AdvantageInputs) -> tuple[Tensor, Tensor]:
+    """The counterfactual baseline on independent Q(o^a, .) critics."""
+    return counterfactual_advantage(x.q["local_q"], x.pi, x.actions)
+
+
+def central_qv(x: AdvantageInputs) -> tuple[Tensor, Tensor]:
+    """``Q(s, u)[u^a] - V(s)`` with a centralised Q- and V-critic."""
+    v = x.q["central_v"].squeeze(-1)
+    return q_minus_v(x.q["central_q"], v, x.actions), v
+
+
+def central_v(x: AdvantageInputs) -> tuple[Tensor, Tensor]:
+    """``G^lambda_t - V(s_t)`` with a centralised V-critic."""
+    v = x.q["central_v"].squeeze(-1)
+    return return_minus_v(x.targets["central_v"], v), v
+
+
+def iac_v(x: AdvantageInputs) -> tuple[Tensor, Tensor]:
+    """``G^lambda_t - V(o^a_t)`` with independent V-critics."""
+    v = x.q["local_v"].squeeze(-1)
+    return return_minus_v(x.targets["local_v"], v), v
+
+
+def reinforce(x: AdvantageInputs) -> tuple[Tensor, Tensor]:
+    """Discounted Monte-Carlo return within the fragment (reset at episode ends, and at
+    every non-zero reward with ``return_reset_on_reward``), minus a learned central V(s)
+    when that critic is trained (then bootstrapped from V(s') where the sum is cut)."""
+    term = x.terminated | (x.rewards != 0) if x.return_reset_on_reward else x.terminated
+    if "central_v" in x.q:
+        v = x.q["central_v"].squeeze(-1)
+        returns = discounted_returns(x.rewards, term, x.truncated, x.gamma,
+                                     bootstrap=x.next_values["central_v"])
+        return returns - v, v
+    returns = discounted_returns(x.rewards, term, x.truncated, x.gamma)
+    return returns, torch.zeros_like(returns)
+
+
+class Advantage(NamedTuple):
+    """One row of :data:`ADVANTAGES`."""
+
+    critics: tuple[str, ...]
+    """Critic kinds it trains (see :class:`marl.critics.CriticNet`)."""
+    fn: AdvantageFn
+    """Computes (advantage, baseline)."""
+    baseline_critics: tuple[str, ...] = ()
+    """Critics it trains only with ``algo.reinforce_baseline`` (a learned baseline)."""
+
+    def trains(self, with_baseline: bool) -> tuple[str, ...]:
+        return self.critics + (self.baseline_critics if with_baseline else ())
+
+
+ADVANTAGES: dict[str, Advantage] = {
+    "coma": Advantage(("central_q",), coma),
+    "central_qv": Advantage(("central_q", "central_v"), central_qv),
+    "central_v": Advantage(("central_v",), central_v),
+    "iac_v": Advantage(("local_v",), iac_v),
+    "iac_q": Advantage(("local_q",), iac_q),
+    "reinforce": Advantage((), reinforce, baseline_critics=("central_v",)),
+}
+"""``algo.advantage`` -> the critics it trains and the function that computes it."""

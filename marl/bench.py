@@ -25,25 +25,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
 
-from marl.config import register_configs, to_config
-from marl.envs import make_vec_env
-from marl.learner import Learner
-from marl.runner import Runner
-from marl.train import CONF_DIR, peak_rss_mib
-
-
-def _compose(overrides: list[str]):
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return to_config(compose(config_name="config", overrides=overrides))
+from marl.build import CONF_DIR, build, build_env
+from marl.build import compose_config as _compose
+from marl.metrics import peak_rss_mib
 
 
 def bench_raw_env(num_envs: int, seconds: float, overrides: list[str]) -> float:
     """Env steps/s of the batched env alone, random actions drawn before timing."""
     cfg = _compose(overrides)
-    env = make_vec_env(cfg.env, num_envs, seed=0)
+    env = build_env(cfg, num_envs, seed=0)
     env.reset(seed=0)
     rng = np.random.default_rng(0)
     actions = rng.integers(0, env.spec.n_actions, (64, num_envs, env.spec.n_agents))
@@ -62,18 +53,18 @@ def bench_training(overrides: list[str], seconds: float) -> dict[str, float]:
     cfg = _compose(overrides)
     torch.set_num_threads(cfg.train.torch_threads)
     torch.manual_seed(0)
-    env = make_vec_env(cfg.env, cfg.train.num_envs, seed=0)
-    learner = Learner(env.spec, cfg.algo)
-    runner = Runner(env, cfg.train.fragment_len, learner.policy.hidden_dim, seed=0)
+    _, learner, runner = build(cfg, cfg.train.num_envs, seed=0)
     for _ in range(5):  # warm-up: allocator, first-call overheads
-        learner.update(runner.collect(learner.policy), runner.env_steps)
+        learner.policy.anneal(runner.env_steps)
+        learner.update(runner.collect(learner.policy))
     t_collect = t_update = 0.0
     start_steps = runner.env_steps
     while t_collect + t_update < seconds:
         t0 = time.perf_counter()
+        learner.policy.anneal(runner.env_steps)  # as in training: the schedule's epsilon
         ro = runner.collect(learner.policy)
         t1 = time.perf_counter()
-        learner.update(ro, runner.env_steps)
+        learner.update(ro)
         t2 = time.perf_counter()
         t_collect += t1 - t0
         t_update += t2 - t1
@@ -84,6 +75,8 @@ def bench_training(overrides: list[str], seconds: float) -> dict[str, float]:
         "update_steps_per_s": steps / t_update,
         "collect_frac": t_collect / (t_collect + t_update),
         "rollout_mib": runner.ro.nbytes() / 2**20,
+        "env_steps": float(steps),
+        "seconds": t_collect + t_update,
     }
 
 
@@ -99,16 +92,14 @@ def bench_env_config(env_name: str, num_envs: int, seconds: float,
     build time, seconds). Pixel envs (uint8 observations) are timed for at most
     ``pixel_seconds``.
     """
-    cfg = _compose([f"env={env_name}"])
+    cfg = _compose([f"env={env_name}", "train.fragment_len=8"])
     t0 = time.perf_counter()
-    env = make_vec_env(cfg.env, num_envs, seed=0)
+    env, learner, runner = build(cfg, num_envs, seed=0)
     try:
         build_s = time.perf_counter() - t0
         spec = env.spec
         pixels = spec.obs_dtype == "uint8"
         limit = min(seconds, pixel_seconds) if pixels else seconds
-        learner = Learner(spec, cfg.algo)
-        runner = Runner(env, 8, learner.policy.hidden_dim, seed=0)
         runner.collect(learner.policy)  # warm-up
         start, t0 = runner.env_steps, time.perf_counter()
         while time.perf_counter() - t0 < limit:

@@ -1,6 +1,8 @@
 """Typed configuration: one dataclass per component, registered in Hydra's ConfigStore.
 
-The values live in ``conf/`` (YAML); these classes are the schema. Hydra merges the
+The values live in ``conf/`` (YAML); these classes are the schema. This module imports
+no env: the env schemas (``env`` group) are registered in Hydra's ConfigStore by the
+entry points, through :func:`marl.build.register_configs`. Hydra merges the
 YAML into them, so a misspelt key or a wrong type fails at start with the key's full
 name. Ranges are checked in ``__post_init__``, which runs when
 :func:`to_config` turns the composed DictConfig into these objects -- before anything
@@ -9,17 +11,12 @@ is written to disk.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, is_dataclass
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from marl.envs import ENV_CONFIGS
-
-ADVANTAGES = ("coma", "central_qv", "central_v", "iac_v", "iac_q", "reinforce")
-"""Advantage modules the learner knows (``algo.advantage``)."""
-
+from marl.advantages import ADVANTAGES
 
 PLOT_NAMES = ("learning_curve", "action_probs")
 """Plots a run can draw at its end (``logger.plots``; see :mod:`marl.plots`)."""
@@ -96,6 +93,10 @@ class AlgoConfig:
     def __post_init__(self) -> None:
         check(self.advantage in ADVANTAGES, "algo.advantage", self.advantage,
               f"choose one of {list(ADVANTAGES)}")
+        takes = [k for k, v in ADVANTAGES.items() if v.baseline_critics]
+        check(not self.reinforce_baseline or self.advantage in takes,
+              "algo.reinforce_baseline", self.reinforce_baseline,
+              f"only algo.advantage in {takes} takes a learned baseline")
         check(0.0 < self.gamma <= 1.0, "algo.gamma", self.gamma, "must be in (0, 1]")
         check(0.0 <= self.td_lambda <= 1.0, "algo.td_lambda", self.td_lambda,
               "must be in [0, 1]")
@@ -251,19 +252,10 @@ class Config:
                   f"experiment {self.name} needs it: add {key}=<value> to the command")
 
 
-def register_configs() -> None:
-    """Register the schemas: the root config and one schema per env in group ``env``."""
-    cs = ConfigStore.instance()
-    cs.store(name="base_config", node=Config)
-    for env_name, cls in ENV_CONFIGS.items():
-        cs.store(group="env", name=f"{env_name}_schema", node=cls)
-
-
 def to_config(cfg: DictConfig) -> Config:
     """Composed DictConfig -> validated :class:`Config` (runs every ``__post_init__``)."""
     if cfg.get("env") is None:
-        raise ConfigError("no env selected: add env=<name> (one of "
-                          f"{sorted(ENV_CONFIGS)})")
+        raise ConfigError("no env selected: add env=<name> (a file of conf/env/)")
     try:
         obj = OmegaConf.to_object(cfg)
     except Exception as e:  # OmegaConf wraps errors raised in __post_init__
@@ -273,7 +265,7 @@ def to_config(cfg: DictConfig) -> Config:
         if isinstance(cause, (ConfigError, ValueError)):
             raise ConfigError(str(cause).splitlines()[0]) from e
         raise
-    if not isinstance(obj.env, tuple(ENV_CONFIGS.values())):
-        raise ConfigError(f"env config {type(obj.env).__name__} is not one of the known env "
-                          f"schemas {sorted(ENV_CONFIGS)}")
+    if not is_dataclass(obj.env):
+        raise ConfigError(f"env config {obj.env!r} has no schema: its YAML must start with "
+                          "defaults: [<name>_schema] (see marl.envs.ENV_CONFIGS)")
     return obj

@@ -25,7 +25,6 @@ corrupt or mismatched checkpoint (one ``error: ...`` line on stderr, no tracebac
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import warnings
@@ -33,13 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from marl.build import build, build_env
 from marl.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from marl.config import Config, ConfigError, to_config
-from marl.envs import ENV_CONFIGS, make_vec_env
+from marl.envs import ENV_CONFIGS
+from marl.files import write_gif, write_json_atomic
 from marl.learner import Learner
 from marl.metrics import summarise_episodes
 from marl.runner import evaluate, record_episode
@@ -127,12 +127,6 @@ def load_run_config(run_dir: Path) -> Config:
                             f"{str(e).splitlines()[0]}") from e
 
 
-def _write_json_atomic(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def run(args: EvalArgs) -> dict[str, Any]:
     """Evaluate; returns the summary written to ``eval_<env_steps>.json``."""
     cfg = load_run_config(args.run_dir)
@@ -147,8 +141,7 @@ def run(args: EvalArgs) -> dict[str, Any]:
     torch.set_num_threads(cfg.train.torch_threads)
     seed = cfg.seed + 3_000_017 if args.seed is None else args.seed
     torch.manual_seed(seed)
-    env = make_vec_env(cfg.env, args.episodes, seed=seed)
-    learner = Learner(env.spec, cfg.algo)
+    env, learner, _ = build(cfg, args.episodes, seed=seed)
     try:
         learner.load_state_dict_full(state["learner"])
     except (KeyError, RuntimeError, ValueError, TypeError) as e:
@@ -177,26 +170,22 @@ def run(args: EvalArgs) -> dict[str, Any]:
     if args.video:
         summary["video"] = _record(cfg, learner, args, seed, env_steps)
     out = args.run_dir / f"eval_{env_steps:012d}.json"
-    _write_json_atomic(out, summary)
+    write_json_atomic(out, summary)
     summary["path"] = str(out)
     return summary
 
 
 def _record(cfg: Config, learner: Learner, args: EvalArgs, seed: int,
             env_steps: int) -> str | None:
-    import imageio.v3 as iio
-
-    env = make_vec_env(cfg.env, 1, seed=seed + 1)
+    env = build_env(cfg, 1, seed=seed + 1)
     if not hasattr(env, "render_rgb"):
         warnings.warn(f"env {getattr(cfg.env, 'name', '?')} cannot render frames: no video",
                       stacklevel=2)
         return None
     frames = record_episode(env, learner.policy, learner.policy.hidden_dim,
                             args.max_frames or cfg.train.video_max_frames, seed=seed + 1)
-    out = args.run_dir / "videos" / f"evaluate_{env_steps:012d}.gif"
-    out.parent.mkdir(exist_ok=True)
-    fps = args.fps or cfg.train.video_fps
-    iio.imwrite(out, np.stack(frames), duration=1000 / fps, loop=0)
+    out = write_gif(args.run_dir / "videos" / f"evaluate_{env_steps:012d}.gif", frames,
+                    args.fps or cfg.train.video_fps)
     return str(out)
 
 

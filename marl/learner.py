@@ -42,7 +42,8 @@ Deliberate deviations from the paper, and why:
   config switches; the box-pushing experiments say which they use and why.
 
 The paper's ablations are the same learner with another advantage module
-(``algo.advantage``; :data:`ADVANTAGE_CRITICS` says which critics each one trains):
+(``algo.advantage``; :data:`marl.advantages.ADVANTAGES` is the one table of them: the
+critics each one trains and the function that computes it):
 
 * ``coma``: counterfactual baseline on the centralised Q-critic (above);
 * ``central_qv``: ``Q(s, u)[u^a] - V(s)`` with a centralised Q- and V-critic;
@@ -63,38 +64,45 @@ then an actor-critic with a Q-critic, which is how the bandit, CartPole and Pong
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from marl.advantages import (
-    counterfactual_advantage,
-    exploration_probs,
-    floor_mix,
-    masked_softmax,
-    normalise,
-    q_minus_v,
-    return_minus_v,
-    sample_categorical,
-)
+from marl.advantages import ADVANTAGES, AdvantageInputs, normalise
 from marl.config import AlgoConfig
 from marl.critics import CriticBatch, CriticNet, TDCritic, make_optimizer
 from marl.envs.base import EnvSpec
 from marl.errors import NonFiniteError
 from marl.nets import Actor
-from marl.returns import discounted_returns, td_lambda_targets
-from marl.runner import Rollout
+from marl.policy import (
+    ExploringPolicy,
+    exploration_probs,
+    floor_mix,
+    masked_softmax,
+    sample_categorical,
+)
+from marl.returns import td_lambda_targets
+from marl.rollout import Rollout
 
-ADVANTAGE_CRITICS: dict[str, tuple[str, ...]] = {
-    "coma": ("central_q",),
-    "central_qv": ("central_q", "central_v"),
-    "central_v": ("central_v",),
-    "iac_v": ("local_v",),
-    "iac_q": ("local_q",),
-    "reinforce": (),
-}
-"""Advantage module -> the critics it trains (reinforce: central_v with a baseline)."""
+
+@dataclass
+class UpdateStats:
+    """What one update saw and did, as tensors and floats: :func:`update_metrics` turns
+    it into the ``loss/``, ``train/`` and ``credit/`` metrics."""
+
+    eps: float  # epsilon the fragment was collected (and log pi taken) with
+    mask: Tensor  # [T, B, N] float: agent acted
+    pi: Tensor  # [T, B, N, A] exploring policy
+    adv: Tensor  # [T, B, N] advantage before standardisation
+    baseline: Tensor  # [T, B, N]
+    pg_loss: float
+    entropy: float
+    actor_grad_norm: float
+    critic_loss: dict[str, float] = field(default_factory=dict)
+    critic_grad_norm: dict[str, float] = field(default_factory=dict)
+    td_target: Tensor | None = None  # [T, B, N] of the first critic
 
 
 class Learner(nn.Module):
@@ -110,9 +118,8 @@ class Learner(nn.Module):
                            init=cfg.actor_init)
         self.actor_opt = make_optimizer(self.actor.parameters(), cfg.optimizer, cfg.actor_lr,
                                         cfg.rmsprop_alpha, cfg.opt_eps)
-        kinds = ADVANTAGE_CRITICS[cfg.advantage]
-        if cfg.advantage == "reinforce" and cfg.reinforce_baseline:
-            kinds = ("central_v",)
+        self.advantage = ADVANTAGES[cfg.advantage]
+        kinds = self.advantage.trains(cfg.reinforce_baseline)
         self.critics = nn.ModuleDict({
             kind: TDCritic(
                 CriticNet(kind, spec, cfg.critic_hidden, own_obs=cfg.critic_own_obs),
@@ -125,18 +132,17 @@ class Learner(nn.Module):
         self.n_updates = 0
 
     # ------------------------------------------------------------------ update
-    def update(self, ro: Rollout, env_steps: int) -> dict[str, float]:
-        """One update on a fragment; returns ``loss/``, ``train/`` and ``credit/`` metrics."""
+    def update(self, ro: Rollout) -> UpdateStats:
+        """One update on a fragment, under the epsilon it was collected with (``ro.eps``);
+        returns raw statistics (see :func:`update_metrics`)."""
         cfg = self.cfg
-        eps = self.policy.epsilon(env_steps)
-        actions = ro.actions  # [T, B, N]
+        eps = ro.eps[:, None, None, None]  # [T, 1, 1, 1] the epsilon that acted
         alive = ro.alive[:-1]  # [T, B, N] agent acted at t
         mask = alive.float()
 
         # 1. Actors over the fragment; exploring policy with the epsilon floor.
         logits, hs = self.actor.unroll(ro.obs[:-1], ro.prev_actions[:-1], ro.first[:-1], ro.h0)
-        use_mask = self.spec.has_action_mask
-        amask = ro.action_mask[:-1] if use_mask else None  # [T, B, N, A] or None
+        amask = ro.action_mask[:-1] if self.spec.has_action_mask else None  # [T, B, N, A]
         soft = masked_softmax(logits, amask)  # [T, B, N, A] the actor's own softmax
         pi = floor_mix(soft, eps, amask)  # the exploring policy that acted
 
@@ -147,79 +153,76 @@ class Learner(nn.Module):
         agent_trunc = ro.truncated[..., None].expand_as(agent_term)
 
         # 2-3. Critics: TD(lambda) targets from the target critic, then regression.
-        out: dict[str, Tensor] = {}
-        targets: dict[str, Tensor] = {}
-        next_values: dict[str, Tensor] = {}
-        metrics: dict[str, float] = {}
+        x = AdvantageInputs(pi=pi, actions=ro.actions, rewards=ro.rewards,
+                            terminated=agent_term, truncated=agent_trunc, q={}, targets={},
+                            next_values={}, gamma=cfg.gamma,
+                            return_reset_on_reward=cfg.return_reset_on_reward)
+        stats_critic: dict[str, dict[str, float]] = {"loss": {}, "grad_norm": {}}
         if self.critics:
-            now, nxt = self._critic_batches(ro, hs, eps, alive)
+            now, nxt = self._critic_batches(ro, hs, alive)
             for kind, critic in self.critics.items():
                 with torch.no_grad():
-                    next_values[kind] = critic.values(nxt, target=True)  # [T, B, N]
-                    targets[kind] = td_lambda_targets(ro.rewards, next_values[kind],
-                                                      agent_term, agent_trunc, cfg.gamma,
-                                                      cfg.td_lambda)
+                    x.next_values[kind] = critic.values(nxt, target=True)  # [T, B, N]
+                    x.targets[kind] = td_lambda_targets(ro.rewards, x.next_values[kind],
+                                                        agent_term, agent_trunc, cfg.gamma,
+                                                        cfg.td_lambda)
                 for i in range(cfg.critic_updates):
-                    o, info = critic.update(now, targets[kind], alive)
+                    o, info = critic.update(now, x.targets[kind], alive)
                     if i == 0:
-                        out[kind] = o  # output before this fragment's critic steps
-                metrics[f"loss/critic_{kind}"] = info["loss"]
-                metrics[f"loss/critic_{kind}_grad_norm"] = info["grad_norm"]
+                        x.q[kind] = o  # output before this fragment's critic steps
+                stats_critic["loss"][kind] = info["loss"]
+                stats_critic["grad_norm"][kind] = info["grad_norm"]
 
-        # 4. Advantage of the chosen module, detached.
+        # 4. Advantage of the chosen module (eq. 4 for coma), detached: no gradient
+        # reaches the critics or the baseline through the actor's loss.
         with torch.no_grad():
-            adv, baseline = self._advantage(ro, pi, out, targets, next_values, agent_term,
-                                            agent_trunc)
+            adv, baseline = self._advantage(x)
             adv_used = normalise(adv, alive) if cfg.normalize_advantage else adv
 
         # 5. Actor: policy gradient with that advantage, plus the entropy bonus.
+        pg_loss, entropy, grad_norm = self._actor_step(pi, soft, ro.actions, adv_used, mask)
+        self.n_updates += 1
+        first = next(iter(self.critics), None)
+        return UpdateStats(
+            eps=float(ro.eps[0]), mask=mask, pi=pi.detach(), adv=adv, baseline=baseline,
+            pg_loss=pg_loss, entropy=entropy, actor_grad_norm=grad_norm,
+            critic_loss=stats_critic["loss"], critic_grad_norm=stats_critic["grad_norm"],
+            td_target=None if first is None else x.targets[first])
+
+    def _advantage(self, x: AdvantageInputs) -> tuple[Tensor, Tensor]:
+        """(advantage, baseline), both ``[T, B, N]``, of ``algo.advantage``."""
+        return self.advantage.fn(x)
+
+    def _actor_step(self, pi: Tensor, soft: Tensor, actions: Tensor, adv: Tensor,
+                    mask: Tensor) -> tuple[float, float, float]:
+        """Eq. 5's policy gradient ``-mean(mask * A * log pi(u))`` minus the entropy bonus;
+        one clipped optimiser step. Returns (pg loss, entropy, gradient norm)."""
         logp = torch.log(pi.gather(-1, actions[..., None]).squeeze(-1).clamp_min(1e-10))
         n_alive = mask.sum().clamp_min(1.0)
-        pg_loss = -(adv_used * logp * mask).sum() / n_alive
+        pg_loss = -(adv * logp * mask).sum() / n_alive
         entropy = -(soft * torch.log(soft.clamp_min(1e-10))).sum(-1)
         entropy = (entropy * mask).sum() / n_alive
-        actor_loss = pg_loss - cfg.entropy_coef * entropy
+        actor_loss = pg_loss - self.cfg.entropy_coef * entropy
         if not torch.isfinite(actor_loss):
             raise NonFiniteError(f"actor loss is {actor_loss.item()}")
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
-        actor_grad = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)
-        if not torch.isfinite(actor_grad):
-            raise NonFiniteError(f"actor gradient norm is {actor_grad.item()}")
+        grad = nn.utils.clip_grad_norm_(self.actor.parameters(), self.cfg.grad_clip)
+        if not torch.isfinite(grad):
+            raise NonFiniteError(f"actor gradient norm is {grad.item()}")
         self.actor_opt.step()
-        self.n_updates += 1
+        return pg_loss.item(), entropy.item(), float(grad)
 
-        with torch.no_grad():
-            first_critic = next(iter(self.critics), None)
-            if first_critic is not None:
-                metrics["loss/critic"] = metrics[f"loss/critic_{first_critic}"]
-                metrics["train/td_target"] = _masked_mean(targets[first_critic], mask)
-            metrics.update({
-                "loss/actor": pg_loss.item(),
-                "loss/actor_grad_norm": float(actor_grad),
-                "loss/entropy": entropy.item(),
-                "train/epsilon": eps,
-                "train/baseline": _masked_mean(baseline, mask),
-                "train/advantage_abs": _masked_mean(adv.abs(), mask),
-            })
-            if self.spec.n_actions <= 16:  # small action spaces: the policy itself
-                probs = (pi * mask[..., None]).sum((0, 1)) / mask.sum((0, 1))[..., None]
-                for i, agent in enumerate(self.spec.agents):
-                    for u in range(self.spec.n_actions):
-                        metrics[f"train/pi/{agent}/{u}"] = float(probs[i, u])
-            for i, agent in enumerate(self.spec.agents):
-                metrics[f"credit/{agent}/advantage_mean"] = _masked_mean(adv[..., i],
-                                                                         mask[..., i])
-        return metrics
-
-    def _critic_batches(self, ro: Rollout, hs: Tensor, eps: float, alive: Tensor
+    def _critic_batches(self, ro: Rollout, hs: Tensor, alive: Tensor
                         ) -> tuple[CriticBatch, CriticBatch]:
         """The critics' inputs at t and at the next state, with the next joint action.
 
         The next state is the following entry of the fragment, or the final state where
         an episode was truncated. The joint action there is the one taken, except where
         the fragment or the episode stopped; there it is sampled from the current policy
-        (from the actor's hidden state after t).
+        (from the actor's hidden state after t, under the epsilon of step t). Agents
+        not alive there act "0", as the runner records them: one that dies on the
+        fragment's last step is alive at t but not at t + 1.
         """
         actions = ro.actions
         trunc = ro.truncated[..., None]  # [T, B, 1]
@@ -237,40 +240,14 @@ class Learner(nn.Module):
                 next_mask = torch.where(trunc[..., None], ro.final_action_mask,
                                         ro.action_mask[1:])
                 b_mask = next_mask[bt, bb]
-            b_pi = exploration_probs(b_logits, eps, b_mask)
-            # agents already gone at t stay gone: record "0" for them, as the runner does
-            next_actions[bt, bb] = sample_categorical(b_pi).masked_fill_(~alive[bt, bb], 0)
+            b_pi = exploration_probs(b_logits, ro.eps[bt, None, None], b_mask)
+            # not alive in the next situation: "0" on record, as the runner writes it (at a
+            # truncation the final alive flags are not in the rollout: those of t)
+            next_alive = torch.where(trunc, alive, ro.alive[1:])
+            next_actions[bt, bb] = sample_categorical(b_pi).masked_fill_(~next_alive[bt, bb], 0)
         now = CriticBatch(ro.state[:-1], ro.obs[:-1], actions, ro.prev_actions[:-1])
         nxt = CriticBatch(next_state, next_obs, next_actions, actions)
         return now, nxt
-
-    def _advantage(self, ro: Rollout, pi: Tensor, out: dict[str, Tensor],
-                   targets: dict[str, Tensor], next_values: dict[str, Tensor],
-                   agent_term: Tensor, agent_trunc: Tensor) -> tuple[Tensor, Tensor]:
-        """(advantage, baseline), both ``[T, B, N]``, for ``algo.advantage``."""
-        cfg, actions, kind = self.cfg, ro.actions, self.cfg.advantage
-        if kind == "coma":  # eq. 4
-            return counterfactual_advantage(out["central_q"], pi, actions)
-        if kind == "iac_q":
-            return counterfactual_advantage(out["local_q"], pi, actions)
-        if kind == "central_qv":
-            v = out["central_v"].squeeze(-1)
-            return q_minus_v(out["central_q"], v, actions), v
-        if kind in ("central_v", "iac_v"):
-            critic = "central_v" if kind == "central_v" else "local_v"
-            v = out[critic].squeeze(-1)
-            return return_minus_v(targets[critic], v), v
-        # reinforce: discounted Monte-Carlo return within the fragment
-        term = agent_term
-        if cfg.return_reset_on_reward:
-            term = term | (ro.rewards != 0)
-        if "central_v" in out:  # learned baseline; bootstrap V(s') where the sum is cut
-            v = out["central_v"].squeeze(-1)
-            returns = discounted_returns(ro.rewards, term, agent_trunc, cfg.gamma,
-                                         bootstrap=next_values["central_v"])
-            return returns - v, v
-        returns = discounted_returns(ro.rewards, term, agent_trunc, cfg.gamma)
-        return returns, torch.zeros_like(returns)
 
     def check_finite(self) -> None:
         """Raise :class:`NonFiniteError` naming the first NaN/inf parameter."""
@@ -316,35 +293,30 @@ def _masked_mean(x: Tensor, mask: Tensor) -> float:
     return float((x * mask).sum() / mask.sum().clamp_min(1.0))
 
 
-class ExploringPolicy:
-    """The actor as the runner sees it: batched acting under the epsilon floor.
-
-    ``eps`` is set from the schedule before each fragment; greedy acting (evaluation)
-    takes the argmax of the masked logits.
-    """
-
-    def __init__(self, actor: Actor, cfg: AlgoConfig, use_mask: bool = True):
-        self.actor, self.cfg, self.use_mask = actor, cfg, use_mask
-        self.hidden_dim = actor.hidden_dim if actor.rnn else 0
-        self.eps = cfg.eps_start
-
-    def epsilon(self, env_steps: int) -> float:
-        """Linear anneal from eps_start to eps_end over eps_anneal_steps env steps."""
-        c = self.cfg
-        if c.eps_anneal_steps == 0:
-            return c.eps_end
-        frac = min(1.0, env_steps / c.eps_anneal_steps)
-        return c.eps_start + frac * (c.eps_end - c.eps_start)
-
-    @torch.inference_mode()
-    def act(self, obs: Tensor, prev_actions: Tensor, first: Tensor, action_mask: Tensor,
-            h: Tensor, greedy: bool = False) -> tuple[Tensor, Tensor]:
-        if self.hidden_dim:
-            h = h * (~first).to(h.dtype)[:, None, None]
-        logits, h = self.actor(obs, prev_actions, h)
-        mask = action_mask if self.use_mask else None
-        if greedy:
-            if mask is not None:
-                logits = logits.masked_fill(~mask, float("-inf"))
-            return logits.argmax(-1), h
-        return sample_categorical(exploration_probs(logits, self.eps, mask)), h
+def update_metrics(s: UpdateStats, spec: EnvSpec) -> dict[str, float]:
+    """:class:`UpdateStats` -> flat ``loss/``, ``train/`` and ``credit/`` metrics."""
+    mask = s.mask
+    m: dict[str, float] = {}
+    for kind in s.critic_loss:
+        m[f"loss/critic_{kind}"] = s.critic_loss[kind]
+        m[f"loss/critic_{kind}_grad_norm"] = s.critic_grad_norm[kind]
+    if s.critic_loss:
+        m["loss/critic"] = next(iter(s.critic_loss.values()))
+    if s.td_target is not None:
+        m["train/td_target"] = _masked_mean(s.td_target, mask)
+    m.update({
+        "loss/actor": s.pg_loss,
+        "loss/actor_grad_norm": s.actor_grad_norm,
+        "loss/entropy": s.entropy,
+        "train/epsilon": s.eps,
+        "train/baseline": _masked_mean(s.baseline, mask),
+        "train/advantage_abs": _masked_mean(s.adv.abs(), mask),
+    })
+    if spec.n_actions <= 16:  # small action spaces: the policy itself
+        probs = (s.pi * mask[..., None]).sum((0, 1)) / mask.sum((0, 1))[..., None]
+        for i, agent in enumerate(spec.agents):
+            for u in range(spec.n_actions):
+                m[f"train/pi/{agent}/{u}"] = float(probs[i, u])
+    for i, agent in enumerate(spec.agents):
+        m[f"credit/{agent}/advantage_mean"] = _masked_mean(s.adv[..., i], mask[..., i])
+    return m

@@ -11,6 +11,7 @@ import math
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,52 +79,40 @@ class WandbSink:
                       "for this run, metrics.jsonl still has everything", stacklevel=3)
         self.run = None
 
-    def log(self, row: dict[str, Any]) -> None:
+    def _call(self, what: str, fn: Callable[[Any], Any]) -> None:
+        """``fn(run)`` unless W&B is off; any failure warns once and turns W&B off."""
         if self.run is None:
             return
         try:
-            self.run.log(row)
-        except Exception as e:  # noqa: BLE001
-            self._fail("log", e)
+            fn(self.run)
+        except Exception as e:  # noqa: BLE001 - W&B must never stop training
+            self._fail(what, e)
+
+    def log(self, row: dict[str, Any]) -> None:
+        self._call("log", lambda run: run.log(row))
 
     def log_video(self, key: str, path: Path, env_steps: int) -> None:
         """A GIF/MP4 file as a W&B video at ``env_steps``."""
-        if self.run is None:
-            return
-        try:
-            import wandb
-
-            self.run.log({key: wandb.Video(str(path)), "env_steps": env_steps})
-        except Exception as e:  # noqa: BLE001
-            self._fail("video log", e)
+        self._call("video log", lambda run: run.log(
+            {key: _wandb().Video(str(path)), "env_steps": env_steps}))
 
     def log_image(self, key: str, path: Path, env_steps: int) -> None:
         """A PNG file as a W&B image at ``env_steps``."""
-        if self.run is None:
-            return
-        try:
-            import wandb
-
-            self.run.log({key: wandb.Image(str(path)), "env_steps": env_steps})
-        except Exception as e:  # noqa: BLE001
-            self._fail("image log", e)
+        self._call("image log", lambda run: run.log(
+            {key: _wandb().Image(str(path)), "env_steps": env_steps}))
 
     def summary(self, values: dict[str, Any]) -> None:
-        if self.run is None:
-            return
-        try:
-            self.run.summary.update(values)
-        except Exception as e:  # noqa: BLE001
-            self._fail("summary", e)
+        self._call("summary", lambda run: run.summary.update(values))
 
     def close(self, exit_code: int = 0) -> None:
-        if self.run is None:
-            return
-        try:
-            self.run.finish(exit_code=exit_code)
-        except Exception as e:  # noqa: BLE001
-            self._fail("finish", e)
+        self._call("finish", lambda run: run.finish(exit_code=exit_code))
         self.run = None
+
+
+def _wandb() -> Any:
+    import wandb
+
+    return wandb
 
 
 class Progress:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import resource
+
 import numpy as np
 
 from marl.envs.base import EnvSpec
@@ -56,3 +58,8 @@ def summarise_episodes(prefix: str, stats: dict[str, np.ndarray], spec: EnvSpec
     for k, v in credit_metrics(stats, spec.agents).items():
         out[f"{credit_prefix}/{k}"] = v
     return out
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -1,9 +1,13 @@
 """Vectorised rollout collection: B auto-resetting envs, fixed-length fragments of T steps.
 
-The runner knows nothing of COMA. It asks a :class:`Policy` for actions and writes what
-the env returns into a :class:`Rollout` whose tensors are allocated once. The env's
-output arrays are allocated once too (:class:`marl.envs.base.VecBuffers`), so the
-torch views of them are made once and every step is a handful of in-place copies.
+The runner knows nothing of COMA. It asks a :class:`~marl.rollout.Policy` for actions
+and writes what the env returns into a :class:`~marl.rollout.Rollout` whose tensors are
+allocated once. There is one acting step, :func:`act_step` (act, record dead agents'
+actions as 0, step the env, the next step's previous actions), used by training
+(:meth:`Runner.collect`), evaluation (:func:`evaluate`) and video
+(:func:`record_episode`). The env's output arrays are allocated once too
+(:class:`marl.envs.base.VecBuffers`), so the torch views of them are made once and every
+step is a handful of in-place copies.
 
 Shape letters: T time, B envs, N agents, O observation shape, S state features,
 A actions, H actor hidden units.
@@ -12,76 +16,17 @@ A actions, H actor hidden units.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, fields
-from typing import Any, Protocol
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from marl.envs.base import VecEnv
+from marl.rollout import Policy, Rollout
 
-
-@dataclass
-class Rollout:
-    """One fragment. Index t of the ``[T + 1]`` tensors is the situation before step t;
-    index T is where the next fragment starts (its obs, state, masks)."""
-
-    obs: Tensor  # [T+1, B, N, *O] float32 (uint8 for pixels)
-    state: Tensor  # [T+1, B, S]
-    action_mask: Tensor  # [T+1, B, N, A] bool
-    alive: Tensor  # [T+1, B, N] bool
-    first: Tensor  # [T+1, B] bool: obs[t] starts an episode
-    prev_actions: Tensor  # [T+1, B, N] int64, A = none (episode start)
-    actions: Tensor  # [T, B, N] int64
-    rewards: Tensor  # [T, B, N]
-    terminated: Tensor  # [T, B] bool
-    truncated: Tensor  # [T, B] bool
-    final_obs: Tensor  # [T, B, N, *O]  valid where terminated | truncated
-    final_state: Tensor  # [T, B, S]
-    final_action_mask: Tensor  # [T, B, N, A] bool
-    h0: Tensor  # [B, N, H] actor hidden state before step 0
-
-    @classmethod
-    def allocate(cls, env: VecEnv, t_len: int, hidden_dim: int) -> Rollout:
-        s, b = env.spec, env.num_envs
-        n, a = s.n_agents, s.n_actions
-        obs_dtype = getattr(torch, s.obs_dtype)
-        return cls(
-            obs=torch.zeros(t_len + 1, b, n, *s.obs_shape, dtype=obs_dtype),
-            state=torch.zeros(t_len + 1, b, s.state_dim),
-            action_mask=torch.ones(t_len + 1, b, n, a, dtype=torch.bool),
-            alive=torch.ones(t_len + 1, b, n, dtype=torch.bool),
-            first=torch.zeros(t_len + 1, b, dtype=torch.bool),
-            prev_actions=torch.full((t_len + 1, b, n), a, dtype=torch.long),
-            actions=torch.zeros(t_len, b, n, dtype=torch.long),
-            rewards=torch.zeros(t_len, b, n),
-            terminated=torch.zeros(t_len, b, dtype=torch.bool),
-            truncated=torch.zeros(t_len, b, dtype=torch.bool),
-            final_obs=torch.zeros(t_len, b, n, *s.obs_shape, dtype=obs_dtype),
-            final_state=torch.zeros(t_len, b, s.state_dim),
-            final_action_mask=torch.ones(t_len, b, n, a, dtype=torch.bool),
-            h0=torch.zeros(b, n, hidden_dim),
-        )
-
-    @property
-    def t_len(self) -> int:
-        return self.actions.shape[0]
-
-    def nbytes(self) -> int:
-        return sum(getattr(self, f.name).nbytes for f in fields(self))
-
-
-class Policy(Protocol):
-    """What the runner needs from a learner: batched acting with a carried hidden state."""
-
-    hidden_dim: int
-
-    def act(self, obs: Tensor, prev_actions: Tensor, first: Tensor, action_mask: Tensor,
-            h: Tensor, greedy: bool = False) -> tuple[Tensor, Tensor]:
-        """obs ``[B, N, *O]``, prev_actions ``[B, N]``, first ``[B]``, action_mask
-        ``[B, N, A]``, h ``[B, N, H]`` -> actions ``[B, N]`` int64, next h."""
-        ...
+__all__ = ["EpisodeTracker", "Policy", "Rollout", "Runner", "evaluate", "record_episode"]
 
 
 class EpisodeTracker:
@@ -145,7 +90,7 @@ class Runner:
     def __init__(self, env: VecEnv, t_len: int, hidden_dim: int, seed: int | None = None):
         self.env, self.t_len = env, t_len
         self.spec = env.spec
-        self.ro = Rollout.allocate(env, t_len, hidden_dim)
+        self.ro = Rollout.allocate(env.spec, env.num_envs, t_len, hidden_dim)
         self.episodes = EpisodeTracker(env)
         buf = env.reset(seed=seed)
         # Torch views of the env's output arrays: made once, valid for the env's life.
@@ -210,7 +155,7 @@ class Runner:
     @torch.inference_mode()
     def collect(self, policy: Policy) -> Rollout:
         """Run T steps in every env and return the (reused) rollout buffer."""
-        ro, buf, a_none = self.ro, self.env.buf, self.spec.n_actions
+        ro, buf = self.ro, self.env.buf
         # The previous fragment's last situation is this fragment's first one.
         if self._started:
             for name in self._CARRY:
@@ -218,14 +163,11 @@ class Runner:
                 x[0].copy_(x[-1])
         self._started = True
         ro.h0.copy_(self.h)
+        ro.eps.fill_(policy.eps)  # the learner takes log pi under exactly this epsilon
         h = self.h
         for t in range(self.t_len):
-            actions, h = policy.act(ro.obs[t], ro.prev_actions[t], ro.first[t],
-                                    ro.action_mask[t], h)
-            # Agents that are not alive act "0" on record, so nothing they sample at random
-            # ever reaches another agent's critic input.
-            ro.actions[t].copy_(actions).masked_fill_(~ro.alive[t], 0)
-            self.env.step(ro.actions[t].numpy())
+            h = act_step(self.env, policy, ro.obs[t], ro.prev_actions[t], ro.first[t],
+                         ro.action_mask[t], ro.alive[t], h, False, ro.actions[t])
             ro.rewards[t].copy_(self._reward)
             ro.terminated[t].copy_(self._term)
             ro.truncated[t].copy_(self._trunc)
@@ -237,12 +179,52 @@ class Runner:
                 ro.final_state[t, idx] = torch.from_numpy(buf.final_state[ended])
                 ro.final_action_mask[t, idx] = torch.from_numpy(buf.final_action_mask[ended])
             self._write_current(t + 1)
-            first = ro.first[t + 1]
-            first.copy_(self._done_t)
-            ro.prev_actions[t + 1].copy_(ro.actions[t]).masked_fill_(first[:, None], a_none)
+            ro.first[t + 1].copy_(self._done_t)
+            next_prev_actions(ro.prev_actions[t + 1], ro.actions[t], ro.first[t + 1],
+                              self.spec.n_actions)
         self.h = h
         self.env_steps += self.t_len * self.env.num_envs
         return ro
+
+
+def act_step(env: VecEnv, policy: Policy, obs: Tensor, prev: Tensor, first: Tensor,
+             mask: Tensor, alive: Tensor, h: Tensor, greedy: bool, out: Tensor) -> Tensor:
+    """The one acting step: actions into ``out`` ``[B, N]``, env stepped; returns next h.
+
+    Agents that are not alive act "0" on record, so nothing they sample at random ever
+    reaches another agent's critic input or their own next previous-action input.
+    """
+    actions, h = policy.act(obs, prev, first, mask, h, greedy=greedy)
+    out.copy_(actions).masked_fill_(~alive, 0)
+    env.step(out.numpy())
+    return h
+
+
+def next_prev_actions(out: Tensor, actions: Tensor, first: Tensor, a_none: int) -> None:
+    """The next step's previous actions: the recorded ones, ``a_none`` where an episode
+    starts (``first`` ``[B]``)."""
+    out.copy_(actions).masked_fill_(first[:, None], a_none)
+
+
+def _play(env: VecEnv, policy: Policy, hidden_dim: int, greedy: bool) -> Iterator[np.ndarray]:
+    """Act forever in ``env`` (just reset); yields the ``done`` flags ``[B]`` after each
+    step (``env.buf`` holds that step's output)."""
+    b, n, a = env.num_envs, env.spec.n_agents, env.spec.n_actions
+    buf = env.buf
+    obs, mask = torch.from_numpy(buf.obs), torch.from_numpy(buf.action_mask)
+    alive = torch.from_numpy(buf.alive)
+    prev = torch.full((b, n), a, dtype=torch.long)
+    actions = torch.zeros(b, n, dtype=torch.long)
+    first = torch.ones(b, dtype=torch.bool)
+    h = torch.zeros(b, n, hidden_dim)
+    done = np.zeros(b, bool)
+    done_t = torch.from_numpy(done)
+    while True:
+        h = act_step(env, policy, obs, prev, first, mask, alive, h, greedy, actions)
+        np.logical_or(buf.terminated, buf.truncated, out=done)
+        yield done
+        first.copy_(done_t)
+        next_prev_actions(prev, actions, first, a)
 
 
 @torch.inference_mode()
@@ -253,28 +235,20 @@ def evaluate(env: VecEnv, policy: Policy, hidden_dim: int, seed: int | None = No
     Every env contributes exactly one episode, so short and long episodes are counted
     fairly (stopping at the first K finished episodes would favour short ones).
     """
-    b, n, a = env.num_envs, env.spec.n_agents, env.spec.n_actions
-    buf = env.reset(seed=seed)
     tracker = EpisodeTracker(env)
-    obs, mask = torch.from_numpy(buf.obs), torch.from_numpy(buf.action_mask)
-    prev = torch.full((b, n), a, dtype=torch.long)
-    first = torch.ones(b, dtype=torch.bool)
-    h = torch.zeros(b, n, hidden_dim)
-    pending = np.ones(b, bool)
-    stats: dict[str, np.ndarray] = {}
-    while pending.any():
-        actions, h = policy.act(obs, prev, first, mask, h, greedy=greedy)
-        env.step(actions.numpy())
-        done = buf.terminated | buf.truncated
-        ended = tracker.record(buf.reward, done)
+    pending = np.ones(env.num_envs, bool)
+    stats: dict[str, list[np.ndarray]] = {}
+    env.reset(seed=seed)
+    for done in _play(env, policy, hidden_dim, greedy):
+        ended = tracker.record(env.buf.reward, done)
         if ended is not None:
             popped = tracker.pop()  # exactly the episodes that ended in this step
             keep = pending[ended]  # the first episode of each env counts, later ones don't
             pending[ended] = False
             for k, v in popped.items():
                 stats.setdefault(k, []).append(v[keep])
-        first = torch.from_numpy(done.copy())
-        prev = actions.masked_fill(first[:, None], a)
+            if not pending.any():
+                break
     return {k: np.concatenate(v) for k, v in stats.items()}
 
 
@@ -289,20 +263,13 @@ def record_episode(env: VecEnv, policy: Policy, hidden_dim: int, max_frames: int
     render = getattr(env, "render_rgb", None)
     if render is None:
         raise TypeError(f"{type(env).__name__} cannot render frames (no render_rgb)")
-    b, n, a = env.num_envs, env.spec.n_agents, env.spec.n_actions
-    buf = env.reset(seed=seed)
-    obs, mask = torch.from_numpy(buf.obs), torch.from_numpy(buf.action_mask)
-    prev = torch.full((b, n), a, dtype=torch.long)
-    first = torch.ones(b, dtype=torch.bool)
-    h = torch.zeros(b, n, hidden_dim)
+    env.reset(seed=seed)
     frames = [render(0)]
-    while len(frames) < max_frames:
-        actions, h = policy.act(obs, prev, first, mask, h, greedy=True)
-        env.step(actions.numpy())
-        if buf.terminated[0] or buf.truncated[0]:
+    for done in _play(env, policy, hidden_dim, greedy=True):
+        if len(frames) >= max_frames:
+            break
+        if done[0]:
             frames.append(render(0, final=True))
             break
         frames.append(render(0))
-        first = torch.from_numpy(buf.terminated | buf.truncated)
-        prev = actions.masked_fill(first[:, None], a)
     return frames

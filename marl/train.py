@@ -11,7 +11,6 @@ import dataclasses
 import json
 import os
 import random
-import resource
 import shutil
 import signal
 import sys
@@ -27,6 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from marl.build import CONF_DIR, build, build_env, register_configs
 from marl.checkpoint import (
     CheckpointError,
     latest_checkpoint,
@@ -34,29 +34,22 @@ from marl.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from marl.config import Config, ConfigError, register_configs, to_config
-from marl.envs import make_vec_env
+from marl.config import Config, ConfigError, to_config
 from marl.errors import NonFiniteError, TrainingInterrupted
-from marl.learner import Learner
+from marl.files import write_gif, write_json_atomic
+from marl.learner import update_metrics
 from marl.logging import Logger, Progress, WandbSink
-from marl.metrics import summarise_episodes
+from marl.metrics import peak_rss_mib, summarise_episodes
 from marl.plots import make_plots
-from marl.runner import Runner, evaluate, record_episode
+from marl.runner import evaluate, record_episode
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-if not CONF_DIR.is_dir():  # installed as a wheel: conf/ ships inside the package
-    CONF_DIR = Path(__file__).resolve().parent / "conf"
+__all__ = ["CONF_DIR", "Trainer", "main"]
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 # Config keys a resumed run may change; any other difference means another experiment.
@@ -100,16 +93,13 @@ class Trainer:
                 "it, or choose another hydra.run.dir")
         torch.set_num_threads(tc.torch_threads)
         seed_everything(cfg.seed)
-        self.env = make_vec_env(cfg.env, tc.num_envs, seed=cfg.seed)
-        self.eval_env = make_vec_env(cfg.env, tc.eval_episodes, seed=cfg.seed + 1_000_003)
+        self.env, self.learner, self.runner = build(cfg, tc.num_envs)
+        self.eval_env = build_env(cfg, tc.eval_episodes, seed=cfg.seed + 1_000_003)
         self.spec = self.env.spec
-        self.learner = Learner(self.spec, cfg.algo)
-        self.runner = Runner(self.env, tc.fragment_len, self.learner.policy.hidden_dim,
-                             seed=cfg.seed)
         self.eval_rng = np.random.default_rng(cfg.seed + 7)
         self.video_env = None
         if tc.eval_video:
-            self.video_env = make_vec_env(cfg.env, 1, seed=cfg.seed + 2_000_003)
+            self.video_env = build_env(cfg, 1, seed=cfg.seed + 2_000_003)
             if not hasattr(self.video_env, "render_rgb"):
                 warnings.warn(f"env {getattr(cfg.env, 'name', '?')} cannot render frames: "
                               "train.eval_video is ignored", stacklevel=2)
@@ -230,15 +220,12 @@ class Trainer:
 
     def record_video(self) -> Path:
         """One greedy episode as ``videos/eval_<env_steps>.gif``, also logged to W&B."""
-        import imageio.v3 as iio
-
         frames = record_episode(self.video_env, self.learner.policy,
                                 self.learner.policy.hidden_dim,
                                 self.cfg.train.video_max_frames,
                                 seed=int(self.eval_rng.integers(2**31)))
-        out = self.run_dir / "videos" / f"eval_{self.env_steps:012d}.gif"
-        out.parent.mkdir(exist_ok=True)
-        iio.imwrite(out, np.stack(frames), duration=1000 / self.cfg.train.video_fps, loop=0)
+        out = write_gif(self.run_dir / "videos" / f"eval_{self.env_steps:012d}.gif", frames,
+                        self.cfg.train.video_fps)
         self.wandb.log_video("eval/video", out, self.env_steps)
         return out
 
@@ -275,12 +262,12 @@ class Trainer:
         row: dict[str, float] = {}
         while self.env_steps < tc.total_env_steps:
             t0 = time.perf_counter()
-            self.learner.policy.eps = self.learner.policy.epsilon(self.env_steps)
-            ro = self.runner.collect(self.learner.policy)
+            self.learner.policy.anneal(self.env_steps)
+            ro = self.runner.collect(self.learner.policy)  # ro.eps: the epsilon that acted
             self.env_steps = self.runner.env_steps
             t1 = time.perf_counter()
             try:
-                train_metrics = self.learner.update(ro, self.env_steps)
+                train_metrics = update_metrics(self.learner.update(ro), self.spec)
             except NonFiniteError as e:
                 last = latest_checkpoint(self.ckpt_dir)
                 raise NonFiniteError(
@@ -338,19 +325,13 @@ class Trainer:
             "algo": self.cfg.algo.name,
             "seed": self.cfg.seed,
         }
-        _write_json_atomic(self.run_dir / "summary.json", summary)
+        write_json_atomic(self.run_dir / "summary.json", summary)
         self.wandb.summary(summary)
         if self.cfg.logger.plots:
             self.logger.jsonl.f.flush()
             for name, path in make_plots(self.run_dir, list(self.cfg.logger.plots)).items():
                 self.wandb.log_image(f"plots/{name}", path, self.env_steps)
         return summary
-
-
-def _write_json_atomic(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def _only_hydra_files(run_dir: Path) -> bool:
@@ -365,7 +346,7 @@ def _fail(run_dir: Path, message: str, code: int, multirun: bool) -> float:
     multirun return NaN so the other jobs go on (the sweep summary lists the failure)."""
     print(f"error: {message}", file=sys.stderr)
     if run_dir.is_dir():
-        _write_json_atomic(run_dir / "failed.json", {"error": message, "exit_code": code})
+        write_json_atomic(run_dir / "failed.json", {"error": message, "exit_code": code})
     if multirun:
         return float("nan")
     sys.exit(code)
@@ -404,7 +385,7 @@ def main(dcfg: DictConfig) -> float:
         return _fail(run_dir, str(e), 1, multirun)
     except Exception as e:
         if not multirun:
-            _write_json_atomic(run_dir / "failed.json",
+            write_json_atomic(run_dir / "failed.json",
                                {"error": f"{type(e).__name__}: {e}", "exit_code": 1})
             raise
         return _fail(run_dir, f"{type(e).__name__}: {e}", 1, multirun)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import torch
 
-from marl.runner import Rollout
+from marl.rollout import Rollout
 
 
 def random_rollout(T: int, B: int, N: int, O: int, S: int, A: int,  # noqa: E741, N803
                    term_at: tuple[int, int], trunc_at: tuple[int, int],
-                   seed: int = 0) -> Rollout:
+                   seed: int = 0, eps: float = 0.5) -> Rollout:
     """T steps of B envs, N agents: env ``term_at[1]`` terminates at step ``term_at[0]``,
     env ``trunc_at[1]`` is truncated at step ``trunc_at[0]``, the others run through (their
     last step bootstraps from the next fragment's first state). Every agent is alive and
-    every action allowed; observations, states, rewards and actions are random."""
+    every action allowed; observations, states, rewards and actions are random; the
+    policy acted with epsilon ``eps`` (0.5: ``AlgoConfig``'s ``eps_start``)."""
     g = torch.Generator().manual_seed(seed)
     term = torch.zeros(T, B, dtype=torch.bool)
     trunc = torch.zeros(T, B, dtype=torch.bool)
@@ -32,4 +33,5 @@ def random_rollout(T: int, B: int, N: int, O: int, S: int, A: int,  # noqa: E741
         actions=actions, rewards=torch.randn(T, B, N, generator=g), terminated=term,
         truncated=trunc, final_obs=torch.randn(T, B, N, O, generator=g),
         final_state=torch.randn(T, B, S, generator=g),
-        final_action_mask=torch.ones(T, B, N, A, dtype=torch.bool), h0=torch.zeros(B, N, 0))
+        final_action_mask=torch.ones(T, B, N, A, dtype=torch.bool), h0=torch.zeros(B, N, 0),
+        eps=torch.full((T,), eps))

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from conftest import compose
 from rollouts import random_rollout
 from torch.nn import functional as F
 
+from marl.advantages import ADVANTAGES
 from marl.config import AlgoConfig, to_config
 from marl.critics import CriticBatch, CriticNet, local_inputs
 from marl.envs.base import EnvSpec
-from marl.learner import ADVANTAGE_CRITICS, Learner
-from marl.runner import Rollout
-from marl.train import CONF_DIR
+from marl.learner import Learner, update_metrics
+from marl.rollout import Rollout
 
 T, B, N, O, S, A = 4, 3, 2, 3, 4, 3  # noqa: E741 - the shape letters of the docs
 SPEC = EnvSpec(agents=("a", "b"), obs_shape=(O,), state_dim=S, n_actions=A)
@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def tiny_fragment(seed: int = 0) -> Rollout:
     """T=4 steps of B=3 envs: env 0 terminates at t=1, env 1 is truncated at t=2, env 2
     runs through (its last step bootstraps from the next fragment's first state)."""
-    return random_rollout(T, B, N, O, S, A, term_at=(1, 0), trunc_at=(2, 1), seed=seed)
+    return random_rollout(T, B, N, O, S, A, term_at=(1, 0), trunc_at=(2, 1), seed=seed,
+                          eps=EPS)
 
 
 def algo_cfg(advantage: str) -> AlgoConfig:
@@ -87,15 +88,16 @@ def test_update_matches_slow_reference(advantage, monkeypatch):
     seen: dict = {}
     original = learner._advantage
 
-    def spy(ro_, pi, out, targets, next_values, agent_term, agent_trunc):
-        result = original(ro_, pi, out, targets, next_values, agent_term, agent_trunc)
-        seen.update(pi=pi, out=out, targets=targets, next_values=next_values, result=result)
+    def spy(x):
+        result = original(x)
+        seen.update(pi=x.pi.detach(), out=x.q, targets=x.targets, next_values=x.next_values,
+                    result=result)
         return result
 
     monkeypatch.setattr(learner, "_advantage", spy)
-    metrics = learner.update(ro, env_steps=0)
+    metrics = update_metrics(learner.update(ro), SPEC)
     assert all(math.isfinite(v) for v in metrics.values())
-    kinds = ADVANTAGE_CRITICS[advantage]
+    kinds = ADVANTAGES[advantage].critics
     assert set(learner.critics) == set(kinds)
     adv, baseline = seen["result"]
     assert adv.shape == baseline.shape == (T, B, N)
@@ -157,7 +159,7 @@ def test_update_changes_actor_and_every_critic(advantage):
     learner = Learner(SPEC, algo_cfg(advantage))
     before = {k: [p.clone() for p in c.net.parameters()] for k, c in learner.critics.items()}
     actor0 = [p.clone() for p in learner.actor.parameters()]
-    m = learner.update(ro, env_steps=0)
+    m = update_metrics(learner.update(ro), SPEC)
     assert any(not torch.equal(a, b) for a, b in zip(actor0, learner.actor.parameters(),
                                                      strict=True))
     for k, c in learner.critics.items():
@@ -232,9 +234,7 @@ def test_input_dims_follow_the_builders():
 
 
 # ---------------------------------------------------------------- configs
-def _compose(overrides: list[str]):
-    with initialize_config_dir(str(CONF_DIR), version_base=None):
-        return compose("config", overrides=overrides)
+_compose = compose
 
 
 @pytest.mark.parametrize("experiment", [None, "coma_boxpush", "coma_boxpush_slacker"])

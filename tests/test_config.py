@@ -5,22 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from conftest import compose
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from marl.config import Config, ConfigError, register_configs, to_config
+from marl.config import Config, ConfigError, to_config
 from marl.train import CONF_DIR
 
-register_configs()
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 ENVS = sorted(p.stem for p in (CONF_DIR / "env").glob("*.yaml"))
 ALGOS = sorted(p.stem for p in (CONF_DIR / "algo").glob("*.yaml"))
 
 
-def compose_cfg(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return compose(config_name="config", overrides=overrides)
+compose_cfg = compose
 
 
 def test_config_dir_is_found_and_complete():

@@ -10,22 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import QUIET
+from conftest import TINY as BASE
 
 from marl import evaluate as ev
 from marl.checkpoint import list_checkpoints
 
-TINY = [
-    "+experiment=coma_boxpush",
-    "train.num_envs=8",
-    "train.fragment_len=5",
-    "train.total_env_steps=2000",
-    "train.eval_every_env_steps=0",
-    "train.eval_episodes=6",
-    "train.log_every_env_steps=1000",
-    "logger.progress=false",
-    "logger.plots=[]",
-    "logger.wandb.mode=disabled",
-]
+TINY = [*BASE, *QUIET, "train.eval_every_env_steps=0", "train.log_every_env_steps=1000"]
 
 
 def _env() -> dict[str, str]:

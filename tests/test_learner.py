@@ -8,8 +8,8 @@ from rollouts import random_rollout
 
 from marl.config import AlgoConfig
 from marl.envs.base import EnvSpec
-from marl.learner import Learner
-from marl.runner import Rollout
+from marl.learner import Learner, update_metrics
+from marl.rollout import Rollout
 
 T, B, N, O, S, A = 6, 4, 2, 3, 4, 3  # noqa: E741 - the shape letters of the docs
 SPEC = EnvSpec(agents=("a", "b"), obs_shape=(O,), state_dim=S, n_actions=A)
@@ -24,7 +24,7 @@ def losses(ro: Rollout, **algo) -> dict[str, float]:
     torch.manual_seed(0)
     learner = Learner(SPEC, AlgoConfig(**algo))
     torch.manual_seed(1)
-    return learner.update(ro, env_steps=0)
+    return update_metrics(learner.update(ro), SPEC)
 
 
 def test_dead_agent_padding_never_changes_a_loss():
@@ -88,7 +88,7 @@ def test_update_variants_run_and_change_parameters(algo):
     torch.manual_seed(0)
     learner = Learner(SPEC, AlgoConfig(**algo))
     before = [p.detach().clone() for p in learner.parameters()]
-    metrics = learner.update(ro, env_steps=0)
+    metrics = update_metrics(learner.update(ro), SPEC)
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
     changed = [not torch.equal(b, p) for b, p in zip(before, learner.parameters(), strict=True)]
     assert any(changed)
@@ -100,7 +100,7 @@ def test_target_critic_hard_copy_every_interval():
     learner = Learner(SPEC, AlgoConfig(target_update_interval=3))
     target0 = [p.clone() for p in learner.critics["central_q"].target.parameters()]
     for i in range(1, 4):
-        learner.update(ro, env_steps=0)
+        learner.update(ro)
         same = all(torch.equal(a, b) for a, b in
                    zip(target0, learner.critics["central_q"].target.parameters(), strict=True))
         assert same == (i < 3)

@@ -5,19 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from hydra import compose, initialize_config_dir
-
-from marl.config import register_configs, to_config
-from marl.train import CONF_DIR, Trainer
-
-register_configs()
+from conftest import make_trainer
 
 
 def train(tmp_path, overrides: list[str]) -> dict:
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        dcfg = compose(config_name="config", overrides=[
-            *overrides, "logger.wandb.mode=disabled", "logger.progress=false"])
-    return Trainer(to_config(dcfg), tmp_path, {}).run()
+    return make_trainer(tmp_path, [*overrides, "logger.wandb.mode=disabled",
+                                   "logger.progress=false"]).run()
 
 
 @pytest.mark.slow

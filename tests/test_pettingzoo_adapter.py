@@ -588,13 +588,9 @@ def test_missing_wrappers_fix_the_errors():
 
 # ---------------------------------------------------------------------- shipped configs
 def _compose(env_name: str):
-    from hydra import compose, initialize_config_dir
+    from conftest import compose_config
 
-    from marl.config import register_configs, to_config
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF), version_base=None):
-        return to_config(compose(config_name="config", overrides=[f"env={env_name}"])).env
+    return compose_config([f"env={env_name}"]).env
 
 
 SHIPPED = {

@@ -15,13 +15,13 @@ import warnings
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from conftest import compose
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from marl.checkpoint import list_checkpoints
-from marl.config import register_configs, to_config
-from marl.train import CONF_DIR, Trainer, main
+from marl.config import to_config
+from marl.train import Trainer, main
 
 TINY = [
     "train.num_envs=2",
@@ -59,9 +59,7 @@ EXPERIMENTS = {
 
 
 def train(overrides: list[str], run_dir: Path) -> tuple[dict, object]:
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        dcfg = compose(config_name="config", overrides=overrides)
+    dcfg = compose(overrides)
     cfg = to_config(dcfg)
     resolved = OmegaConf.to_container(dcfg, resolve=True)
     with warnings.catch_warnings():

@@ -13,14 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from conftest import make_trainer
 
 from marl.checkpoint import list_checkpoints, load_checkpoint
-from marl.config import register_configs, to_config
 from marl.errors import NonFiniteError
-from marl.train import CONF_DIR, Trainer
-
-register_configs()
+from marl.train import Trainer
 
 RUN = [
     "+experiment=coma_boxpush", "train.num_envs=16", "train.fragment_len=5",
@@ -126,9 +123,7 @@ def test_existing_run_dir_needs_resume(tmp_path):
 
 
 def _trainer(run_dir: Path, overrides: list[str]) -> Trainer:
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        dcfg = compose(config_name="config", overrides=[*RUN, *overrides])
-    return Trainer(to_config(dcfg), run_dir, {})
+    return make_trainer(run_dir, [*RUN, *overrides])
 
 
 def test_nan_reward_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):

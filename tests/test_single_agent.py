@@ -14,22 +14,19 @@ import json
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from conftest import make_trainer
 
-from marl.advantages import exploration_probs
-from marl.config import AlgoConfig, register_configs, to_config
+from marl.config import AlgoConfig
 from marl.envs.base import EnvSpec
-from marl.learner import Learner
-from marl.runner import Rollout
-from marl.train import CONF_DIR, Trainer
-
-register_configs()
+from marl.learner import Learner, update_metrics
+from marl.policy import exploration_probs
+from marl.rollout import Rollout
 
 T, B, O, S, A = 6, 5, 3, 2, 4  # noqa: E741 - the shape letters of the docs
 SPEC = EnvSpec(agents=("player_0",), obs_shape=(O,), state_dim=S, n_actions=A)
 
 
-def one_agent_fragment(seed: int = 0) -> Rollout:
+def one_agent_fragment(seed: int = 0, eps: float = 0.0) -> Rollout:
     g = torch.Generator().manual_seed(seed)
     term = torch.zeros(T, B, dtype=torch.bool)
     trunc = torch.zeros(T, B, dtype=torch.bool)
@@ -48,7 +45,8 @@ def one_agent_fragment(seed: int = 0) -> Rollout:
         actions=actions, rewards=torch.randn(T, B, 1, generator=g), terminated=term,
         truncated=trunc, final_obs=torch.randn(T, B, 1, O, generator=g),
         final_state=torch.randn(T, B, S, generator=g),
-        final_action_mask=torch.ones(T, B, 1, A, dtype=torch.bool), h0=torch.zeros(B, 1, 0))
+        final_action_mask=torch.ones(T, B, 1, A, dtype=torch.bool), h0=torch.zeros(B, 1, 0),
+        eps=torch.full((T,), eps))
 
 
 def known_critic(learner: Learner, w: torch.Tensor, c: torch.Tensor) -> None:
@@ -67,7 +65,7 @@ def known_critic(learner: Learner, w: torch.Tensor, c: torch.Tensor) -> None:
 
 @pytest.mark.parametrize("eps", [0.0, 0.3])
 def test_one_agent_coma_advantage_is_q_minus_v_through_the_learner(eps):
-    ro = one_agent_fragment()
+    ro = one_agent_fragment(eps=eps)
     torch.manual_seed(0)
     cfg = AlgoConfig(critic_hidden=[2 * S], eps_start=eps, eps_end=eps)
     learner = Learner(SPEC, cfg)
@@ -96,7 +94,7 @@ def test_one_agent_coma_advantage_is_q_minus_v_through_the_learner(eps):
         return adv, baseline
 
     learner._advantage = spy  # type: ignore[method-assign]
-    metrics = learner.update(ro, env_steps=0)
+    metrics = update_metrics(learner.update(ro), SPEC)
 
     assert seen["adv"].shape == (T, B, 1)
     torch.testing.assert_close(seen["baseline"][..., 0], v)  # baseline = V(s)
@@ -125,10 +123,8 @@ def test_one_agent_critic_input_never_sees_the_own_action():
 
 # ---------------------------------------------------------------------- through the Trainer
 def train(tmp_path, overrides: list[str]) -> dict:
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        dcfg = compose(config_name="config", overrides=[
-            *overrides, "logger.wandb.mode=disabled", "logger.progress=false"])
-    return Trainer(to_config(dcfg), tmp_path, {}).run()
+    return make_trainer(tmp_path, [*overrides, "logger.wandb.mode=disabled",
+                                   "logger.progress=false"]).run()
 
 
 def optimal_probability(run_dir, optimal: list[int]) -> float:

@@ -12,20 +12,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import QUIET, compose
+from conftest import TINY as BASE
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = [
-    "+experiment=coma_boxpush",
-    "train.num_envs=8",
-    "train.fragment_len=5",
-    "train.total_env_steps=2000",
-    "train.eval_every_env_steps=800",
-    "train.eval_episodes=6",
-    "train.log_every_env_steps=400",
-    "logger.progress=false",
-    "logger.plots=[]",
-    "logger.wandb.mode=disabled",
-]
+TINY = [*BASE, *QUIET, "train.eval_every_env_steps=800", "train.log_every_env_steps=400"]
 
 
 def multirun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -103,21 +94,17 @@ def test_slurm_config_makes_the_expected_sbatch_script(tmp_path, monkeypatch):
     """The shipped SLURM launcher config, through submitit as the launcher calls it
     (no cluster here: a fake srun on PATH, the sbatch script is only written)."""
     import submitit
-    from hydra import compose, initialize_config_dir
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
     from omegaconf import OmegaConf
-
-    from marl.train import CONF_DIR
 
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "srun").write_text("#!/bin/sh\nexit 0\n")
     (fake / "srun").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
-    with initialize_config_dir(str(CONF_DIR), version_base=None):
-        cfg = compose("config", return_hydra_config=True, overrides=[
-            "hydra/launcher=submitit_slurm_cpu", "hydra.launcher.partition=gpu_long",
-            "hydra.job.name=train", f"hydra.sweep.dir={tmp_path}", "+experiment=coma_boxpush"])
+    cfg = compose(["hydra/launcher=submitit_slurm_cpu", "hydra.launcher.partition=gpu_long",
+                   "hydra.job.name=train", f"hydra.sweep.dir={tmp_path}",
+                   "+experiment=coma_boxpush"], return_hydra_config=True)
     assert cfg.train.torch_threads == 1
     launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     assert launcher["_target_"].endswith("SlurmLauncher")

@@ -9,21 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import TINY as BASE
 
 from marl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 
-TINY = [
-    "+experiment=coma_boxpush",
-    "train.num_envs=8",
-    "train.fragment_len=5",
-    "train.total_env_steps=2000",
-    "train.eval_every_env_steps=800",
-    "train.eval_episodes=6",
-    "train.log_every_env_steps=400",
-    "checkpoint.every_env_steps=1000",
-    "checkpoint.keep=2",
-    "logger.progress=false",
-]
+TINY = [*BASE, "train.eval_every_env_steps=800", "train.log_every_env_steps=400",
+        "checkpoint.every_env_steps=1000", "checkpoint.keep=2"]
 
 
 def run_train(args: list[str], cwd: Path, env_extra: dict[str, str] | None = None,
@@ -113,14 +104,22 @@ def test_unknown_experiment_lists_available(tmp_path):
 
 
 def test_resume_continues_from_the_last_checkpoint(tmp_path):
+    """The resumed run logs at another cadence (a key resume may change): a run that
+    silently restarted from scratch would rewrite the rows up to 2,000 steps at that
+    cadence; a real continuation keeps them and only adds rows after them."""
     run_dir = tmp_path / "resumable"
     run_train([*TINY, "logger.wandb.mode=disabled", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     first = json.loads((run_dir / "summary.json").read_text())["env_steps"]
-    run_train([*TINY, "train.total_env_steps=3000", "resume=true", "logger.wandb.mode=disabled",
-               f"hydra.run.dir={run_dir}"], cwd=tmp_path)
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    steps = [r["env_steps"] for r in rows]
+    before = (run_dir / "metrics.jsonl").read_text().splitlines()
+    proc = run_train([*TINY, "train.total_env_steps=3000", "resume=true",
+                      "train.log_every_env_steps=120", "logger.wandb.mode=disabled",
+                      f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert f"resumed from {run_dir / 'checkpoints'}" in proc.stderr
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert lines[:len(before)] == before, "rows of the first run must be kept as they were"
+    steps = [json.loads(line)["env_steps"] for line in lines]
     assert steps == sorted(steps), "resumed rows must continue the x-axis"
+    assert min(steps[len(before):]) > first
     assert json.loads((run_dir / "summary.json").read_text())["env_steps"] >= 3000 > first
 
 

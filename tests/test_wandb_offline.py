@@ -19,21 +19,17 @@ import zlib
 from pathlib import Path
 
 import pytest
+from conftest import TINY as BASE
 
 pb = pytest.importorskip("wandb.proto.wandb_internal_pb2")
 
 TINY = [
-    "+experiment=coma_boxpush",
+    *BASE,
     "algo=iac_v",
-    "train.num_envs=8",
-    "train.fragment_len=5",
-    "train.total_env_steps=2000",
     "train.eval_every_env_steps=1000",
-    "train.eval_episodes=6",
     "train.log_every_env_steps=500",
     "train.eval_video=true",
     "train.video_max_frames=20",
-    "logger.progress=false",
     "logger.wandb.mode=offline",
 ]
 

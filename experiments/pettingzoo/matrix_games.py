@@ -27,7 +27,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from marl.config import register_configs, to_config
+from marl.build import register_configs
+from marl.config import to_config
 from marl.train import CONF_DIR, Trainer
 
 QUIET = ["logger.progress=false", "logger.plots=[]", "logger.wandb.mode=disabled"]

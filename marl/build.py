@@ -1,0 +1,56 @@
+"""The one place that wires the parts: config -> env -> learner -> runner.
+
+Every entry point (``marl.train``, ``marl.evaluate``, ``marl.bench``, the experiment
+scripts) builds through :func:`build`, and registers the config schemas through
+:func:`register_configs` (the env schemas come from :data:`marl.envs.ENV_CONFIGS`, so
+:mod:`marl.config` itself imports no env).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+
+from marl.config import Config, to_config
+from marl.envs import ENV_CONFIGS, make_vec_env
+from marl.envs.base import VecEnv
+from marl.learner import Learner
+from marl.runner import Runner
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+if not CONF_DIR.is_dir():  # installed as a wheel: conf/ ships inside the package
+    CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
+def register_configs() -> None:
+    """Register the schemas: the root config and one schema per env in group ``env``."""
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    for env_name, cls in ENV_CONFIGS.items():
+        cs.store(group="env", name=f"{env_name}_schema", node=cls)
+
+
+def compose_config(overrides: list[str]) -> Config:
+    """``conf/config.yaml`` with Hydra ``overrides``, composed and validated."""
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        return to_config(compose(config_name="config", overrides=overrides))
+
+
+def build_env(cfg: Config, num_envs: int, seed: int) -> VecEnv:
+    """``num_envs`` auto-resetting copies of the run's env (evaluation, video)."""
+    return make_vec_env(cfg.env, num_envs, seed=seed)
+
+
+def build(cfg: Config, num_envs: int, seed: int | None = None
+          ) -> tuple[VecEnv, Learner, Runner]:
+    """(env of ``num_envs`` copies, learner, runner over that env), seeded with ``seed``
+    (default ``cfg.seed``); the runner collects fragments of ``train.fragment_len``."""
+    seed = cfg.seed if seed is None else seed
+    env = build_env(cfg, num_envs, seed)
+    learner = Learner(env.spec, cfg.algo)
+    runner = Runner(env, cfg.train.fragment_len, learner.policy.hidden_dim, seed=seed)
+    return env, learner, runner
+

@@ -1,0 +1,54 @@
+"""Shared test helpers: the tiny box-pushing run's overrides and config composition.
+
+Imported by the test files (``from conftest import ...``; ``tests/`` is on ``sys.path``
+under pytest's rootdir-relative import mode, as for ``tests/rollouts.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from omegaconf import DictConfig
+
+from marl.build import CONF_DIR, register_configs
+from marl.config import Config, to_config
+
+register_configs()
+
+TINY = [
+    "+experiment=coma_boxpush",
+    "train.num_envs=8",
+    "train.fragment_len=5",
+    "train.total_env_steps=2000",
+    "train.eval_episodes=6",
+    "logger.progress=false",
+]
+"""A ~2,000-step box-pushing run (a few seconds); files add their cadences and sinks."""
+
+QUIET = ["logger.plots=[]", "logger.wandb.mode=disabled"]
+"""No plots, no W&B."""
+
+
+def compose(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
+    """``conf/config.yaml`` composed with ``overrides`` (not validated)."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        return hydra_compose(config_name="config", overrides=overrides,
+                             return_hydra_config=return_hydra_config)
+
+
+def compose_config(overrides: list[str]) -> Config:
+    """``conf/config.yaml`` composed with ``overrides`` and validated."""
+    return to_config(compose(overrides))
+
+
+def make_trainer(run_dir: Path, overrides: list[str], resolved: bool = False):
+    """A :class:`marl.train.Trainer` for ``overrides`` writing into ``run_dir``."""
+    from omegaconf import OmegaConf
+
+    from marl.train import Trainer
+
+    dcfg = compose(overrides)
+    return Trainer(to_config(dcfg), run_dir,
+                   OmegaConf.to_container(dcfg, resolve=True) if resolved else {})
