@@ -116,3 +116,123 @@ def test_epsilon_schedule_is_linear_then_flat():
     assert eps(50) == pytest.approx(0.3)
     assert eps(100) == pytest.approx(0.1)
     assert eps(10_000) == pytest.approx(0.1)
+
+
+# ------------------------------------------------------- bootstrapping and the acting policy
+def _spy_update(learner: Learner, ro: Rollout, seed: int = 1) -> dict:
+    """Run ``learner.update(ro)``; return what it computed: the advantage inputs (``x``),
+    the critics' next-state batch (``nxt``) and the actor's gradients before its step."""
+    seen: dict = {}
+    adv_fn, batches, step = learner._advantage, learner._critic_batches, learner.actor_opt.step
+
+    def spy_adv(x):
+        seen["x"] = x
+        return adv_fn(x)
+
+    def spy_batches(*args):
+        now, nxt = batches(*args)
+        seen["nxt"] = nxt
+        return now, nxt
+
+    def spy_step(*args, **kwargs):
+        seen["grads"] = [p.grad.clone() for p in learner.actor.parameters()]
+        return step(*args, **kwargs)
+
+    learner._advantage, learner._critic_batches = spy_adv, spy_batches
+    learner.actor_opt.step = spy_step
+    torch.manual_seed(seed)
+    seen["stats"] = learner.update(ro)
+    return seen
+
+
+def _deterministic_actor(learner: Learner, action: int) -> None:
+    """Every agent's softmax puts (numerically) all its mass on ``action``."""
+    last = [m for m in learner.actor.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(-50.0)
+        last.bias[action] = 50.0
+
+
+def test_truncated_step_bootstraps_from_the_final_state_not_the_reset_one():
+    """Env 1 is truncated at t=3: its next state there is ``final_state`` / ``final_obs``,
+    never ``state[4]`` / ``obs[4]`` (the next episode's first observation)."""
+    import copy
+
+    ro = fragment()
+    torch.manual_seed(0)
+    learner = Learner(SPEC, AlgoConfig())
+    base = _spy_update(copy.deepcopy(learner), ro)["x"].next_values["central_q"]
+    reset = fragment()
+    reset.state[4, 1] += 100.0
+    reset.obs[4, 1] += 100.0
+    got = _spy_update(copy.deepcopy(learner), reset)["x"].next_values["central_q"]
+    torch.testing.assert_close(got[3, 1], base[3, 1])
+    final = fragment()
+    final.final_state[3, 1] += 100.0
+    final.final_obs[3, 1] += 100.0
+    got = _spy_update(copy.deepcopy(learner), final)["x"].next_values["central_q"]
+    assert not torch.allclose(got[3, 1], base[3, 1])
+
+
+def test_fragment_end_bootstraps_with_the_policys_action_and_zero_for_the_dead():
+    """Where the fragment (or an episode, by truncation) stops, the next joint action is
+    sampled from the policy there, not 0; an agent that dies on the fragment's last step
+    is recorded as acting 0 there, as the runner records dead agents."""
+    ro = fragment()
+    ro.eps.zero_()
+    ro.alive[T, 2, 1] = False  # agent b of env 2 dies on the last step
+    torch.manual_seed(0)
+    learner = Learner(SPEC, AlgoConfig())
+    _deterministic_actor(learner, 2)
+    nxt = _spy_update(learner, ro)["nxt"]
+    end = nxt.actions[T - 1]  # [B, N]
+    assert end[2, 1] == 0
+    assert (end[[0, 1, 3]] == 2).all() and end[2, 0] == 2
+    assert (nxt.actions[3, 1] == 2).all()  # env 1 truncated at t=3
+    torch.testing.assert_close(nxt.actions[:T - 1, 0], ro.actions[1:, 0])  # inside: taken
+
+
+def test_learner_uses_the_epsilon_that_acted():
+    """log pi is taken under ``ro.eps`` (what the runner recorded), whatever the schedule
+    or the policy's current ``eps`` say."""
+    ro = fragment()
+    ro.eps.fill_(0.37)
+    torch.manual_seed(0)
+    learner = Learner(SPEC, AlgoConfig(eps_start=0.5, eps_end=0.01, eps_anneal_steps=100))
+    learner.policy.eps = 0.9
+    with torch.no_grad():
+        logits, _ = learner.actor.unroll(ro.obs[:-1], ro.prev_actions[:-1], ro.first[:-1],
+                                         ro.h0)
+    seen = _spy_update(learner, ro)
+    from marl.policy import exploration_probs
+
+    torch.testing.assert_close(seen["x"].pi.detach(), exploration_probs(logits, 0.37))
+    assert update_metrics(seen["stats"], SPEC)["train/epsilon"] == pytest.approx(0.37)
+
+
+@pytest.mark.parametrize("advantage", ["coma", "central_qv", "central_v", "iac_q"])
+def test_no_gradient_flows_through_the_advantage_or_its_baseline(advantage):
+    """The actor's gradient is exactly that of ``-mean(mask * A * log pi(u))`` with A a
+    constant: the counterfactual baseline ``sum_u pi(u) Q(u)`` depends on the actor, and
+    a gradient through it (a missing no_grad / detach) changes this gradient."""
+    import copy
+
+    ro = fragment()
+    torch.manual_seed(0)
+    learner = Learner(SPEC, AlgoConfig(advantage=advantage, grad_clip=1e9))
+    before = copy.deepcopy(learner)
+    seen = _spy_update(learner, ro)
+    adv = seen["x"]  # the inputs; recompute the advantage as a constant
+    with torch.no_grad():
+        a_const, _ = before.advantage.fn(adv)
+    logits, _ = before.actor.unroll(ro.obs[:-1], ro.prev_actions[:-1], ro.first[:-1], ro.h0)
+    from marl.policy import exploration_probs
+
+    pi = exploration_probs(logits, ro.eps[:, None, None, None])
+    logp = torch.log(pi.gather(-1, ro.actions[..., None]).squeeze(-1))
+    mask = ro.alive[:-1].float()
+    loss = -(a_const * logp * mask).sum() / mask.sum()
+    ref = torch.autograd.grad(loss, list(before.actor.parameters()))
+    for got, want in zip(seen["grads"], ref, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
