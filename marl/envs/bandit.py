@@ -13,8 +13,9 @@ included: every arm whose mean equals the maximum is optimal), else 0.0. ``optim
 the success metric.
 
 Two front ends share one implementation of the rules: :class:`BanditCore`, the batched
-numpy :class:`~marl.envs.base.VecEnv` the runner uses, and :class:`BanditEnv`, a
-PettingZoo ``ParallelEnv`` over a core with one env and no auto-reset. The core saves
+numpy :class:`~marl.envs.base.VecEnv` the runner uses, and :class:`BanditEnv`, the generic
+PettingZoo front end (:mod:`marl.envs.parallel`) over a core with one env and no
+auto-reset. The core saves
 and restores its exact state (``get_state`` / ``set_state``: the reward generator and the
 buffers), so a resumed run draws the same rewards as an uninterrupted one.
 """
@@ -22,67 +23,23 @@ buffers), so a resumed run draws the same rewards as an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-from gymnasium import spaces
-from pettingzoo import ParallelEnv
 
-from marl.envs.base import EnvSpec, VecBuffers, buffers_state, restore_buffers
-from marl.envs.classic import (
-    AGENT,
+from marl.envs.base import AGENT, EnvSpec, VecBuffers, buffers_state, restore_buffers
+from marl.envs.checks import (
     as_config,
     check_batch_actions,
-    is_int,
-    single_agent_action,
+    check_num_envs,
+    check_saved,
     with_overrides,
 )
+from marl.envs.configs import BanditEnvConfig
+from marl.envs.parallel import CoreParallelEnv
 
 EPISODE_METRICS = ("regret", "optimal")
-
-
-def _is_real(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
-        v, (bool, np.bool_)
-    )
-
-
-@dataclass
-class BanditEnvConfig:
-    """Configuration of the k-armed Gaussian bandit (see the module docstring)."""
-
-    means: list[float] = field(default_factory=lambda: [1.0, 0.9, 0.9, 1.0])
-    """Mean reward of each arm (k = len(means)); at least 2 finite numbers."""
-    std: float = 1.0
-    """Standard deviation of every arm's Gaussian reward; finite and >= 0 (0 = exact)."""
-    name: str = "bandit"
-    """Registry key of the env; must be "bandit"."""
-
-    def __post_init__(self) -> None:
-        if self.name != "bandit":
-            raise ValueError(f"env.name = {self.name!r} is invalid: must be 'bandit'")
-        means: list = []
-        if not isinstance(self.means, (str, bytes, Mapping)):
-            try:
-                means = list(self.means)  # list, tuple, numpy array or OmegaConf ListConfig
-            except TypeError:
-                means = []
-        if len(means) < 2 or not all(_is_real(m) and math.isfinite(m) for m in means):
-            raise ValueError(
-                f"env.means = {self.means!r} is invalid: must be a list of at least 2 "
-                "finite numbers (one mean reward per arm)"
-            )
-        self.means = [float(m) for m in means]
-        if not _is_real(self.std) or not math.isfinite(self.std) or self.std < 0:
-            raise ValueError(f"env.std = {self.std!r} is invalid: must be a finite number >= 0")
-        self.std = float(self.std)
-
-    @property
-    def n_arms(self) -> int:
-        return len(self.means)
 
 
 class BanditCore:
@@ -102,10 +59,8 @@ class BanditCore:
         seed: int | None = None,
         autoreset: bool = True,
     ) -> None:
-        if not is_int(num_envs) or num_envs < 1:
-            raise ValueError(f"num_envs = {num_envs!r} is invalid: must be an int >= 1")
+        self.num_envs = b = check_num_envs(num_envs)
         self.cfg = cfg = as_config(cfg, BanditEnvConfig)
-        self.num_envs = b = int(num_envs)
         self.autoreset = bool(autoreset)
         self.spec = EnvSpec(
             agents=(AGENT,),
@@ -187,14 +142,7 @@ class BanditCore:
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`get_state` output into this env (same config and ``num_envs``)."""
-        mine = dataclasses.asdict(self.cfg)
-        theirs = state["config"]
-        if state["num_envs"] != self.num_envs or theirs != mine:
-            diff = sorted(k for k in mine if mine[k] != theirs.get(k))
-            raise ValueError(
-                f"saved bandit state is for num_envs={state['num_envs']} and a config "
-                f"differing in {diff or 'nothing'}; this env has num_envs={self.num_envs}"
-            )
+        check_saved("bandit", state, self.num_envs, dataclasses.asdict(self.cfg), state["config"])
         if state["autoreset"] != self.autoreset:
             raise ValueError(
                 f"saved bandit state has autoreset={state['autoreset']}, this env "
@@ -207,7 +155,7 @@ class BanditCore:
         self._rng.bit_generator.state = state["rng"]
 
 
-class BanditEnv(ParallelEnv):
+class BanditEnv(CoreParallelEnv):
     """PettingZoo ``ParallelEnv`` of the bandit: a :class:`BanditCore` with one env.
 
     ``BanditEnv(config, **overrides)``, e.g. ``BanditEnv(means=[0.0, 1.0], std=0.5)``.
@@ -222,62 +170,8 @@ class BanditEnv(ParallelEnv):
     }
 
     def __init__(self, config: BanditEnvConfig | Mapping | None = None, **kwargs: Any) -> None:
-        super().__init__()
         cfg = with_overrides(config, BanditEnvConfig, kwargs)
-        self.config = cfg
-        self.render_mode = None
-        self.core = BanditCore(cfg, num_envs=1, autoreset=False)
-        self.possible_agents = [AGENT]
-        self.agents: list[str] = []
-        self._obs_space = spaces.Box(0.0, 1.0, (1,), np.float32)
-        self._act_space = spaces.Discrete(cfg.n_arms)
-        self.observation_spaces = {AGENT: self._obs_space}
-        self.action_spaces = {AGENT: self._act_space}
-        self.state_space = spaces.Box(0.0, 1.0, (1,), np.float32)
-        self._actions = np.zeros((1, 1), np.int64)
-
-    def observation_space(self, agent: str) -> spaces.Box:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.Discrete:
-        return self.action_spaces[agent]
-
-    def state(self) -> np.ndarray:
-        return self.core.buf.state[0].copy()
-
-    def reset(self, seed: int | None = None, options: dict | None = None):
-        self.core.reset(seed)
-        self.agents = [AGENT]
-        return {AGENT: self.core.buf.obs[0, 0].copy()}, {AGENT: {}}
-
-    def step(self, actions: dict[str, Any]):
-        if not self.agents:
-            raise RuntimeError(
-                "BanditEnv.step() called with no live agents: the episode has ended (or "
-                "reset() was never called); call reset() first"
-            )
-        self._actions[0, 0] = single_agent_action(actions, self.core.spec.n_actions)
-        buf = self.core.step(self._actions)
-        self.agents = []
-        infos = {
-            AGENT: {
-                "regret": float(buf.episode["regret"][0]),
-                "optimal": float(buf.episode["optimal"][0]),
-            }
-        }
-        return (
-            {AGENT: buf.obs[0, 0].copy()},
-            {AGENT: float(buf.reward[0, 0])},
-            {AGENT: True},
-            {AGENT: False},
-            infos,
-        )
-
-    def render(self) -> None:
-        return None
-
-    def close(self) -> None:
-        self.core.close()
+        super().__init__(BanditCore(cfg, num_envs=1, autoreset=False), cfg)
 
 
 def parallel_env(**kwargs: Any) -> BanditEnv:

@@ -20,6 +20,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+AGENT = "player_0"
+"""Name of the single agent of every one-agent env (N = 1)."""
+
 
 @dataclass(frozen=True)
 class EnvSpec:

@@ -19,73 +19,35 @@ payoff) and ``joint_action`` (``a0 * 3 + a1``, to see which cell a learner conve
 
 Two front ends share one implementation of the rules: :class:`MatrixGameCore`, the
 batched numpy :class:`~marl.envs.base.VecEnv` the runner uses, and
-:class:`MatrixGameEnv`, a PettingZoo ``ParallelEnv`` over a core with one env and no
-auto-reset (so the generic PettingZoo adapter can run it too).
+:class:`MatrixGameEnv`, the generic PettingZoo front end (:mod:`marl.envs.parallel`)
+over a core with one env and no auto-reset (so the PettingZoo adapter can run it too).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from gymnasium import spaces
-from pettingzoo import ParallelEnv
 
-from marl.envs.base import EnvSpec, VecBuffers, buffers_state, check_actions, restore_buffers
+from marl.envs.base import EnvSpec, VecBuffers, buffers_state, restore_buffers
+from marl.envs.checks import as_config, check_batch_actions, check_num_envs
+from marl.envs.configs import (
+    CLIMBING_PAYOFF,
+    ClimbingEnvConfig,
+    PenaltyEnvConfig,
+    penalty_payoff,
+)
+from marl.envs.parallel import CoreParallelEnv
 
 AGENTS = ("player_0", "player_1")
 N_ACTIONS = 3
 OBS_DIM = 1
 STATE_DIM = 1
 EPISODE_METRICS = ("optimal", "joint_action")
-
-CLIMBING_PAYOFF = ((11.0, -30.0, 0.0), (-30.0, 7.0, 0.0), (0.0, 6.0, 5.0))
-"""Payoff of the climbing game, ``[a0][a1]``."""
-
-
-def penalty_payoff(k: float = 100.0) -> tuple[tuple[float, ...], ...]:
-    """Payoff of the penalty game with miscoordination cost ``k``, ``[a0][a1]``."""
-    k = float(k)
-    return ((-k, 0.0, 10.0), (0.0, 2.0, 0.0), (10.0, 0.0, -k))
-
-
-def _is_real(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
-        v, (bool, np.bool_)
-    )
-
-
-@dataclass
-class ClimbingEnvConfig:
-    """The climbing game (no parameters; see the module docstring)."""
-
-    name: str = "climbing"
-    """Registry key of the env."""
-
-    def payoff(self) -> tuple[tuple[float, ...], ...]:
-        """The 3x3 payoff matrix ``[a0][a1]``."""
-        return CLIMBING_PAYOFF
-
-
-@dataclass
-class PenaltyEnvConfig:
-    """The penalty game (see the module docstring)."""
-
-    name: str = "penalty"
-    """Registry key of the env."""
-    k: float = 100.0
-    """Cost of miscoordinating on an optimum: payoff -k at (0, 0) and (2, 2); k >= 0."""
-
-    def __post_init__(self) -> None:
-        if not _is_real(self.k) or not self.k >= 0.0 or not np.isfinite(self.k):
-            raise ValueError(f"env.k = {self.k!r} is invalid: must be a finite number >= 0")
-
-    def payoff(self) -> tuple[tuple[float, ...], ...]:
-        """The 3x3 payoff matrix ``[a0][a1]``."""
-        return penalty_payoff(self.k)
+__all__ = ["CLIMBING_PAYOFF", "ClimbingEnvConfig", "MatrixGameCore", "MatrixGameEnv",
+           "PenaltyEnvConfig", "climbing_parallel_env", "make_matrix_vec_env",
+           "penalty_parallel_env", "penalty_payoff"]
 
 
 def _payoff_array(payoff: Any) -> np.ndarray:
@@ -116,14 +78,10 @@ class MatrixGameCore:
         seed: int | None = None,
         autoreset: bool = True,
     ) -> None:
-        if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or (
-            num_envs < 1
-        ):
-            raise ValueError(f"num_envs={num_envs!r} is invalid: must be an int >= 1")
+        self.num_envs = b = check_num_envs(num_envs)
         self.payoff = _payoff_array(payoff)
         self._flat = self.payoff.ravel()
         self._optimal = self._flat == self._flat.max()  # [9] joint action is optimal
-        self.num_envs = b = int(num_envs)
         self.autoreset = bool(autoreset)
         self.spec = EnvSpec(
             agents=AGENTS,
@@ -159,13 +117,7 @@ class MatrixGameCore:
 
     def step(self, actions: np.ndarray) -> VecBuffers:
         """Play ``actions`` [B, 2] (ints in 0..2) in every env; every episode ends."""
-        actions = np.asarray(actions)
-        check_actions(actions, self.spec)
-        if actions.shape[0] != self.num_envs:
-            raise ValueError(
-                f"actions must have shape [{self.num_envs}, 2] (envs x agents {list(AGENTS)}), "
-                f"got {tuple(actions.shape)}"
-            )
+        actions = check_batch_actions(actions, self.spec, self.num_envs)
         if self._ended:
             raise RuntimeError(
                 "the episodes have ended (autoreset=False): call reset() before stepping again"
@@ -220,10 +172,11 @@ class MatrixGameCore:
         """Nothing to release."""
 
 
-class MatrixGameEnv(ParallelEnv):
+class MatrixGameEnv(CoreParallelEnv):
     """PettingZoo ``ParallelEnv`` of a one-step 3x3 matrix game over a one-env core.
 
-    ``infos[agent]`` after the step holds ``optimal`` and ``joint_action``.
+    ``infos[agent]`` after the step holds ``optimal`` and ``joint_action``; ``render()``
+    (``"ansi"``) prints the payoff matrix with the last joint action starred.
     """
 
     metadata: ClassVar[dict[str, Any]] = {
@@ -233,99 +186,19 @@ class MatrixGameEnv(ParallelEnv):
     }
 
     def __init__(
-        self,
-        payoff: Any = CLIMBING_PAYOFF,
-        name: str = "matrix_game_v0",
+        self, payoff: Any = CLIMBING_PAYOFF, name: str = "matrix_game_v0",
         render_mode: str | None = None,
     ) -> None:
-        super().__init__()
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode={render_mode!r} is invalid: must be None or one of "
-                f"{self.metadata['render_modes']}"
-            )
         self.metadata = {**self.metadata, "name": name}
-        self.render_mode = render_mode
-        self.core = MatrixGameCore(payoff, num_envs=1, autoreset=False)
-        self.possible_agents = list(AGENTS)
-        self.agents: list[str] = []
-        self.observation_spaces = {
-            a: spaces.Box(0.0, 1.0, (OBS_DIM,), np.float32) for a in self.possible_agents
-        }
-        self.action_spaces = {a: spaces.Discrete(N_ACTIONS) for a in self.possible_agents}
-        self.state_space = spaces.Box(0.0, 1.0, (STATE_DIM,), np.float32)
-        self._actions = np.zeros((1, 2), np.int64)
-        self._last: tuple[int, int] | None = None
+        super().__init__(MatrixGameCore(payoff, num_envs=1, autoreset=False), None, render_mode)
 
-    def observation_space(self, agent: str) -> spaces.Box:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.Discrete:
-        return self.action_spaces[agent]
-
-    def state(self) -> np.ndarray:
-        return self.core.buf.state[0].copy()
-
-    def _observations(self) -> dict[str, np.ndarray]:
-        return {a: self.core.buf.obs[0, i].copy() for i, a in enumerate(self.possible_agents)}
-
-    def reset(self, seed: int | None = None, options: dict | None = None):
-        self.core.reset(seed)
-        self.agents = list(self.possible_agents)
-        self._last = None
-        return self._observations(), {a: {} for a in self.agents}
-
-    def step(self, actions: dict[str, Any]):
-        if not self.agents:
-            raise RuntimeError(
-                "step() called with no live agents: the episode has ended (or reset() was "
-                "never called); call reset() first"
-            )
-        if not isinstance(actions, Mapping):
-            raise TypeError(f"actions must be a dict agent -> action, got {type(actions)}")
-        unknown = [a for a in actions if a not in self.possible_agents]
-        if unknown:
-            raise ValueError(f"unknown agent(s) {unknown}: agents are {self.agents}")
-        missing = [a for a in self.agents if a not in actions]
-        if missing:
-            raise ValueError(f"no action given for agent(s) {missing}")
-        for i, agent in enumerate(self.possible_agents):
-            a = actions[agent]
-            a = a.item() if isinstance(a, np.ndarray) and a.size == 1 else a
-            if not isinstance(a, (int, np.integer)) or isinstance(a, bool) or not (
-                0 <= a < N_ACTIONS
-            ):
-                raise ValueError(
-                    f"invalid action {a!r} for agent {agent!r}: allowed actions are "
-                    f"0..{N_ACTIONS - 1}"
-                )
-            self._actions[0, i] = a
-        buf = self.core.step(self._actions)
-        self._last = (int(self._actions[0, 0]), int(self._actions[0, 1]))
-        agents = self.possible_agents
-        obs = self._observations()
-        rewards = {a: float(buf.reward[0, i]) for i, a in enumerate(agents)}
-        info = {k: float(buf.episode[k][0]) for k in EPISODE_METRICS}
-        infos = {a: dict(info) for a in agents}
-        terminations = dict.fromkeys(agents, True)
-        truncations = dict.fromkeys(agents, False)
-        self.agents = []
-        return obs, rewards, terminations, truncations, infos
-
-    def render(self) -> str | None:
-        if self.render_mode is None:
-            return None
+    def _render(self) -> str:
+        last = tuple(self._actions[0]) if self._ended else None
         rows = []
         for i, row in enumerate(self.core.payoff):
-            cells = []
-            for j, v in enumerate(row):
-                mark = "*" if self._last == (i, j) else " "
-                cells.append(f"{mark}{v:7.1f}")
-            rows.append(" ".join(cells))
+            rows.append(" ".join(f"{'*' if last == (i, j) else ' '}{v:7.1f}"
+                                 for j, v in enumerate(row)))
         return "\n".join(rows) + "\n"
-
-    def close(self) -> None:
-        self.core.close()
 
 
 def climbing_parallel_env(render_mode: str | None = None) -> MatrixGameEnv:
@@ -350,15 +223,10 @@ def make_matrix_vec_env(
     if not isinstance(cfg, (ClimbingEnvConfig, PenaltyEnvConfig)):
         if not (isinstance(cfg, Mapping) or hasattr(cfg, "keys")):
             raise TypeError(f"expected a matrix-game config or a mapping, got {type(cfg)}")
-        data = {str(k): cfg[k] for k in cfg}
-        cls = {"climbing": ClimbingEnvConfig, "penalty": PenaltyEnvConfig}.get(data.get("name"))
+        cls = {"climbing": ClimbingEnvConfig, "penalty": PenaltyEnvConfig}.get(cfg.get("name"))
         if cls is None:
             raise ValueError(
-                f"env.name = {data.get('name')!r} is invalid: choose climbing or penalty"
+                f"env.name = {cfg.get('name')!r} is invalid: choose climbing or penalty"
             )
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(k for k in data if k not in names and k[:1] != "_")
-        if unknown:
-            raise TypeError(f"unknown {cls.__name__} field(s) {unknown}; valid: {sorted(names)}")
-        cfg = cls(**{k: v for k, v in data.items() if k in names})
+        cfg = as_config(cfg, cls)
     return MatrixGameCore(cfg, num_envs=num_envs, seed=seed)
