@@ -147,10 +147,15 @@ class EnvGroup:
             present = {i for i, _ in pairs}
             self._blank(j, [i for i in range(len(agents)) if i not in present])
             self._write_state(j)
-            if any(trunc.get(a, False) and not term.get(a, False) for _, a in live):
-                buf.truncated[j] = True
-            else:
-                buf.terminated[j] = True
+            # Who was cut by truncation rather than terminated: only these agents are
+            # bootstrapped, also when others terminated in this same step (the env as
+            # a whole is then truncated).
+            final_alive = buf.final_alive[j]
+            final_alive[:] = False
+            for i, a in live:
+                final_alive[i] = trunc.get(a, False) and not term.get(a, False)
+            buf.truncated[j] = final_alive.any()
+            buf.terminated[j] = not buf.truncated[j]
             buf.final_obs[j] = self._obs[j]
             buf.final_state[j] = self._state[j]
             buf.final_action_mask[j] = self._mask[j]
