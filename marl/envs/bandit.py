@@ -28,29 +28,23 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from marl.envs.base import AGENT, EnvSpec, VecBuffers, buffers_state, restore_buffers
-from marl.envs.checks import (
-    as_config,
-    check_batch_actions,
-    check_num_envs,
-    check_saved,
-    with_overrides,
-)
+from marl.envs.base import AGENT, EnvSpec
+from marl.envs.checks import as_config, with_overrides
 from marl.envs.configs import BanditEnvConfig
+from marl.envs.onestep import OneStepCore
 from marl.envs.parallel import CoreParallelEnv
 
 EPISODE_METRICS = ("regret", "optimal")
 
 
-class BanditCore:
+class BanditCore(OneStepCore):
     """``num_envs`` bandits pulled at once in numpy (a :class:`VecEnv`).
 
-    Every step ends every episode. With ``autoreset=True`` (the runner's case) the next
-    episode starts at once: ``obs``/``state`` stay the constant, ``final_obs``/
-    ``final_state`` hold the same constant and ``episode`` the pull's regret and
-    optimality. With ``autoreset=False`` ``alive`` turns False after the pull and stepping
-    again raises RuntimeError until ``reset``.
+    Every step ends every episode (see :mod:`marl.envs.onestep`); ``episode`` holds the
+    pull's regret and optimality. The exact state includes the reward generator.
     """
+
+    kind = "bandit"
 
     def __init__(
         self,
@@ -59,100 +53,33 @@ class BanditCore:
         seed: int | None = None,
         autoreset: bool = True,
     ) -> None:
-        self.num_envs = b = check_num_envs(num_envs)
         self.cfg = cfg = as_config(cfg, BanditEnvConfig)
-        self.autoreset = bool(autoreset)
-        self.spec = EnvSpec(
-            agents=(AGENT,),
-            obs_shape=(1,),
-            state_dim=1,
-            n_actions=cfg.n_arms,
-            episode_metrics=EPISODE_METRICS,
-            success_metric="optimal",
-        )
-        self.buf = VecBuffers.allocate(self.spec, b)
-        for arr in (self.buf.obs, self.buf.state, self.buf.final_obs, self.buf.final_state):
-            arr.fill(1.0)
         self.means = np.asarray(cfg.means, np.float64)
         best = self.means.max()
         self._regret = (best - self.means).astype(np.float32)
         self._optimal = (self.means == best).astype(np.float32)
         self._std = cfg.std
-        self._noise = np.zeros(b, np.float64)
+        spec = EnvSpec(agents=(AGENT,), obs_shape=(1,), state_dim=1, n_actions=cfg.n_arms,
+                       episode_metrics=EPISODE_METRICS, success_metric="optimal")
+        super().__init__(spec, num_envs, seed, autoreset)
+        self._noise = np.zeros(self.num_envs, np.float64)
         self._reward = self.buf.reward[:, 0]  # [B] view
-        self._ended = False
-        self._rng = np.random.default_rng(seed)
-        self.reset(None)
 
-    def reset(self, seed: int | None = None) -> VecBuffers:
-        """Start a new episode in every env; a ``seed`` reseeds the batch's generator."""
-        if seed is not None:
-            self._rng = np.random.default_rng(seed)
-        buf = self.buf
-        buf.reward[:] = 0.0
-        buf.terminated[:] = False
-        buf.truncated[:] = False
-        buf.alive[:] = True
-        self._ended = False
-        return buf
+    def _config(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.cfg)
 
-    def step(self, actions: np.ndarray) -> VecBuffers:
-        """Pull arm ``actions[b, 0]`` in every env b; every episode ends."""
-        actions = check_batch_actions(actions, self.spec, self.num_envs)
-        if self._ended:
-            raise RuntimeError(
-                "the episodes have ended (autoreset=False): call reset() before stepping again"
-            )
-        buf = self.buf
+    def _play(self, actions: np.ndarray) -> None:
+        """Pull arm ``actions[b, 0]`` in every env b."""
         arm = actions[:, 0]
         if self._std > 0.0:
             self._rng.standard_normal(out=self._noise)
             self._noise *= self._std
             self._noise += self.means.take(arm)
-            np.copyto(self._reward, self._noise, casting="same_kind")
         else:
             np.take(self.means, arm, out=self._noise)
-            np.copyto(self._reward, self._noise, casting="same_kind")
-        buf.terminated[:] = True
-        buf.truncated[:] = False
-        np.take(self._regret, arm, out=buf.episode["regret"])
-        np.take(self._optimal, arm, out=buf.episode["optimal"])
-        # obs / state / final_obs / final_state are the constant 1.0 and never change.
-        if not self.autoreset:
-            self._ended = True
-            buf.alive[:] = False
-        return buf
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-    # ------------------------------------------------------------------ exact resume
-    def get_state(self) -> dict[str, Any]:
-        """Everything needed to continue exactly (see ``ResumableVecEnv``): the reward
-        generator's state, the ended flag and copies of the buffers the runner reads."""
-        return {
-            "num_envs": self.num_envs,
-            "config": dataclasses.asdict(self.cfg),
-            "autoreset": self.autoreset,
-            "ended": self._ended,
-            "rng": self._rng.bit_generator.state,
-            "buf": buffers_state(self.buf),
-            "episode": {k: v.copy() for k, v in self.buf.episode.items()},
-        }
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`get_state` output into this env (same config and ``num_envs``)."""
-        check_saved("bandit", state, self.num_envs, dataclasses.asdict(self.cfg), state["config"])
-        if state["autoreset"] != self.autoreset:
-            raise ValueError(
-                f"saved bandit state has autoreset={state['autoreset']}, this env "
-                f"autoreset={self.autoreset}"
-            )
-        restore_buffers(self.buf, state["buf"])
-        for k, v in state["episode"].items():
-            self.buf.episode[k][:] = v
-        self._ended = bool(state["ended"])
-        self._rng.bit_generator.state = state["rng"]
+        np.copyto(self._reward, self._noise, casting="same_kind")
+        np.take(self._regret, arm, out=self.buf.episode["regret"])
+        np.take(self._optimal, arm, out=self.buf.episode["optimal"])
 
 
 class BanditEnv(CoreParallelEnv):

@@ -30,14 +30,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from marl.envs.base import EnvSpec, VecBuffers, buffers_state, restore_buffers
-from marl.envs.checks import as_config, check_batch_actions, check_num_envs
+from marl.envs.base import EnvSpec
+from marl.envs.checks import as_config
 from marl.envs.configs import (
     CLIMBING_PAYOFF,
     ClimbingEnvConfig,
     PenaltyEnvConfig,
     penalty_payoff,
 )
+from marl.envs.onestep import OneStepCore
 from marl.envs.parallel import CoreParallelEnv
 
 AGENTS = ("player_0", "player_1")
@@ -60,16 +61,15 @@ def _payoff_array(payoff: Any) -> np.ndarray:
     return arr.astype(np.float32)
 
 
-class MatrixGameCore:
+class MatrixGameCore(OneStepCore):
     """``num_envs`` copies of a one-step 3x3 matrix game stepped at once (a VecEnv).
 
-    Every step ends every episode: ``reward[b] = payoff[a0, a1]`` for both agents,
-    ``terminated`` is all True, ``final_obs`` / ``final_state`` hold the (constant)
-    observation and state, and ``buf.episode`` holds ``optimal`` and ``joint_action``.
-    With ``autoreset=True`` the next episode starts at once (its observation is the same
-    constant); with ``autoreset=False`` ``alive`` turns False and stepping again raises
-    RuntimeError until ``reset``.
+    Every step ends every episode (see :mod:`marl.envs.onestep`): ``reward[b] =
+    payoff[a0, a1]`` for both agents and ``buf.episode`` holds ``optimal`` and
+    ``joint_action``. The game is deterministic: ``seed`` changes nothing.
     """
+
+    kind = "matrix-game"
 
     def __init__(
         self,
@@ -78,98 +78,30 @@ class MatrixGameCore:
         seed: int | None = None,
         autoreset: bool = True,
     ) -> None:
-        self.num_envs = b = check_num_envs(num_envs)
         self.payoff = _payoff_array(payoff)
         self._flat = self.payoff.ravel()
         self._optimal = self._flat == self._flat.max()  # [9] joint action is optimal
-        self.autoreset = bool(autoreset)
-        self.spec = EnvSpec(
-            agents=AGENTS,
-            obs_shape=(OBS_DIM,),
-            state_dim=STATE_DIM,
-            n_actions=N_ACTIONS,
-            episode_metrics=EPISODE_METRICS,
-            success_metric="optimal",
-        )
-        self.buf = VecBuffers.allocate(self.spec, b)
-        self.buf.obs[:] = 1.0
-        self.buf.state[:] = 1.0
-        self.buf.final_obs[:] = 1.0
-        self.buf.final_state[:] = 1.0
-        self._joint = np.zeros(b, np.intp)
-        self._ended = False
-        self.reset(seed)
+        spec = EnvSpec(agents=AGENTS, obs_shape=(OBS_DIM,), state_dim=STATE_DIM,
+                       n_actions=N_ACTIONS, episode_metrics=EPISODE_METRICS,
+                       success_metric="optimal")
+        super().__init__(spec, num_envs, seed, autoreset)
+        self._joint = np.zeros(self.num_envs, np.intp)
 
     @property
     def optimal_joint_actions(self) -> list[tuple[int, int]]:
         """The joint actions ``(a0, a1)`` that pay the maximum payoff."""
         return [(int(j) // N_ACTIONS, int(j) % N_ACTIONS) for j in np.flatnonzero(self._optimal)]
 
-    def reset(self, seed: int | None = None) -> VecBuffers:
-        """Start a new episode everywhere (the game is deterministic: ``seed`` is unused)."""
-        buf = self.buf
-        self._ended = False
-        buf.reward[:] = 0.0
-        buf.terminated[:] = False
-        buf.truncated[:] = False
-        buf.alive[:] = True
-        return buf
+    def _config(self) -> dict[str, Any]:
+        return {"payoff": self.payoff.tolist()}
 
-    def step(self, actions: np.ndarray) -> VecBuffers:
-        """Play ``actions`` [B, 2] (ints in 0..2) in every env; every episode ends."""
-        actions = check_batch_actions(actions, self.spec, self.num_envs)
-        if self._ended:
-            raise RuntimeError(
-                "the episodes have ended (autoreset=False): call reset() before stepping again"
-            )
-        buf = self.buf
-        joint = self._joint
+    def _play(self, actions: np.ndarray) -> None:
+        buf, joint = self.buf, self._joint
         np.multiply(actions[:, 0], N_ACTIONS, out=joint, casting="unsafe")
         joint += actions[:, 1]
         buf.reward[:] = self._flat[joint][:, None]
-        buf.terminated[:] = True
-        buf.truncated[:] = False
         buf.episode["optimal"][:] = self._optimal[joint]
         buf.episode["joint_action"][:] = joint
-        # Observation, state and mask are constant: final_* already hold them.
-        if not self.autoreset:
-            self._ended = True
-            buf.alive[:] = False
-        return buf
-
-    def get_state(self) -> dict[str, Any]:
-        """Everything needed to continue exactly (see ``ResumableVecEnv``).
-
-        The game has no randomness and no memory across steps: the state is the payoff,
-        whether the episodes have ended (``autoreset=False``) and the buffers.
-        """
-        return {
-            "num_envs": self.num_envs,
-            "payoff": self.payoff.copy(),
-            "autoreset": self.autoreset,
-            "ended": self._ended,
-            "buf": buffers_state(self.buf),
-            "episode": {k: v.copy() for k, v in self.buf.episode.items()},
-        }
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`get_state` output into this env (same game and ``num_envs``)."""
-        payoff = np.asarray(state["payoff"], np.float32)
-        if (state["num_envs"] != self.num_envs or payoff.shape != self.payoff.shape
-                or not np.array_equal(payoff, self.payoff)
-                or bool(state["autoreset"]) != self.autoreset):
-            raise ValueError(
-                f"saved matrix-game state is for num_envs={state['num_envs']}, payoff "
-                f"{payoff.tolist()}, autoreset={state['autoreset']}; this env has "
-                f"num_envs={self.num_envs}, payoff {self.payoff.tolist()}, "
-                f"autoreset={self.autoreset}")
-        restore_buffers(self.buf, state["buf"])
-        for k, v in state["episode"].items():
-            self.buf.episode[k][:] = v
-        self._ended = bool(state["ended"])
-
-    def close(self) -> None:
-        """Nothing to release."""
 
 
 class MatrixGameEnv(CoreParallelEnv):
