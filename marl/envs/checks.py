@@ -6,6 +6,7 @@ Light on purpose (numpy and the standard library only), so config modules can us
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -150,3 +151,32 @@ def as_list(v: Any) -> list:
         return list(v)
     except TypeError:
         return []
+
+
+def need(ok: bool, name: str, value: Any, must: str) -> None:
+    """Raise ``ValueError("env.<name> = <value> is invalid: <must>")`` unless ``ok``."""
+    if not ok:
+        raise ValueError(f"env.{name} = {value!r} is invalid: {must}")
+
+
+def need_int(cfg: Any, name: str, lo: int, optional: bool = False, note: str = "") -> None:
+    """``cfg.<name>`` must be an int >= ``lo`` (or None when ``optional``)."""
+    v = getattr(cfg, name)
+    must = f"must be {'None or ' if optional else ''}an int >= {lo}{note}"
+    need((optional and v is None) or (is_int(v) and v >= lo), name, v, must)
+
+
+def need_number(cfg: Any, name: str, lo: float, hi: float = math.inf, hi_open: bool = False
+                ) -> None:
+    """``cfg.<name>`` must be a finite number in ``[lo, hi]`` (``[lo, hi)`` if ``hi_open``)."""
+    v = getattr(cfg, name)
+    ok = is_real(v) and math.isfinite(v) and lo <= v and (v < hi if hi_open else v <= hi)
+    span = f">= {lo:g}" if hi == math.inf else f"in [{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    need(ok, name, v, f"must be a finite number {span}")
+
+
+def need_choice(cfg: Any, name: str, choices: tuple, optional: bool = False) -> None:
+    """``cfg.<name>`` must be one of ``choices`` (or None when ``optional``)."""
+    v = getattr(cfg, name)
+    need((optional and v is None) or v in choices, name, v,
+         f"choose {'None or ' if optional else ''}one of {list(choices)}")

@@ -15,7 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from marl.envs.checks import as_list, is_int, is_real, plain
+from marl.envs.checks import (
+    as_list,
+    is_int,
+    is_real,
+    need,
+    need_choice,
+    need_int,
+    need_number,
+    plain,
+)
 
 
 @dataclass
@@ -40,33 +49,14 @@ class BoxPushConfig:
     """Chebyshev radius within which objects are observed; None = everything visible."""
 
     def __post_init__(self) -> None:
-        for name in ("width", "height"):
-            v = getattr(self, name)
-            if not is_int(v) or v < 3:
-                raise ValueError(f"env.{name} = {v!r} is invalid: must be an int >= 3")
-        if not is_int(self.box_weight) or self.box_weight not in (1, 2):
-            raise ValueError(
-                f"env.box_weight = {self.box_weight!r} is invalid: must be 1 or 2"
-            )
-        if not is_real(self.solo_push_prob) or not 0.0 <= self.solo_push_prob <= 1.0:
-            raise ValueError(
-                f"env.solo_push_prob = {self.solo_push_prob!r} is invalid: "
-                "must be a number in [0, 1]"
-            )
-        if not is_int(self.max_steps) or self.max_steps < 1:
-            raise ValueError(
-                f"env.max_steps = {self.max_steps!r} is invalid: must be an int >= 1"
-            )
-        if not is_real(self.step_penalty) or not self.step_penalty >= 0.0:
-            raise ValueError(
-                f"env.step_penalty = {self.step_penalty!r} is invalid: "
-                "must be a number >= 0"
-            )
-        if self.view_radius is not None and (not is_int(self.view_radius) or self.view_radius < 0):
-            raise ValueError(
-                f"env.view_radius = {self.view_radius!r} is invalid: "
-                "must be None or an int >= 0"
-            )
+        need_int(self, "width", 3)
+        need_int(self, "height", 3)
+        need(is_int(self.box_weight) and self.box_weight in (1, 2), "box_weight",
+             self.box_weight, "must be 1 or 2")
+        need_number(self, "solo_push_prob", 0.0, 1.0)
+        need_int(self, "max_steps", 1)
+        need_number(self, "step_penalty", 0.0)
+        need_int(self, "view_radius", 0, optional=True)
         self.hole = self._checked_hole(self.hole)
 
     def _checked_hole(self, hole: Any) -> Any:
@@ -116,17 +106,12 @@ class BanditEnvConfig:
     """Registry key of the env; must be "bandit"."""
 
     def __post_init__(self) -> None:
-        if self.name != "bandit":
-            raise ValueError(f"env.name = {self.name!r} is invalid: must be 'bandit'")
+        need_choice(self, "name", ("bandit",))
         means = as_list(self.means)
-        if len(means) < 2 or not all(is_real(m) and math.isfinite(m) for m in means):
-            raise ValueError(
-                f"env.means = {self.means!r} is invalid: must be a list of at least 2 "
-                "finite numbers (one mean reward per arm)"
-            )
+        need(len(means) >= 2 and all(is_real(m) and math.isfinite(m) for m in means), "means",
+             self.means, "must be a list of at least 2 finite numbers (one mean reward per arm)")
         self.means = [float(m) for m in means]
-        if not is_real(self.std) or not math.isfinite(self.std) or self.std < 0:
-            raise ValueError(f"env.std = {self.std!r} is invalid: must be a finite number >= 0")
+        need_number(self, "std", 0.0)
         self.std = float(self.std)
 
     @property
@@ -153,27 +138,15 @@ class CartPoleEnvConfig:
     """Registry key of the env; must be "cartpole"."""
 
     def __post_init__(self) -> None:
-        if self.name != "cartpole":
-            raise ValueError(f"env.name = {self.name!r} is invalid: must be 'cartpole'")
         import gymnasium
 
-        if not isinstance(self.id, str) or self.id not in gymnasium.registry:
-            raise ValueError(
-                f"env.id = {self.id!r} is invalid: must be a registered gymnasium env id "
-                "with Discrete actions, e.g. 'CartPole-v1'"
-            )
-        if not is_int(self.max_steps) or self.max_steps < 1:
-            raise ValueError(f"env.max_steps = {self.max_steps!r} is invalid: must be an int >= 1")
-        if self.vectorization not in VECTORIZATIONS:
-            raise ValueError(
-                f"env.vectorization = {self.vectorization!r} is invalid: must be one of "
-                f"{list(VECTORIZATIONS)}"
-            )
-        if self.vectorization == "native" and not _is_cartpole(self.id):
-            raise ValueError(
-                f"env.vectorization = 'native' is invalid for env.id = {self.id!r}: only "
-                "CartPole has a native vector env here; use 'sync'"
-            )
+        need_choice(self, "name", ("cartpole",))
+        need(isinstance(self.id, str) and self.id in gymnasium.registry, "id", self.id,
+             "must be a registered gymnasium env id with Discrete actions, e.g. 'CartPole-v1'")
+        need_int(self, "max_steps", 1)
+        need_choice(self, "vectorization", VECTORIZATIONS)
+        need(self.vectorization != "native" or _is_cartpole(self.id), "vectorization", "native",
+             f"with env.id = {self.id!r} only CartPole has a native vector env here; use 'sync'")
 
 
 def _is_cartpole(env_id: str) -> bool:
@@ -223,48 +196,20 @@ class PongEnvConfig:
     """Registry key of the env; must be "pong"."""
 
     def __post_init__(self) -> None:
-        if self.name != "pong":
-            raise ValueError(f"env.name = {self.name!r} is invalid: must be 'pong'")
-        if self.mode not in MODES:
-            raise ValueError(f"env.mode = {self.mode!r} is invalid: must be one of {list(MODES)}")
-        if self.backend is not None and self.backend not in BACKENDS:
-            raise ValueError(
-                f"env.backend = {self.backend!r} is invalid: must be None or one of "
-                f"{list(BACKENDS)}"
-            )
-        if self.backend == "gymnasium" and self.mode != "karpathy":
-            raise ValueError(
-                f"env.backend = {self.backend!r} is invalid with env.mode = {self.mode!r}: "
-                "the gymnasium backend serves karpathy mode only; use 'ale_vector'"
-            )
-        if self.frameskip is not None and (not is_int(self.frameskip) or self.frameskip < 1):
-            raise ValueError(
-                f"env.frameskip = {self.frameskip!r} is invalid: must be None or an int >= 1"
-            )
-        p = self.repeat_action_probability
-        if not is_real(p) or not math.isfinite(p) or not 0.0 <= p < 1.0:
-            raise ValueError(
-                f"env.repeat_action_probability = {p!r} is invalid: must be a number in [0, 1)"
-            )
-        if self.noop_max is not None and (not is_int(self.noop_max) or self.noop_max < 0):
-            raise ValueError(
-                f"env.noop_max = {self.noop_max!r} is invalid: must be None or an int >= 0"
-            )
-        if self.effective_backend == "gymnasium" and self.effective_noop_max != 0:
-            raise ValueError(
-                f"env.noop_max = {self.noop_max!r} is invalid with env.backend = 'gymnasium': "
-                "must be None or 0 (ale_py's AtariEnv has no no-op starts)"
-            )
-        if not is_int(self.max_episode_frames) or self.max_episode_frames < 1:
-            raise ValueError(
-                f"env.max_episode_frames = {self.max_episode_frames!r} is invalid: "
-                "must be an int >= 1"
-            )
-        if not is_int(self.num_threads) or self.num_threads < 0:
-            raise ValueError(
-                f"env.num_threads = {self.num_threads!r} is invalid: must be an int >= 0 "
-                "(0 = one per CPU core, at most one per env)"
-            )
+        need_choice(self, "name", ("pong",))
+        need_choice(self, "mode", MODES)
+        need_choice(self, "backend", BACKENDS, optional=True)
+        need(self.backend != "gymnasium" or self.mode == "karpathy", "backend", self.backend,
+             f"with env.mode = {self.mode!r} (the gymnasium backend serves karpathy mode only; "
+             "use 'ale_vector')")
+        need_int(self, "frameskip", 1, optional=True)
+        need_number(self, "repeat_action_probability", 0.0, 1.0, hi_open=True)
+        need_int(self, "noop_max", 0, optional=True)
+        need(self.effective_backend != "gymnasium" or self.effective_noop_max == 0, "noop_max",
+             self.noop_max, "with env.backend = 'gymnasium' it must be None or 0 (ale_py's "
+             "AtariEnv has no no-op starts)")
+        need_int(self, "max_episode_frames", 1)
+        need_int(self, "num_threads", 0, note=" (0 = one per CPU core, at most one per env)")
 
     @property
     def effective_backend(self) -> str:
@@ -317,8 +262,7 @@ class PenaltyEnvConfig:
     """Cost of miscoordinating on an optimum: payoff -k at (0, 0) and (2, 2); k >= 0."""
 
     def __post_init__(self) -> None:
-        if not is_real(self.k) or not self.k >= 0.0 or not np.isfinite(self.k):
-            raise ValueError(f"env.k = {self.k!r} is invalid: must be a finite number >= 0")
+        need_number(self, "k", 0.0)
 
     def payoff(self) -> tuple[tuple[float, ...], ...]:
         """The 3x3 payoff matrix ``[a0][a1]``."""
@@ -379,20 +323,9 @@ class PettingZooEnvConfig:
 
             for i, entry in enumerate(wr):
                 resolve_wrapper(entry, i)
-        if not isinstance(self.parallel, (bool, np.bool_)):
-            raise ValueError(f"env.parallel = {self.parallel!r} is invalid: must be true or false")
-        if self.state not in STATE_MODES:
-            raise ValueError(
-                f"env.state = {self.state!r} is invalid: choose one of {list(STATE_MODES)}"
-            )
-        if self.obs_layout not in OBS_LAYOUTS:
-            raise ValueError(
-                f"env.obs_layout = {self.obs_layout!r} is invalid: choose one of "
-                f"{list(OBS_LAYOUTS)}"
-            )
-        if not is_int(self.num_workers) or self.num_workers < 0:
-            raise ValueError(
-                f"env.num_workers = {self.num_workers!r} is invalid: must be an int >= 0 "
-                "(0 = step the envs in this process)"
-            )
+        need(isinstance(self.parallel, (bool, np.bool_)), "parallel", self.parallel,
+             "must be true or false")
+        need_choice(self, "state", STATE_MODES)
+        need_choice(self, "obs_layout", OBS_LAYOUTS)
+        need_int(self, "num_workers", 0, note=" (0 = step the envs in this process)")
 
