@@ -330,10 +330,7 @@ class PongCore:
         else:
             buf.obs[:, 0] = frames
         self._write_state()
-        buf.reward[:] = 0.0
-        buf.terminated[:] = False
-        buf.truncated[:] = False
-        buf.alive[:] = True
+        buf.start_episodes()
         return buf
 
     def _write_state(self) -> None:

@@ -86,6 +86,13 @@ class VecBuffers:
     alive: np.ndarray  # [B, N] bool: agent acts in this step (False once it is done)
     episode: dict[str, np.ndarray] = field(default_factory=dict)  # name -> [B] float32
 
+    def start_episodes(self) -> None:
+        """After a reset of every env: no reward, no episode end, every agent alive."""
+        self.reward[:] = 0.0
+        self.terminated[:] = False
+        self.truncated[:] = False
+        self.alive[:] = True
+
     @classmethod
     def allocate(cls, spec: EnvSpec, num_envs: int) -> VecBuffers:
         b, n = num_envs, spec.n_agents

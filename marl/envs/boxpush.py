@@ -72,8 +72,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from marl.envs.base import EnvSpec, VecBuffers, buffers_state, check_actions, restore_buffers
-from marl.envs.checks import as_config, check_num_envs, check_saved, with_overrides
+from marl.envs.base import EnvSpec, VecBuffers, buffers_state, restore_buffers
+from marl.envs.checks import (
+    as_config,
+    check_batch_actions,
+    check_num_envs,
+    check_saved,
+    with_overrides,
+)
 from marl.envs.configs import BoxPushConfig
 from marl.envs.parallel import CoreParallelEnv
 
@@ -286,21 +292,12 @@ class BoxPushCore:
     def _clear_flags(self) -> None:
         buf = self.buf
         self._ended[:] = False
-        buf.reward[:] = 0.0
-        buf.terminated[:] = False
-        buf.truncated[:] = False
-        buf.alive[:] = True
+        buf.start_episodes()
         self._refresh()
 
     def step(self, actions: np.ndarray) -> VecBuffers:
         """Apply ``actions`` [B, 2] (ints in 0..4) to every env; see the module docstring."""
-        actions = np.asarray(actions)
-        if actions.shape != (self.num_envs, 2):
-            raise ValueError(
-                f"actions must have shape [{self.num_envs}, 2] (envs x agents {list(AGENTS)}), "
-                f"got {tuple(actions.shape)}"
-            )
-        check_actions(actions, self.spec)
+        actions = check_batch_actions(actions, self.spec, self.num_envs)
         if not self.autoreset and self._ended.any():
             raise RuntimeError(
                 f"env {int(np.flatnonzero(self._ended)[0])} has ended (autoreset=False): "

@@ -135,10 +135,7 @@ class GymnasiumVecEnv:
         buf = self.buf
         self._obs[:] = np.reshape(obs, (self.num_envs, -1))
         buf.state[:] = self._obs
-        buf.reward[:] = 0.0
-        buf.terminated[:] = False
-        buf.truncated[:] = False
-        buf.alive[:] = True
+        buf.start_episodes()
         return buf
 
     def step(self, actions: np.ndarray) -> VecBuffers:

@@ -49,10 +49,7 @@ class OneStepCore:
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         buf = self.buf
-        buf.reward[:] = 0.0
-        buf.terminated[:] = False
-        buf.truncated[:] = False
-        buf.alive[:] = True
+        buf.start_episodes()
         self._ended = False
         return buf
 

@@ -112,9 +112,7 @@ class EnvGroup:
     # -- VecEnv-like API on the group
     def reset(self, seeds: list[int | None]) -> None:
         buf = self.buf
-        buf.reward[:] = 0.0
-        buf.terminated[:] = False
-        buf.truncated[:] = False
+        buf.start_episodes()  # alive: set per env by _reset_one
         for j, s in enumerate(seeds):
             self._reset_one(j, s)
 
