@@ -1,4 +1,4 @@
-"""Tests of the generic PettingZoo adapter (marl/envs/pettingzoo.py) and the shipped configs."""
+"""Tests of the generic PettingZoo adapter (marl/envs/pettingzoo/) and the shipped configs."""
 
 from __future__ import annotations
 
@@ -334,6 +334,27 @@ def test_all_agents_dying_terminates_episode():
     env = make_vec_env(tiny_cfg(max_steps=1, terminate_at_end=True), 1)
     buf = env.step(np.zeros((1, 3), np.int64))
     assert buf.terminated[0] and not buf.truncated[0]
+
+
+def test_agent_terminating_as_others_are_truncated_is_not_bootstrapped():
+    # a1 terminates in the last step, a0 and a2 are truncated there; a3 died earlier.
+    kw = dict(n_agents=4, die_at={"a1": 3, "a3": 1}, max_steps=3)
+    for workers in (0, 1):
+        env = make_vec_env(tiny_cfg(num_workers=workers, **kw), 2)
+        try:
+            for _ in range(2):
+                buf = env.step(np.zeros((2, 4), np.int64))
+                assert not (buf.terminated | buf.truncated).any()
+            buf = env.step(np.zeros((2, 4), np.int64))
+            assert buf.truncated.all() and not buf.terminated.any()
+            assert buf.final_alive.tolist() == [[True, False, True, False]] * 2
+            assert buf.alive.all()  # the next episode has begun
+        finally:
+            env.close()
+    # Everyone truncated: all bootstrapped.
+    env = make_vec_env(tiny_cfg(max_steps=1), 1)
+    buf = env.step(np.zeros((1, 3), np.int64))
+    assert buf.truncated[0] and buf.final_alive.tolist() == [[True] * 3]
 
 
 # ---------------------------------------------------------------------- observations

@@ -1,31 +1,28 @@
 """Environment registry: ``env.name`` -> (config schema, batched-env factory).
 
-A plain dict filled here, not by import side effects elsewhere: the list of envs is
-this file. Each env's config dataclass carries a ``name`` field that selects it.
+Plain dicts filled here, not by import side effects elsewhere: the list of envs is this
+file. Each env's config dataclass (in the light :mod:`marl.envs.configs`) carries a
+``name`` field that selects it. Factories are ``"module:function"`` strings imported on
+first use, so ``import marl.envs`` loads no gymnasium, PettingZoo, SuperSuit, ALE or JAX
+(the learner imports :mod:`marl.envs.base` for types, config registration
+``ENV_CONFIGS``). A factory is called as ``factory(cfg, num_envs, seed)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import importlib
 from typing import Any
 
-from marl.envs.atari import PongCore, PongEnvConfig
-from marl.envs.bandit import BanditCore, BanditEnvConfig
 from marl.envs.base import EnvSpec, VecBuffers, VecEnv, check_actions
-from marl.envs.boxpush import BoxPushConfig, BoxPushCore
-from marl.envs.classic import CartPoleEnvConfig, make_gymnasium_vec
-from marl.envs.matrix import ClimbingEnvConfig, PenaltyEnvConfig, make_matrix_vec_env
-from marl.envs.pettingzoo import PettingZooEnvConfig, make_pettingzoo_vec_env
-
-
-@dataclass
-class BoxPushEnvConfig(BoxPushConfig):
-    """Two-robot box pushing (DESIGN.md section 4)."""
-
-    name: str = "boxpush"
-    """Registry key of the env."""
-
+from marl.envs.configs import (
+    BanditEnvConfig,
+    BoxPushEnvConfig,
+    CartPoleEnvConfig,
+    ClimbingEnvConfig,
+    PenaltyEnvConfig,
+    PettingZooEnvConfig,
+    PongEnvConfig,
+)
 
 ENV_CONFIGS: dict[str, type] = {
     "boxpush": BoxPushEnvConfig,
@@ -38,25 +35,31 @@ ENV_CONFIGS: dict[str, type] = {
 }
 """Env name -> config schema (registered in Hydra's ConfigStore as ``<name>_schema``)."""
 
-_FACTORIES: dict[str, Callable[[Any, int, int | None], VecEnv]] = {
-    "boxpush": lambda cfg, n, seed: BoxPushCore(cfg, num_envs=n, seed=seed),
-    "bandit": lambda cfg, n, seed: BanditCore(cfg, num_envs=n, seed=seed),
-    "cartpole": make_gymnasium_vec,
-    "pong": lambda cfg, n, seed: PongCore(cfg, num_envs=n, seed=seed),
-    "pettingzoo": make_pettingzoo_vec_env,
-    "climbing": make_matrix_vec_env,
-    "penalty": make_matrix_vec_env,
+FACTORIES: dict[str, str] = {
+    "boxpush": "marl.envs.boxpush:BoxPushCore",
+    "bandit": "marl.envs.bandit:BanditCore",
+    "cartpole": "marl.envs.classic:make_gymnasium_vec",
+    "pong": "marl.envs.atari:PongCore",
+    "pettingzoo": "marl.envs.pettingzoo:make_pettingzoo_vec_env",
+    "climbing": "marl.envs.matrix:make_matrix_vec_env",
+    "penalty": "marl.envs.matrix:make_matrix_vec_env",
 }
+"""Env name -> ``"module:callable"`` building the batched env, imported on use."""
 
 
 def make_vec_env(cfg: Any, num_envs: int, seed: int | None = None) -> VecEnv:
     """Build ``num_envs`` auto-resetting copies of the env described by ``cfg``."""
     name = getattr(cfg, "name", None)
-    if name not in _FACTORIES:
-        raise ValueError(f"unknown env {name!r}: available envs are {sorted(_FACTORIES)}")
+    if name not in FACTORIES:
+        raise ValueError(f"unknown env {name!r}: available envs are {sorted(FACTORIES)}")
     if num_envs < 1:
         raise ValueError(f"num_envs = {num_envs} is invalid: must be >= 1")
-    return _FACTORIES[name](cfg, num_envs, seed)
+    module, attr = FACTORIES[name].split(":")
+    return getattr(importlib.import_module(module), attr)(cfg, num_envs, seed)
 
 
-__all__ = ["ENV_CONFIGS", "EnvSpec", "VecBuffers", "VecEnv", "check_actions", "make_vec_env"]
+__all__ = [
+    "ENV_CONFIGS", "FACTORIES", "BanditEnvConfig", "BoxPushEnvConfig", "CartPoleEnvConfig",
+    "ClimbingEnvConfig", "EnvSpec", "PenaltyEnvConfig", "PettingZooEnvConfig", "PongEnvConfig",
+    "VecBuffers", "VecEnv", "check_actions", "make_vec_env",
+]

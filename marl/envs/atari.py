@@ -53,8 +53,8 @@ Frames for video: :meth:`PongCore.render_rgb` returns env ``i``'s current screen
 full 210x160 RGB frame in karpathy mode and, in standard mode (ale-py returns only the
 preprocessed frames), the newest 84x84 greyscale frame as RGB.
 
-:class:`PongCore` is the batched :class:`~marl.envs.base.VecEnv`; :class:`PongEnv` a
-one-agent PettingZoo ``ParallelEnv`` over a core with one env.
+:class:`PongCore` is the batched :class:`~marl.envs.base.VecEnv`; :class:`PongEnv` the
+generic PettingZoo front end (:mod:`marl.envs.parallel`) over a core with one env.
 
 Exact resume (``get_state`` / ``set_state``, :class:`~marl.envs.base.ResumableVecEnv`):
 only with the gymnasium back end (karpathy mode's default), whose emulators clone their
@@ -65,34 +65,23 @@ back end (standard mode) does not define the methods and a resumed run starts ne
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import gymnasium
 import numpy as np
-from gymnasium import spaces
-from pettingzoo import ParallelEnv
 
-from marl.envs.base import EnvSpec, VecBuffers, buffers_state, restore_buffers
-from marl.envs.classic import (
-    AGENT,
+from marl.envs.base import AGENT, EnvSpec, VecBuffers, buffers_state, restore_buffers
+from marl.envs.checks import (
     as_config,
     check_batch_actions,
-    is_int,
-    single_agent_action,
+    check_num_envs,
+    check_saved,
     with_overrides,
 )
+from marl.envs.configs import PongEnvConfig
+from marl.envs.parallel import CoreParallelEnv
 
-MODES = ("standard", "karpathy")
-BACKENDS = ("ale_vector", "gymnasium")
-DEFAULTS = {
-    "standard": {"backend": "ale_vector", "frameskip": 4, "noop_max": 30},
-    "karpathy": {"backend": "gymnasium", "frameskip": 3, "noop_max": 0},
-}
-"""Per-mode values of the config fields left at None."""
 STANDARD_ACTIONS = ("NOOP", "FIRE", "RIGHT", "LEFT", "RIGHTFIRE", "LEFTFIRE")
 KARPATHY_ACTIONS = ("UP", "DOWN")
 KARPATHY_ALE_ACTIONS = (2, 3)
@@ -125,101 +114,6 @@ def karpathy_preprocess(frames: np.ndarray) -> np.ndarray:
     keep &= red != 144
     keep &= red != 109
     return keep.astype(np.float32)
-
-
-def _is_real(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
-        v, (bool, np.bool_)
-    )
-
-
-@dataclass
-class PongEnvConfig:
-    """Configuration of Atari Pong (see the module docstring)."""
-
-    mode: str = "standard"
-    """Preprocessing: standard (84x84 grey, 4-frame stack, 6 actions; uint8 pixels) or
-    karpathy (pg-pong: 80x80 binary difference frame as 6400 floats, UP/DOWN)."""
-    backend: str | None = None
-    """Emulator: ale_vector (ale-py's C++ AtariVectorEnv; state = observation) or, in
-    karpathy mode only, gymnasium (SyncVectorEnv of ale_py AtariEnv; state = RAM / 255,
-    exact final frames). None = the mode's default: ale_vector (standard), gymnasium
-    (karpathy)."""
-    frameskip: int | None = None
-    """Emulator frames per agent step (the action is repeated); >= 1. None = the mode's
-    default: 4 (standard), 3 (karpathy)."""
-    repeat_action_probability: float = 0.25
-    """Sticky actions: the chance, each frame, that the emulator repeats the previous
-    action instead (ALE v5 and Pong-v0 use 0.25); in [0, 1)."""
-    noop_max: int | None = None
-    """Up to this many random no-op frames after each reset; >= 0 (0 with the gymnasium
-    backend). None = the mode's default: 30 (standard), 0 (karpathy)."""
-    max_episode_frames: int = 108_000
-    """Time limit in emulator frames (108000 = 30 min of play); an episode that reaches it
-    is truncated; >= 1."""
-    num_threads: int = 0
-    """Worker threads of the ale_vector backend; 0 = min(num_envs, CPU cores)."""
-    name: str = "pong"
-    """Registry key of the env; must be "pong"."""
-
-    def __post_init__(self) -> None:
-        if self.name != "pong":
-            raise ValueError(f"env.name = {self.name!r} is invalid: must be 'pong'")
-        if self.mode not in MODES:
-            raise ValueError(f"env.mode = {self.mode!r} is invalid: must be one of {list(MODES)}")
-        if self.backend is not None and self.backend not in BACKENDS:
-            raise ValueError(
-                f"env.backend = {self.backend!r} is invalid: must be None or one of "
-                f"{list(BACKENDS)}"
-            )
-        if self.backend == "gymnasium" and self.mode != "karpathy":
-            raise ValueError(
-                f"env.backend = {self.backend!r} is invalid with env.mode = {self.mode!r}: "
-                "the gymnasium backend serves karpathy mode only; use 'ale_vector'"
-            )
-        if self.frameskip is not None and (not is_int(self.frameskip) or self.frameskip < 1):
-            raise ValueError(
-                f"env.frameskip = {self.frameskip!r} is invalid: must be None or an int >= 1"
-            )
-        p = self.repeat_action_probability
-        if not _is_real(p) or not math.isfinite(p) or not 0.0 <= p < 1.0:
-            raise ValueError(
-                f"env.repeat_action_probability = {p!r} is invalid: must be a number in [0, 1)"
-            )
-        if self.noop_max is not None and (not is_int(self.noop_max) or self.noop_max < 0):
-            raise ValueError(
-                f"env.noop_max = {self.noop_max!r} is invalid: must be None or an int >= 0"
-            )
-        if self.effective_backend == "gymnasium" and self.effective_noop_max != 0:
-            raise ValueError(
-                f"env.noop_max = {self.noop_max!r} is invalid with env.backend = 'gymnasium': "
-                "must be None or 0 (ale_py's AtariEnv has no no-op starts)"
-            )
-        if not is_int(self.max_episode_frames) or self.max_episode_frames < 1:
-            raise ValueError(
-                f"env.max_episode_frames = {self.max_episode_frames!r} is invalid: "
-                "must be an int >= 1"
-            )
-        if not is_int(self.num_threads) or self.num_threads < 0:
-            raise ValueError(
-                f"env.num_threads = {self.num_threads!r} is invalid: must be an int >= 0 "
-                "(0 = one per CPU core, at most one per env)"
-            )
-
-    @property
-    def effective_backend(self) -> str:
-        """``backend``, or the mode's default when it is None."""
-        return DEFAULTS[self.mode]["backend"] if self.backend is None else self.backend
-
-    @property
-    def effective_frameskip(self) -> int:
-        """``frameskip``, or the mode's default when it is None."""
-        return DEFAULTS[self.mode]["frameskip"] if self.frameskip is None else self.frameskip
-
-    @property
-    def effective_noop_max(self) -> int:
-        """``noop_max``, or the mode's default when it is None."""
-        return DEFAULTS[self.mode]["noop_max"] if self.noop_max is None else self.noop_max
 
 
 def pong_spec(cfg: PongEnvConfig) -> EnvSpec:
@@ -392,10 +286,8 @@ class PongCore:
         num_envs: int = 1,
         seed: int | None = None,
     ) -> None:
-        if not is_int(num_envs) or num_envs < 1:
-            raise ValueError(f"num_envs = {num_envs!r} is invalid: must be an int >= 1")
+        self.num_envs = b = check_num_envs(num_envs)
         self.cfg = cfg = as_config(cfg, PongEnvConfig)
-        self.num_envs = b = int(num_envs)
         self.karpathy = cfg.mode == "karpathy"
         self.spec = pong_spec(cfg)
         self.buf = VecBuffers.allocate(self.spec, b)
@@ -438,10 +330,7 @@ class PongCore:
         else:
             buf.obs[:, 0] = frames
         self._write_state()
-        buf.reward[:] = 0.0
-        buf.terminated[:] = False
-        buf.truncated[:] = False
-        buf.alive[:] = True
+        buf.start_episodes()
         return buf
 
     def _write_state(self) -> None:
@@ -505,14 +394,7 @@ class PongCore:
 
     def _set_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`get_state` output (same config and ``num_envs``)."""
-        mine = dataclasses.asdict(self.cfg)
-        theirs = state["config"]
-        if state["num_envs"] != self.num_envs or theirs != mine:
-            diff = sorted(k for k in mine if mine[k] != theirs.get(k))
-            raise ValueError(
-                f"saved Pong state is for num_envs={state['num_envs']} and a config differing "
-                f"in {diff or 'nothing'}; this env has num_envs={self.num_envs}"
-            )
+        check_saved("Pong", state, self.num_envs, dataclasses.asdict(self.cfg), state["config"])
         emu = self._emu
         assert isinstance(emu, _GymnasiumBackend)
         emu.restore(state["emulators"])
@@ -540,13 +422,15 @@ class PongCore:
 
 
 # ---------------------------------------------------------------------- PettingZoo facade
-class PongEnv(ParallelEnv):
+class PongEnv(CoreParallelEnv):
     """One-agent PettingZoo ``ParallelEnv`` of Pong: a :class:`PongCore` with one env.
 
     ``PongEnv(config, render_mode, **overrides)``, e.g. ``PongEnv(mode="karpathy")``. When
     the game ends the observation (and ``state()``) is the final one of the episode; call
     ``reset()`` to play again. ``render()`` (``render_mode="rgb_array"``) returns
     :meth:`PongCore.render_rgb` of the current (or, once ended, the final) screen.
+    Standard mode's core has no state (S = 0); here ``state()`` is its frame stack scaled
+    to [0, 1], flattened.
     """
 
     metadata: ClassVar[dict[str, Any]] = {
@@ -554,6 +438,7 @@ class PongEnv(ParallelEnv):
         "render_modes": ["rgb_array"],
         "is_parallelizable": True,
     }
+    obs_bounds = (-1.0, 1.0)  # karpathy difference frames; uint8 pixels are 0..255
 
     def __init__(
         self,
@@ -561,85 +446,26 @@ class PongEnv(ParallelEnv):
         render_mode: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__()
         cfg = with_overrides(config, PongEnvConfig, kwargs)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode={render_mode!r} is invalid: must be None or one of "
-                f"{self.metadata['render_modes']}"
-            )
-        self.config = cfg
-        self.render_mode = render_mode
-        self.core = PongCore(cfg, num_envs=1)
-        spec = self.core.spec
-        self.possible_agents = [AGENT]
-        self.agents: list[str] = []
-        if spec.obs_dtype == "uint8":
-            obs_space = spaces.Box(0, 255, spec.obs_shape, np.uint8)
-        else:
-            obs_space = spaces.Box(-1.0, 1.0, spec.obs_shape, np.float32)
+        core = PongCore(cfg, num_envs=1)
         # pixels / 255 and RAM / 255 are in [0, 1]; karpathy difference frames in [-1, 1]
-        low = -1.0 if self.core.karpathy and spec.state_is_concat_obs else 0.0
-        # standard mode: the VecEnv has no state (S = 0); the facade's state() is the
-        # frame stack scaled to [0, 1], flattened.
-        self._pixel_state = spec.state_dim == 0
-        state_dim = int(np.prod(spec.obs_shape)) if self._pixel_state else spec.state_dim
-        self.state_space = spaces.Box(low, 1.0, (state_dim,), np.float32)
-        self.observation_spaces = {AGENT: obs_space}
-        self.action_spaces = {AGENT: spaces.Discrete(spec.n_actions)}
-        self._ended = False
-        self._actions = np.zeros((1, 1), np.int64)
+        self.state_bounds = (-1.0 if core.karpathy and core.spec.state_is_concat_obs else 0.0,
+                             1.0)
+        super().__init__(core, cfg, render_mode)
 
-    def observation_space(self, agent: str) -> spaces.Box:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.Discrete:
-        return self.action_spaces[agent]
+    def _state_dim(self) -> int:
+        spec = self.core.spec
+        return spec.state_dim or int(np.prod(spec.obs_shape))
 
     def state(self) -> np.ndarray:
+        if self.core.spec.state_dim:
+            return super().state()
         buf = self.core.buf
-        if self._pixel_state:
-            obs = (buf.final_obs if self._ended else buf.obs)[0, 0]
-            return obs.reshape(-1).astype(np.float32) * np.float32(1 / 255)
-        return (buf.final_state if self._ended else buf.state)[0].copy()
+        obs = (buf.final_obs if self._ended else buf.obs)[0, 0]
+        return obs.reshape(-1).astype(np.float32) * np.float32(1 / 255)
 
-    def reset(self, seed: int | None = None, options: dict | None = None):
-        self.core.reset(seed)
-        self.agents = [AGENT]
-        self._ended = False
-        return {AGENT: self.core.buf.obs[0, 0].copy()}, {AGENT: {}}
-
-    def step(self, actions: dict[str, Any]):
-        if not self.agents:
-            raise RuntimeError(
-                "PongEnv.step() called with no live agents: the episode has ended (or "
-                "reset() was never called); call reset() first"
-            )
-        self._actions[0, 0] = single_agent_action(actions, self.core.spec.n_actions)
-        buf = self.core.step(self._actions)
-        term, trunc = bool(buf.terminated[0]), bool(buf.truncated[0])
-        self._ended = term or trunc
-        obs = (buf.final_obs if self._ended else buf.obs)[0, 0].copy()
-        if self._ended:
-            self.agents = []
-        return (
-            {AGENT: obs},
-            {AGENT: float(buf.reward[0, 0])},
-            {AGENT: term},
-            {AGENT: trunc},
-            {AGENT: {}},
-        )
-
-    def render(self) -> np.ndarray | None:
-        if self.render_mode is None:
-            gymnasium.logger.warn(
-                "PongEnv.render() called without a render_mode; pass render_mode='rgb_array'"
-            )
-            return None
+    def _render(self) -> np.ndarray:
         return self.core.render_rgb(0, final=self._ended)
-
-    def close(self) -> None:
-        self.core.close()
 
 
 def parallel_env(**kwargs: Any) -> PongEnv:

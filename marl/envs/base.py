@@ -20,6 +20,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+AGENT = "player_0"
+"""Name of the single agent of every one-agent env (N = 1)."""
+
 
 @dataclass(frozen=True)
 class EnvSpec:
@@ -56,11 +59,18 @@ class VecBuffers:
     After ``step(actions)``, for every env ``b`` whose episode ended in that step
     (``terminated[b] or truncated[b]``): ``final_obs[b]``, ``final_state[b]`` and
     ``final_action_mask[b]`` hold the last observation, state and action mask of the ended
-    episode, ``episode[k][b]`` its statistics, and ``obs[b]`` / ``state[b]`` already the
+    episode, ``final_alive[b]`` which agents were still in it at the end (see below),
+    ``episode[k][b]`` its statistics, and ``obs[b]`` / ``state[b]`` already the
     first observation of the next episode. For envs that did not end, ``final_*`` and
     ``episode`` entries are stale. Envs built without auto-reset (the PettingZoo facades)
     keep the final observation in ``obs[b]`` and set ``alive[b] = False`` instead.
     Rows of ``action_mask`` for agents that are not alive are all True (never empty).
+
+    Per-agent episode ends: ``terminated[b]`` / ``truncated[b]`` describe the env; when
+    agents end differently in its last step (one terminated, another truncated), the env
+    is ``truncated`` and ``final_alive[b, n]`` is False for every agent that terminated in
+    that step or had left before: a truncated episode bootstraps only the agents whose
+    ``final_alive`` is True. Envs whose agents all end together leave it all True.
     """
 
     obs: np.ndarray  # [B, N, *obs_shape] spec.obs_dtype
@@ -72,8 +82,16 @@ class VecBuffers:
     final_state: np.ndarray  # [B, S] float32
     action_mask: np.ndarray  # [B, N, A] bool, True = allowed
     final_action_mask: np.ndarray  # [B, N, A] bool, action mask at final_obs
+    final_alive: np.ndarray  # [B, N] bool: agent still in the ended episode (not terminated)
     alive: np.ndarray  # [B, N] bool: agent acts in this step (False once it is done)
     episode: dict[str, np.ndarray] = field(default_factory=dict)  # name -> [B] float32
+
+    def start_episodes(self) -> None:
+        """After a reset of every env: no reward, no episode end, every agent alive."""
+        self.reward[:] = 0.0
+        self.terminated[:] = False
+        self.truncated[:] = False
+        self.alive[:] = True
 
     @classmethod
     def allocate(cls, spec: EnvSpec, num_envs: int) -> VecBuffers:
@@ -88,6 +106,7 @@ class VecBuffers:
             final_state=np.zeros((b, spec.state_dim), np.float32),
             action_mask=np.ones((b, n, spec.n_actions), bool),
             final_action_mask=np.ones((b, n, spec.n_actions), bool),
+            final_alive=np.ones((b, n), bool),
             alive=np.ones((b, n), bool),
             episode={k: np.zeros(b, np.float32) for k in spec.episode_metrics},
         )

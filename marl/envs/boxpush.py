@@ -68,16 +68,20 @@ PettingZoo ``ParallelEnv`` over a core with one env and no auto-reset.
 """
 
 import dataclasses
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import gymnasium
 import numpy as np
-from gymnasium import spaces
-from pettingzoo import ParallelEnv
 
-from marl.envs.base import EnvSpec, VecBuffers, buffers_state, check_actions, restore_buffers
+from marl.envs.base import EnvSpec, VecBuffers, buffers_state, restore_buffers
+from marl.envs.checks import (
+    as_config,
+    check_batch_actions,
+    check_num_envs,
+    check_saved,
+    with_overrides,
+)
+from marl.envs.configs import BoxPushConfig
+from marl.envs.parallel import CoreParallelEnv
 
 AGENTS = ("robot_0", "robot_1")
 N_ACTIONS = 5
@@ -97,118 +101,6 @@ EPISODE_METRICS = (
     "idle/robot_0",
     "idle/robot_1",
 )
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
-def _is_real(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
-        v, (bool, np.bool_)
-    )
-
-
-@dataclass
-class BoxPushConfig:
-    """Configuration of the two-robot box-pushing env (see the module docstring)."""
-
-    width: int = 5
-    """Number of grid columns (x), walls excluded; at least 3."""
-    height: int = 5
-    """Number of grid rows (y), walls excluded; at least 3."""
-    box_weight: int = 2
-    """Robots pushing together that move the box for sure: 1 (light) or 2 (heavy)."""
-    solo_push_prob: float = 0.5
-    """Probability that fewer than box_weight pushers still move the box, in [0, 1]."""
-    hole: Any = None
-    """Hole cell [x, y]; None = middle of the top row (W // 2, 0); "random" = per episode."""
-    max_steps: int = 50
-    """Episode length after which it is truncated; at least 1."""
-    step_penalty: float = 0.0
-    """Cost paid by each robot every step (reward -= step_penalty); at least 0."""
-    view_radius: int | None = None
-    """Chebyshev radius within which objects are observed; None = everything visible."""
-
-    def __post_init__(self) -> None:
-        for name in ("width", "height"):
-            v = getattr(self, name)
-            if not _is_int(v) or v < 3:
-                raise ValueError(f"env.{name} = {v!r} is invalid: must be an int >= 3")
-        if not _is_int(self.box_weight) or self.box_weight not in (1, 2):
-            raise ValueError(
-                f"env.box_weight = {self.box_weight!r} is invalid: must be 1 or 2"
-            )
-        if not _is_real(self.solo_push_prob) or not 0.0 <= self.solo_push_prob <= 1.0:
-            raise ValueError(
-                f"env.solo_push_prob = {self.solo_push_prob!r} is invalid: "
-                "must be a number in [0, 1]"
-            )
-        if not _is_int(self.max_steps) or self.max_steps < 1:
-            raise ValueError(
-                f"env.max_steps = {self.max_steps!r} is invalid: must be an int >= 1"
-            )
-        if not _is_real(self.step_penalty) or not self.step_penalty >= 0.0:
-            raise ValueError(
-                f"env.step_penalty = {self.step_penalty!r} is invalid: "
-                "must be a number >= 0"
-            )
-        if self.view_radius is not None and (not _is_int(self.view_radius) or self.view_radius < 0):
-            raise ValueError(
-                f"env.view_radius = {self.view_radius!r} is invalid: "
-                "must be None or an int >= 0"
-            )
-        self.hole = self._checked_hole(self.hole)
-
-    def _checked_hole(self, hole: Any) -> Any:
-        if hole is None or (isinstance(hole, str) and hole == "random"):
-            return hole
-        allowed = (
-            f'must be None (= [{self.width // 2}, 0]), "random" or a list [x, y] of ints '
-            f"with 0 <= x < {self.width} and 0 <= y < {self.height}"
-        )
-        xy: list = []
-        if not isinstance(hole, (str, bytes, Mapping)):
-            try:
-                xy = list(hole)  # list, tuple, numpy array or OmegaConf ListConfig
-            except TypeError:
-                xy = []
-        if (
-            len(xy) != 2
-            or not all(_is_int(v) for v in xy)
-            or not (0 <= xy[0] < self.width and 0 <= xy[1] < self.height)
-        ):
-            raise ValueError(f"env.hole = {hole!r} is invalid: {allowed}")
-        return [int(xy[0]), int(xy[1])]
-
-    @property
-    def fixed_hole(self) -> tuple[int, int] | None:
-        """The hole cell (x, y), or None when the hole is random per episode."""
-        if self.hole == "random":
-            return None
-        if self.hole is None:
-            return (self.width // 2, 0)
-        return (self.hole[0], self.hole[1])
-
-
-def _as_config(cfg: Any) -> BoxPushConfig:
-    """A BoxPushConfig (or subclass) as is; a dict / OmegaConf DictConfig of its fields.
-
-    In a mapping, ``name`` (the registry key) and keys starting with ``_`` are ignored;
-    any other unknown key is a TypeError.
-    """
-    if cfg is None:
-        return BoxPushConfig()
-    if isinstance(cfg, BoxPushConfig):
-        return cfg
-    if isinstance(cfg, Mapping) or hasattr(cfg, "keys"):
-        names = {f.name for f in dataclasses.fields(BoxPushConfig)}
-        keys = [str(k) for k in cfg]
-        unknown = sorted(k for k in keys if k not in names and k != "name" and k[:1] != "_")
-        if unknown:
-            raise TypeError(f"unknown BoxPushConfig field(s) {unknown}; valid: {sorted(names)}")
-        return BoxPushConfig(**{k: cfg[k] for k in keys if k in names})
-    raise TypeError(f"expected a BoxPushConfig or a mapping of its fields, got {type(cfg)}")
 
 
 def allowed_box_cells(width: int, height: int, hole: tuple[int, int]) -> list[tuple[int, int]]:
@@ -256,10 +148,8 @@ class BoxPushCore:
         seed: int | None = None,
         autoreset: bool = True,
     ) -> None:
-        if not _is_int(num_envs) or num_envs < 1:
-            raise ValueError(f"num_envs={num_envs!r} is invalid: must be an int >= 1")
-        self.cfg = cfg = _as_config(cfg)
-        self.num_envs = b = int(num_envs)
+        self.num_envs = b = check_num_envs(num_envs)
+        self.cfg = cfg = as_config(cfg, BoxPushConfig)
         self.autoreset = bool(autoreset)
         self.spec = EnvSpec(
             agents=AGENTS,
@@ -402,21 +292,12 @@ class BoxPushCore:
     def _clear_flags(self) -> None:
         buf = self.buf
         self._ended[:] = False
-        buf.reward[:] = 0.0
-        buf.terminated[:] = False
-        buf.truncated[:] = False
-        buf.alive[:] = True
+        buf.start_episodes()
         self._refresh()
 
     def step(self, actions: np.ndarray) -> VecBuffers:
         """Apply ``actions`` [B, 2] (ints in 0..4) to every env; see the module docstring."""
-        actions = np.asarray(actions)
-        if actions.shape != (self.num_envs, 2):
-            raise ValueError(
-                f"actions must have shape [{self.num_envs}, 2] (envs x agents {list(AGENTS)}), "
-                f"got {tuple(actions.shape)}"
-            )
-        check_actions(actions, self.spec)
+        actions = check_batch_actions(actions, self.spec, self.num_envs)
         if not self.autoreset and self._ended.any():
             raise RuntimeError(
                 f"env {int(np.flatnonzero(self._ended)[0])} has ended (autoreset=False): "
@@ -508,11 +389,7 @@ class BoxPushCore:
         """Restore :meth:`get_state` output into this env (same config and num_envs)."""
         mine = dataclasses.asdict(self.cfg)
         theirs = {k: v for k, v in state["config"].items() if k in mine}
-        if state["num_envs"] != self.num_envs or theirs != mine:
-            diff = sorted(k for k in mine if mine[k] != theirs.get(k))
-            raise ValueError(
-                f"saved box-pushing state is for num_envs={state['num_envs']} and a config "
-                f"differing in {diff or 'nothing'}; this env has num_envs={self.num_envs}")
+        check_saved("box-pushing", state, self.num_envs, mine, theirs)
         for k in self._STATE_ARRAYS:
             setattr(self, k, state["arrays"][k].copy())
         self._final_cells = tuple(c.copy() for c in state["final_cells"])
@@ -678,7 +555,7 @@ def render_ansi(width: int, height: int, robots, box, hole, t: int, max_steps: i
 
 
 # ---------------------------------------------------------------------- PettingZoo facade
-class BoxPushEnv(ParallelEnv):
+class BoxPushEnv(CoreParallelEnv):
     """PettingZoo ``ParallelEnv`` of box pushing: a :class:`BoxPushCore` with one env.
 
     ``BoxPushEnv(config, render_mode, **overrides)``: keyword overrides replace config
@@ -691,124 +568,25 @@ class BoxPushEnv(ParallelEnv):
         "render_modes": ["rgb_array", "ansi"],
         "is_parallelizable": True,
     }
+    obs_bounds = (-1.0, 1.0)
 
     def __init__(
-        self,
-        config: BoxPushConfig | None = None,
-        render_mode: str | None = None,
-        **kwargs: Any,
+        self, config: BoxPushConfig | None = None, render_mode: str | None = None, **kwargs: Any
     ) -> None:
-        super().__init__()
-        cfg = _as_config(config)
-        if kwargs:
-            names = {f.name for f in dataclasses.fields(BoxPushConfig)}
-            unknown = sorted(set(kwargs) - names)
-            if unknown:
-                raise TypeError(
-                    f"unknown BoxPushConfig field(s) {unknown}; valid fields: {sorted(names)}"
-                )
-            cfg = dataclasses.replace(cfg, **kwargs)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode={render_mode!r} is invalid: must be None or one of "
-                f"{self.metadata['render_modes']}"
-            )
-        self.config = cfg
-        self.render_mode = render_mode
-        self.core = BoxPushCore(cfg, num_envs=1, autoreset=False)
-        self.possible_agents = list(AGENTS)
-        self.agents: list[str] = []
-        self._obs_spaces = {
-            a: spaces.Box(-1.0, 1.0, (OBS_DIM,), np.float32) for a in self.possible_agents
-        }
-        self._act_spaces = {a: spaces.Discrete(N_ACTIONS) for a in self.possible_agents}
-        self.observation_spaces = self._obs_spaces
-        self.action_spaces = self._act_spaces
-        self.state_space = spaces.Box(0.0, 1.0, (STATE_DIM,), np.float32)
-        self._success = False
-        self._actions = np.zeros((1, 2), np.int64)
-
-    def observation_space(self, agent: str) -> spaces.Box:
-        return self._obs_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.Discrete:
-        return self._act_spaces[agent]
-
-    def state(self) -> np.ndarray:
-        return self.core.buf.state[0].copy()
-
-    def _observations(self) -> dict[str, np.ndarray]:
-        obs = self.core.buf.obs[0]
-        return {a: obs[i].copy() for i, a in enumerate(self.possible_agents)}
+        cfg = with_overrides(config, BoxPushConfig, kwargs)
+        super().__init__(BoxPushCore(cfg, num_envs=1, autoreset=False), cfg, render_mode)
 
     def _infos(self) -> dict[str, dict[str, Any]]:
         counts = self.core.counts(0)
-        return {a: {**counts[a], "success": self._success} for a in self.possible_agents}
+        success = self._ended and bool(self.core.buf.terminated[0])
+        return {a: {**counts[a], "success": success} for a in self.possible_agents}
 
-    def reset(
-        self, seed: int | None = None, options: dict | None = None
-    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
-        self.core.reset(seed)
-        self.agents = list(self.possible_agents)
-        self._success = False
-        return self._observations(), self._infos()
-
-    def step(self, actions: dict[str, Any]):
-        if not self.agents:
-            raise RuntimeError(
-                "BoxPushEnv.step() called with no live agents: the episode has ended (or "
-                "reset() was never called); call reset() first"
-            )
-        if not isinstance(actions, Mapping):
-            raise TypeError(f"actions must be a dict agent -> action, got {type(actions)}")
-        for agent, action in actions.items():
-            if agent not in self.possible_agents:
-                raise ValueError(
-                    f"unknown agent {agent!r} (action {action!r}): agents are {self.agents}"
-                )
-            a = action.item() if isinstance(action, np.ndarray) and action.size == 1 else action
-            if not _is_int(a):
-                raise ValueError(
-                    f"invalid action {action!r} for agent {agent!r}: "
-                    f"allowed actions are 0..{N_ACTIONS - 1}"
-                )
-            if not 0 <= a < N_ACTIONS:
-                raise ValueError(
-                    f"invalid action {a} for agent {agent!r}: allowed actions are "
-                    f"0..{N_ACTIONS - 1}"
-                )
-            self._actions[0, self.possible_agents.index(agent)] = a
-        missing = [a for a in self.agents if a not in actions]
-        if missing:
-            raise ValueError(f"no action given for agent(s) {missing}")
-        buf = self.core.step(self._actions)
-        term, trunc = bool(buf.terminated[0]), bool(buf.truncated[0])
-        self._success = term
-        agents = self.possible_agents
-        obs = self._observations()
-        rewards = {a: float(buf.reward[0, i]) for i, a in enumerate(agents)}
-        terminations = dict.fromkeys(agents, term)
-        truncations = dict.fromkeys(agents, trunc)
-        infos = self._infos()
-        if term or trunc:
-            self.agents = []
-        return obs, rewards, terminations, truncations, infos
-
-    def render(self) -> np.ndarray | str | None:
-        if self.render_mode is None:
-            gymnasium.logger.warn(
-                "BoxPushEnv.render() called without a render_mode; pass render_mode="
-                "'rgb_array' or 'ansi' to the constructor"
-            )
-            return None
+    def _render(self) -> np.ndarray | str:
         p = self.core.positions()
         args = (self.config.width, self.config.height, p["robots"][0], p["box"][0], p["hole"][0])
         if self.render_mode == "rgb_array":
             return render_rgb(*args)
         return render_ansi(*args, int(p["t"][0]), self.config.max_steps)
-
-    def close(self) -> None:
-        self.core.close()
 
 
 def parallel_env(**kwargs: Any) -> BoxPushEnv:

@@ -34,9 +34,7 @@ are no episode metrics beyond the return and length the runner counts.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import gymnasium
@@ -46,134 +44,18 @@ from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 from gymnasium.vector import AutoresetMode, VectorEnv
 from pettingzoo import ParallelEnv
 
-from marl.envs.base import (
-    EnvSpec,
-    VecBuffers,
-    buffers_state,
-    check_actions,
-    restore_buffers,
+from marl.envs.base import AGENT, EnvSpec, VecBuffers, buffers_state, restore_buffers
+from marl.envs.checks import (
+    as_config,
+    check_batch_actions,
+    check_num_envs,
+    dict_actions,
+    with_overrides,
 )
+from marl.envs.configs import CartPoleEnvConfig
 
-AGENT = "player_0"
-"""Name of the single agent of every one-agent env."""
-VECTORIZATIONS = ("native", "sync")
-
-
-# ---------------------------------------------------------------------- shared helpers
-def is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
-def as_config(cfg: Any, cls: type) -> Any:
-    """``cfg`` if it is a ``cls``; a ``cls`` built from a dict / DictConfig of its fields.
-
-    ``None`` gives the defaults. In a mapping, keys starting with ``_`` are ignored and any
-    other unknown key is a TypeError.
-    """
-    if cfg is None:
-        return cls()
-    if isinstance(cfg, cls):
-        return cfg
-    if isinstance(cfg, Mapping) or hasattr(cfg, "keys"):
-        names = {f.name for f in dataclasses.fields(cls)}
-        keys = [str(k) for k in cfg]
-        unknown = sorted(k for k in keys if k not in names and k[:1] != "_")
-        if unknown:
-            raise TypeError(f"unknown {cls.__name__} field(s) {unknown}; valid: {sorted(names)}")
-        return cls(**{k: cfg[k] for k in keys if k in names})
-    raise TypeError(f"expected a {cls.__name__} or a mapping of its fields, got {type(cfg)}")
-
-
-def with_overrides(cfg: Any, cls: type, kwargs: dict[str, Any]) -> Any:
-    """``as_config(cfg, cls)`` with keyword overrides of its fields (TypeError if unknown)."""
-    cfg = as_config(cfg, cls)
-    if kwargs:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(kwargs) - names)
-        if unknown:
-            raise TypeError(
-                f"unknown {cls.__name__} field(s) {unknown}; valid fields: {sorted(names)}"
-            )
-        cfg = dataclasses.replace(cfg, **kwargs)
-    return cfg
-
-
-def single_agent_action(actions: Any, n_actions: int) -> int:
-    """The validated action of ``player_0`` from a PettingZoo actions dict.
-
-    Raises TypeError for a non-dict and ValueError naming the agent and the action for an
-    unknown agent, a missing action or an action outside ``0..n_actions-1``.
-    """
-    if not isinstance(actions, Mapping):
-        raise TypeError(f"actions must be a dict agent -> action, got {type(actions)}")
-    for agent in actions:
-        if agent != AGENT:
-            raise ValueError(
-                f"unknown agent {agent!r} (action {actions[agent]!r}): agents are {[AGENT]}"
-            )
-    if AGENT not in actions:
-        raise ValueError(f"no action given for agent(s) {[AGENT]}")
-    action = actions[AGENT]
-    a = action.item() if isinstance(action, np.ndarray) and action.size == 1 else action
-    if not is_int(a) or not 0 <= a < n_actions:
-        raise ValueError(
-            f"invalid action {action!r} for agent {AGENT!r}: allowed actions are 0..{n_actions - 1}"
-        )
-    return int(a)
-
-
-def check_batch_actions(actions: Any, spec: EnvSpec, num_envs: int) -> np.ndarray:
-    """``actions`` as an array of shape [B, 1], validated with :func:`check_actions`."""
-    actions = np.asarray(actions)
-    if actions.shape != (num_envs, spec.n_agents):
-        raise ValueError(
-            f"actions must have shape [{num_envs}, {spec.n_agents}] (envs x agents "
-            f"{list(spec.agents)}), got {tuple(actions.shape)}"
-        )
-    check_actions(actions, spec)
-    return actions
-
-
-# ---------------------------------------------------------------------- config
-@dataclass
-class CartPoleEnvConfig:
-    """Configuration of CartPole (or another discrete-action gymnasium env)."""
-
-    id: str = "CartPole-v1"
-    """Gymnasium env id; any registered env with Discrete actions and Box observations."""
-    max_steps: int = 500
-    """Time limit (TimeLimit's max_episode_steps): episodes are truncated after it; >= 1."""
-    vectorization: str = "native"
-    """native: gymnasium's numpy-vectorised CartPole (CartPole ids only, fast); sync:
-    gymnasium's SyncVectorEnv of gymnasium.make(id) (any id, one env per Python object)."""
-    name: str = "cartpole"
-    """Registry key of the env; must be "cartpole"."""
-
-    def __post_init__(self) -> None:
-        if self.name != "cartpole":
-            raise ValueError(f"env.name = {self.name!r} is invalid: must be 'cartpole'")
-        if not isinstance(self.id, str) or self.id not in gymnasium.registry:
-            raise ValueError(
-                f"env.id = {self.id!r} is invalid: must be a registered gymnasium env id "
-                "with Discrete actions, e.g. 'CartPole-v1'"
-            )
-        if not is_int(self.max_steps) or self.max_steps < 1:
-            raise ValueError(f"env.max_steps = {self.max_steps!r} is invalid: must be an int >= 1")
-        if self.vectorization not in VECTORIZATIONS:
-            raise ValueError(
-                f"env.vectorization = {self.vectorization!r} is invalid: must be one of "
-                f"{list(VECTORIZATIONS)}"
-            )
-        if self.vectorization == "native" and not _is_cartpole(self.id):
-            raise ValueError(
-                f"env.vectorization = 'native' is invalid for env.id = {self.id!r}: only "
-                "CartPole has a native vector env here; use 'sync'"
-            )
-
-
-def _is_cartpole(env_id: str) -> bool:
-    ep = gymnasium.spec(env_id).entry_point
-    return isinstance(ep, str) and ep.endswith("cartpole:CartPoleEnv")
+__all__ = ["CartPoleEnvConfig", "CartPoleSameStepVectorEnv", "CartPoleVecEnv",
+           "GymnasiumParallelEnv", "GymnasiumVecEnv", "make_gymnasium_vec", "parallel_env"]
 
 
 # ---------------------------------------------------------------------- CartPole vector env
@@ -253,10 +135,7 @@ class GymnasiumVecEnv:
         buf = self.buf
         self._obs[:] = np.reshape(obs, (self.num_envs, -1))
         buf.state[:] = self._obs
-        buf.reward[:] = 0.0
-        buf.terminated[:] = False
-        buf.truncated[:] = False
-        buf.alive[:] = True
+        buf.start_episodes()
         return buf
 
     def step(self, actions: np.ndarray) -> VecBuffers:
@@ -335,8 +214,7 @@ class CartPoleVecEnv(GymnasiumVecEnv):
 def make_gymnasium_vec(cfg: Any, num_envs: int, seed: int | None = None) -> GymnasiumVecEnv:
     """The batched env of a :class:`CartPoleEnvConfig` (registry factory of ``cartpole``)."""
     cfg = as_config(cfg, CartPoleEnvConfig)
-    if not is_int(num_envs) or num_envs < 1:
-        raise ValueError(f"num_envs = {num_envs!r} is invalid: must be an int >= 1")
+    check_num_envs(num_envs)
     if cfg.vectorization == "native":
         native = CartPoleSameStepVectorEnv(num_envs=num_envs, max_episode_steps=cfg.max_steps)
         return CartPoleVecEnv(native, seed=seed)
@@ -378,6 +256,7 @@ class GymnasiumParallelEnv(ParallelEnv):
         self.action_spaces = {AGENT: spaces.Discrete(int(env.action_space.n))}
         self.state_space = env.observation_space
         self._start = int(env.action_space.start)
+        self._act = np.zeros(1, np.int64)
         self._obs: Any = None
 
     def observation_space(self, agent: str) -> spaces.Space:
@@ -403,8 +282,8 @@ class GymnasiumParallelEnv(ParallelEnv):
                 "step() called with no live agents: the episode has ended (or reset() was "
                 "never called); call reset() first"
             )
-        a = single_agent_action(actions, self.action_spaces[AGENT].n)
-        obs, reward, terminated, truncated, info = self.env.step(a + self._start)
+        a = dict_actions(actions, [AGENT], [AGENT], self.action_spaces[AGENT].n, self._act)[0]
+        obs, reward, terminated, truncated, info = self.env.step(int(a) + self._start)
         self._obs = obs
         term = bool(terminated)
         trunc = bool(truncated) and not term
