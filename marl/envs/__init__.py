@@ -15,6 +15,7 @@ from marl.envs.bandit import BanditCore, BanditEnvConfig
 from marl.envs.base import EnvSpec, VecBuffers, VecEnv, check_actions
 from marl.envs.boxpush import BoxPushConfig, BoxPushCore
 from marl.envs.classic import CartPoleEnvConfig, make_gymnasium_vec
+from marl.envs.jaxmarl import JaxMarlEnvConfig
 from marl.envs.matrix import ClimbingEnvConfig, PenaltyEnvConfig, make_matrix_vec_env
 from marl.envs.pettingzoo import PettingZooEnvConfig, make_pettingzoo_vec_env
 
@@ -35,6 +36,7 @@ ENV_CONFIGS: dict[str, type] = {
     "pettingzoo": PettingZooEnvConfig,
     "climbing": ClimbingEnvConfig,
     "penalty": PenaltyEnvConfig,
+    "jaxmarl": JaxMarlEnvConfig,
 }
 """Env name -> config schema (registered in Hydra's ConfigStore as ``<name>_schema``)."""
 
@@ -46,7 +48,15 @@ _FACTORIES: dict[str, Callable[[Any, int, int | None], VecEnv]] = {
     "pettingzoo": make_pettingzoo_vec_env,
     "climbing": make_matrix_vec_env,
     "penalty": make_matrix_vec_env,
+    "jaxmarl": lambda cfg, n, seed: _make_jaxmarl(cfg, n, seed),
 }
+
+
+def _make_jaxmarl(cfg: Any, num_envs: int, seed: int | None) -> VecEnv:
+    """Imports jax only when a JaxMARL env is asked for (marl.envs.jaxmarl does not)."""
+    from marl.envs.jaxmarl import JaxMarlVecEnv
+
+    return JaxMarlVecEnv(cfg, num_envs=num_envs, seed=seed)
 
 
 def make_vec_env(cfg: Any, num_envs: int, seed: int | None = None) -> VecEnv:
