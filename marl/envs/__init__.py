@@ -23,6 +23,7 @@ from marl.envs.configs import (
     PettingZooEnvConfig,
     PongEnvConfig,
 )
+from marl.envs.jaxmarl import JaxMarlEnvConfig  # light: jax is imported on use
 
 ENV_CONFIGS: dict[str, type] = {
     "boxpush": BoxPushEnvConfig,
@@ -32,6 +33,7 @@ ENV_CONFIGS: dict[str, type] = {
     "pettingzoo": PettingZooEnvConfig,
     "climbing": ClimbingEnvConfig,
     "penalty": PenaltyEnvConfig,
+    "jaxmarl": JaxMarlEnvConfig,
 }
 """Env name -> config schema (registered in Hydra's ConfigStore as ``<name>_schema``)."""
 
@@ -43,6 +45,7 @@ FACTORIES: dict[str, str] = {
     "pettingzoo": "marl.envs.pettingzoo:make_pettingzoo_vec_env",
     "climbing": "marl.envs.matrix:make_matrix_vec_env",
     "penalty": "marl.envs.matrix:make_matrix_vec_env",
+    "jaxmarl": "marl.envs.jaxmarl:JaxMarlVecEnv",
 }
 """Env name -> ``"module:callable"`` building the batched env, imported on use."""
 
@@ -60,6 +63,7 @@ def make_vec_env(cfg: Any, num_envs: int, seed: int | None = None) -> VecEnv:
 
 __all__ = [
     "ENV_CONFIGS", "FACTORIES", "BanditEnvConfig", "BoxPushEnvConfig", "CartPoleEnvConfig",
-    "ClimbingEnvConfig", "EnvSpec", "PenaltyEnvConfig", "PettingZooEnvConfig", "PongEnvConfig",
+    "ClimbingEnvConfig", "EnvSpec", "JaxMarlEnvConfig", "PenaltyEnvConfig", "PettingZooEnvConfig",
+    "PongEnvConfig",
     "VecBuffers", "VecEnv", "check_actions", "make_vec_env",
 ]
