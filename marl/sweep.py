@@ -84,9 +84,15 @@ def _ray_current_cluster() -> str | None:
     return path.read_text().strip() if path.is_file() else None
 
 
+STDERR_NOTE = "stderr_path"  # in the job's .hydra/: the file its stderr went to
+
+
 def _job_log(d: Path, sweep_dir: Path) -> str:
-    """The job's log file: submitit's stderr log if the job ran through submitit, else
-    Hydra's job log in the job directory."""
+    """The job's log file: where its stderr went (noted by the job itself: submitit's or
+    Ray's worker log), else submitit's log by job id, else Hydra's job log."""
+    note = d / ".hydra" / STDERR_NOTE
+    if note.is_file():
+        return note.read_text().strip()
     hydra_yaml = d / ".hydra" / "hydra.yaml"
     job_id = name = None
     if hydra_yaml.is_file():
@@ -125,6 +131,20 @@ def sweep_report(sweep_dir: Path) -> dict[str, Any]:
 class SweepSummary(Callback):
     """Check the cluster before the sweep; write and print the sweep report after it, and
     fail the sweep if a job failed."""
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """In the job's own process: note the file its stderr goes to (a cluster job's log:
+        submitit's ``.submitit/<id>/<id>_0_log.err``, a Ray worker's ``worker-*.err``), so
+        the sweep summary can name a failed job's log. A terminal or a pipe is not noted."""
+        try:
+            target = Path(os.readlink("/proc/self/fd/2"))
+        except OSError:
+            return
+        subdir = config.hydra.output_subdir
+        if target.is_file() and subdir:
+            hydra_dir = Path(config.hydra.runtime.output_dir) / str(subdir)
+            if hydra_dir.is_dir():
+                (hydra_dir / STDERR_NOTE).write_text(f"{target}\n")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         launcher_cfg = config.hydra.launcher
