@@ -5,7 +5,8 @@ start, failed jobs are named with their logs.
 
 The tests marked ``cluster`` start real daemons (SLURM needs root and Debian's slurm-wlm
 and munge; Ray needs the ``ray`` extra). They fail, never skip, when a cluster cannot
-start; .ci/run installs both and runs them.
+start. pyproject's addopts deselect them; .ci/run installs both clusters' packages and
+runs them with ``python -m pytest -m cluster``.
 """
 
 from __future__ import annotations
@@ -165,6 +166,7 @@ def test_sweep_stops_at_start_when_sbatch_is_missing(tmp_path):
     assert not list(sweep.glob("*/.hydra")), "a job started although the cluster is missing"
 
 
+@pytest.mark.cluster  # needs the ray extra (hydra-ray-launcher), which CI installs
 def test_sweep_stops_at_start_when_the_ray_address_is_wrong(tmp_path):
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
     sweep = tmp_path / "sweep"
