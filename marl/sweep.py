@@ -1,14 +1,21 @@
 """Hydra callback that reports a multirun: which jobs finished, which failed.
 
-Registered in ``conf/config.yaml`` (``hydra.callbacks.sweep_summary``). After the last
-job it writes ``<sweep dir>/sweep_summary.json`` and prints one line per job; if any job
-failed (its directory holds ``failed.json``, or no ``summary.json``) the sweep exits with
-status 1 after every job has run.
+Registered in ``conf/config.yaml`` (``hydra.callbacks.sweep_summary``). Before the first
+job it checks that the launcher's cluster is reachable (``sbatch`` and ``sinfo`` for the
+SLURM launcher, the cluster address for the Ray launcher) and stops the sweep with a
+message naming the launcher and what to check. After the last job it writes
+``<sweep dir>/sweep_summary.json`` (each job's status and log file) and prints one line
+per job; if any job failed (its directory holds ``failed.json``, or no ``summary.json``)
+the sweep exits with status 1 after every job has run.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,26 +24,138 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 
+class ClusterUnreachable(RuntimeError):
+    """The sweep's launcher cannot reach its cluster."""
+
+
+def check_launcher(launcher: str, target: str, launcher_cfg: Any) -> None:
+    """Raise :class:`ClusterUnreachable` if the cluster of launcher ``launcher`` (its config
+    group option; ``target`` is the plugin class) cannot take jobs."""
+    if target.endswith("SlurmLauncher"):
+        if shutil.which("sbatch") is None:
+            raise ClusterUnreachable(
+                f"hydra/launcher={launcher}: sbatch not found on PATH; submit from a node of "
+                "a SLURM cluster (a login node), or start one on this host with "
+                "tools/slurm-local/slurm-local start")
+        try:
+            proc = subprocess.run(["sinfo", "-h", "-o", "%P %a"], capture_output=True,
+                                  text=True, timeout=30)
+            problem = proc.stderr.strip() if proc.returncode else ""
+        except (OSError, subprocess.TimeoutExpired) as e:
+            problem = str(e)
+        if problem:
+            raise ClusterUnreachable(
+                f"hydra/launcher={launcher}: the SLURM controller does not answer (sinfo: "
+                f"{problem}); check that slurmctld runs and SLURM_CONF="
+                f"{os.environ.get('SLURM_CONF', '<unset>')} points at its slurm.conf")
+        sig = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
+        from marl.train import PREEMPT_SIGNAL
+
+        if f"SIG{sig}" != PREEMPT_SIGNAL.name:
+            raise ClusterUnreachable(
+                f"hydra/launcher={launcher}: SUBMITIT_PREEMPT_SIGNAL={sig} but marl checkpoints "
+                f"on {PREEMPT_SIGNAL.name}; unset SUBMITIT_PREEMPT_SIGNAL")
+    elif target.endswith("RayLauncher"):
+        init = launcher_cfg.get("ray", {}).get("init", {}) or {}
+        address = init.get("address")
+        if address is None:  # the launcher starts a local Ray
+            return
+        where = f"hydra.launcher.ray.init.address={address}"
+        if address == "auto":
+            address = os.environ.get("RAY_ADDRESS") or _ray_current_cluster()
+            if not address:
+                raise ClusterUnreachable(
+                    f"hydra/launcher={launcher}: {where} but no running Ray cluster was found "
+                    "on this node (no RAY_ADDRESS, no /tmp/ray/ray_current_cluster); start "
+                    "one with `ray start --head` or give the head's host:port")
+        host, _, port = address.split("://")[-1].rpartition(":")
+        try:
+            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+                pass
+        except (OSError, ValueError) as e:
+            raise ClusterUnreachable(
+                f"hydra/launcher={launcher}: no Ray cluster at {where} ({e}); check the "
+                "head node's address (`ray status` on the head prints it) or start one with "
+                "`ray start --head`") from e
+
+
+def _ray_current_cluster() -> str | None:
+    path = Path("/tmp/ray/ray_current_cluster")
+    return path.read_text().strip() if path.is_file() else None
+
+
+STDERR_NOTE = "stderr_path"  # in the job's .hydra/: the file its stderr went to
+
+
+def _job_log(d: Path, sweep_dir: Path) -> str:
+    """The job's log file: where its stderr went (noted by the job itself: submitit's or
+    Ray's worker log), else submitit's log by job id, else Hydra's job log."""
+    note = d / ".hydra" / STDERR_NOTE
+    if note.is_file():
+        return note.read_text().strip()
+    hydra_yaml = d / ".hydra" / "hydra.yaml"
+    job_id = name = None
+    if hydra_yaml.is_file():
+        import yaml
+
+        job = (yaml.safe_load(hydra_yaml.read_text()) or {}).get("hydra", {}).get("job", {})
+        job_id, name = job.get("id"), job.get("name")
+    if job_id:
+        err = sweep_dir / ".submitit" / str(job_id) / f"{job_id}_0_log.err"
+        if err.is_file():
+            return str(err)
+    logs = sorted(d.glob("*.log"))
+    own = d / f"{name}.log"
+    return str(own if own.is_file() else logs[0] if logs else own)
+
+
 def sweep_report(sweep_dir: Path) -> dict[str, Any]:
     """Status of every job directory (one holding ``.hydra/``) under ``sweep_dir``."""
     jobs = []
     for d in sorted(p.parent for p in sweep_dir.rglob(".hydra")):
         if (d / "failed.json").exists():
             err = json.loads((d / "failed.json").read_text())["error"]
-            jobs.append({"dir": str(d), "status": "failed", "error": err})
+            jobs.append({"dir": str(d), "status": "failed", "error": err,
+                         "log": _job_log(d, sweep_dir)})
         elif (d / "summary.json").exists():
             s = json.loads((d / "summary.json").read_text())
             jobs.append({"dir": str(d), "status": "ok",
                          "eval/return_mean": s.get("eval/return_mean"),
                          "eval/success_rate": s.get("eval/success_rate")})
         else:
-            jobs.append({"dir": str(d), "status": "incomplete"})
+            jobs.append({"dir": str(d), "status": "incomplete", "log": _job_log(d, sweep_dir)})
     failed = [j for j in jobs if j["status"] != "ok"]
     return {"jobs": jobs, "n_jobs": len(jobs), "n_failed": len(failed)}
 
 
 class SweepSummary(Callback):
-    """Write and print the sweep report; fail the sweep if a job failed."""
+    """Check the cluster before the sweep; write and print the sweep report after it, and
+    fail the sweep if a job failed."""
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """In the job's own process: note the file its stderr goes to (a cluster job's log:
+        submitit's ``.submitit/<id>/<id>_0_log.err``, a Ray worker's ``worker-*.err``), so
+        the sweep summary can name a failed job's log. A terminal or a pipe is not noted."""
+        try:
+            target = Path(os.readlink("/proc/self/fd/2"))
+        except OSError:
+            return
+        subdir = config.hydra.output_subdir
+        if target.is_file() and subdir:
+            hydra_dir = Path(config.hydra.runtime.output_dir) / str(subdir)
+            if hydra_dir.is_dir():
+                (hydra_dir / STDERR_NOTE).write_text(f"{target}\n")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        launcher_cfg = config.hydra.launcher
+        target = str(launcher_cfg.get("_target_", ""))
+        name = config.hydra.runtime.choices.get("hydra/launcher", target)
+        try:
+            check_launcher(name, target, launcher_cfg)
+        except ClusterUnreachable as e:
+            print(f"error: {e}", file=sys.stderr)
+            # Hydra turns a callback's exception into a warning; SystemExit stops the sweep
+            raise SystemExit(2) from e
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -45,7 +164,9 @@ class SweepSummary(Callback):
         report = sweep_report(sweep_dir)
         (sweep_dir / "sweep_summary.json").write_text(json.dumps(report, indent=2) + "\n")
         for j in report["jobs"]:
-            extra = j.get("error") or f"eval/return_mean={j.get('eval/return_mean')}"
+            extra = (f"{j['error']} (log: {j['log']})" if "error" in j else
+                     f"log: {j['log']}" if "log" in j else
+                     f"eval/return_mean={j.get('eval/return_mean')}")
             print(f"[{j['status']:>10}] {j['dir']}  {extra}", file=sys.stderr)
         if report["n_failed"]:
             print(f"error: {report['n_failed']} of {report['n_jobs']} sweep jobs did not "

@@ -46,6 +46,24 @@ from marl.runner import evaluate, record_episode
 __all__ = ["CONF_DIR", "Trainer", "main"]
 
 
+# Signals that make a run finish its update, write a checkpoint and stop. PREEMPT_SIGNAL is
+# the one the SLURM launcher asks for ahead of the time limit (submitit's requeue signal:
+# conf/hydra/launcher/submitit_slurm_cpu.yaml, README "Sweeps on a cluster");
+# tests/test_clusters.py fails if the three ever differ.
+PREEMPT_SIGNAL = signal.SIGUSR2
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, PREEMPT_SIGNAL)
+
+
+def pass_signal_on(handler: Any, stopped: TrainingInterrupted) -> None:
+    """After the checkpoint, hand a stop signal to the handler that was installed before
+    marl's: in a submitit job that is submitit's, which requeues the job and exits without
+    a result, so the sweep waits for the requeued job (it resumes with resume=true).
+    Default, ignore and Ctrl-C handlers are not called."""
+    if callable(handler) and handler is not signal.default_int_handler:
+        print(f"{stopped}; passing {signal.Signals(stopped.signum).name} on", file=sys.stderr)
+        handler(stopped.signum, None)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -78,8 +96,10 @@ class Trainer:
     ``run()`` trains to ``train.total_env_steps``; with ``resume=true`` it first restores
     the newest checkpoint of the run directory and continues exactly where it stopped
     (same metrics rows as an uninterrupted run, minus wall-clock fields) when the env can
-    save its state. SIGTERM, SIGINT and SIGUSR1 (SLURM preemption) finish the current
-    update, write a checkpoint, close the loggers and raise :class:`TrainingInterrupted`.
+    save its state. The STOP_SIGNALS (SIGTERM, SIGINT, SIGUSR1, SIGUSR2) finish the current
+    update, write a checkpoint, close the loggers, pass the signal on to a handler that was
+    there before marl's (:func:`pass_signal_on`: submitit requeues) and raise
+    :class:`TrainingInterrupted`.
     """
 
     def __init__(self, cfg: Config, run_dir: Path, resolved: dict[str, Any]):
@@ -241,17 +261,22 @@ class Trainer:
             print(f"run already finished at env_steps={self.env_steps}", file=sys.stderr)
             self.logger.close()
             return json.loads(summary_path.read_text()) if summary_path.exists() else {}
-        handled = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
-        previous = {s: signal.signal(s, self._on_signal) for s in handled}
+        previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
         exit_code = 1
+        stopped: TrainingInterrupted | None = None
         try:
             summary = self._loop()
             exit_code = 0
             return summary
+        except TrainingInterrupted as e:
+            stopped = e
+            raise
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)
             self.logger.close(exit_code)
+            if stopped is not None:
+                pass_signal_on(previous[stopped.signum], stopped)
 
     def _loop(self) -> dict[str, Any]:
         tc, ck = self.cfg.train, self.cfg.checkpoint
@@ -358,7 +383,7 @@ def main(dcfg: DictConfig) -> float:
 
     Exit codes: 0 done; 2 bad configuration (nothing left behind in a new run directory);
     1 the run failed (NaN/inf, a crash; ``failed.json`` says why); 128 + signal number
-    when SIGTERM/SIGINT/SIGUSR1 stopped it after a checkpoint. In a multirun a failed job
+    when one of STOP_SIGNALS stopped it after a checkpoint. In a multirun a failed job
     returns NaN instead, so the other jobs run; the sweep summary reports it.
     """
     hc = HydraConfig.get()
