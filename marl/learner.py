@@ -10,7 +10,8 @@ Per fragment (``[T, B]`` steps from B parallel envs):
 
 1. Unroll the decentralised actors pi^a(u^a | tau^a) over the fragment (shared
    parameters, agent id and previous action in the input) and mix in the epsilon floor
-   (Sec. 5): ``pi = (1 - eps) softmax + eps / |U|``.
+   (Sec. 5): ``pi = (1 - eps) softmax + eps / |U|``, with exactly the epsilon the
+   fragment was collected with (``ro.eps``), so log pi is that of the acting policy.
 2. Critic targets: TD(lambda) returns (eq. 3's ``y^(lambda)``) computed backwards from
    the *target* critic's ``Q(s_{t+1}, u_{t+1})`` along the taken joint actions.
    Terminal steps do not bootstrap; truncated steps and the fragment's last step

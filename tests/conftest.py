@@ -52,3 +52,9 @@ def make_trainer(run_dir: Path, overrides: list[str], resolved: bool = False):
     dcfg = compose(overrides)
     return Trainer(to_config(dcfg), run_dir,
                    OmegaConf.to_container(dcfg, resolve=True) if resolved else {})
+
+
+def train_quietly(run_dir: Path, overrides: list[str]) -> dict:
+    """Train ``overrides`` in-process without W&B or a progress bar; the summary."""
+    return make_trainer(run_dir, [*overrides, "logger.wandb.mode=disabled",
+                                  "logger.progress=false"]).run()

@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import make_trainer
+from conftest import train_quietly
 
-
-def train(tmp_path, overrides: list[str]) -> dict:
-    return make_trainer(tmp_path, [*overrides, "logger.wandb.mode=disabled",
-                                   "logger.progress=false"]).run()
+train = train_quietly
 
 
 @pytest.mark.slow

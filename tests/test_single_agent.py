@@ -14,7 +14,7 @@ import json
 
 import pytest
 import torch
-from conftest import make_trainer
+from conftest import train_quietly
 
 from marl.config import AlgoConfig
 from marl.envs.base import EnvSpec
@@ -122,9 +122,7 @@ def test_one_agent_critic_input_never_sees_the_own_action():
 
 
 # ---------------------------------------------------------------------- through the Trainer
-def train(tmp_path, overrides: list[str]) -> dict:
-    return make_trainer(tmp_path, [*overrides, "logger.wandb.mode=disabled",
-                                   "logger.progress=false"]).run()
+train = train_quietly
 
 
 def optimal_probability(run_dir, optimal: list[int]) -> float:
