@@ -9,24 +9,26 @@ has the interface of :class:`EnvGroup` (``buf``, ``reset``, ``step``, ``snapshot
 Why ours and not a library's. SuperSuit's vector machinery (``pettingzoo_env_to_vec_env_v1``
 + ``concat_vec_envs_v1``, shared-memory ``ProcConcatVec`` workers) is the library option
 for PettingZoo envs (gymnasium's ``AsyncVectorEnv`` only takes gymnasium envs, which is
-what SuperSuit feeds it). Measured with ``experiments/pettingzoo/bench_workers.py`` at
-equal settings (same wrapped env, random actions, B envs, same process count; 2 shared
-vCPUs, env steps/s)::
+what SuperSuit feeds it). Measured with ``experiments/pettingzoo/bench_workers.py
+--steps 150`` at equal settings (same wrapped env as conf/env, random actions, B envs,
+same process count; 2 vCPUs shared with other jobs, so +-30% noise), env steps/s::
 
     env         B  procs   ours  SuperSuit
-    mpe_spread  8    0     2112   1797
-    mpe_spread  8    2     2033   1763
-    mpe_spread 16    0     2177   2239
-    mpe_spread 16    2     1942   1416
-    pistonball  8    0       73     90
-    pistonball  8    2       61     18
-    pistonball 16    0  PISTON16_0
-    pistonball 16    2  PISTON16_2
+    mpe_spread  8    0     2705   1955
+    mpe_spread  8    2     2269   1238
+    mpe_spread 16    0     2306   1811
+    mpe_spread 16    2     1988   1078
+    pistonball  8    0       36     17
+    pistonball  8    2       25     32
+    pistonball 16    0       14     11
+    pistonball 16    2       17     15
 
-With workers ours is as fast or faster (1.4x on simple_spread B=16, 3.4x on pistonball),
-and SuperSuit would also cost features: it flattens agents into env slots, drops
-``state()``, needs ``black_death`` for agent death (and then hides who is alive) and
-carries no action masks or final observations in its shared memory. So the pool stays.
+On simple_spread, where the machinery's own cost shows, ours is 1.3-1.8x faster; on
+pistonball the env's own cost dominates and the two are within the noise (SuperSuit
+led once, 32 vs 25 at B=8 with 2 processes; an earlier run of that row gave 61 vs 18).
+So the library does not serve at equal speed, and it would cost features: it flattens agents into env slots, drops ``state()``, needs
+``black_death`` for agent death (and then hides who is alive) and carries no action
+masks, final observations or ``final_alive`` in its shared memory. So the pool stays.
 On 2 cores neither gains from workers; they pay off with idle cores and slow envs.
 """
 
