@@ -263,3 +263,52 @@ def test_missing_jax_names_the_install_command(monkeypatch):
     with pytest.raises(ImportError, match="pip install -e \".\\[jax\\]\"") as err:
         JaxMarlVecEnv(JaxMarlEnvConfig(**SPREAD), num_envs=1)
     assert INSTALL_HINT in str(err.value)
+
+
+# ---------------------------------------------------------------------- presets, end to end
+PRESET_RUNS = {
+    # run: (overrides, agents); the experiments cover env presets smax_3m, smax_2s3z and
+    # mpe_spread_jax with their own algo settings (GRU actors for SMAX).
+    "coma_smax_3m": (["+experiment=coma_smax_3m", "train.eval_video=true"], 3),
+    "coma_smax_2s3z": (["+experiment=coma_smax_2s3z"], 5),
+    "coma_spread_jax": (["+experiment=coma_spread_jax"], 3),
+    "smax_5m_vs_6m": (["env=smax_5m_vs_6m"], 5),
+}
+
+
+@pytest.mark.parametrize("run", sorted(PRESET_RUNS))
+def test_every_preset_trains(run, tmp_path):
+    from test_pettingzoo_experiments import TINY, check_summary, train
+
+    overrides, n_agents = PRESET_RUNS[run]
+    summary, trainer = train([*overrides, *TINY], tmp_path)
+    check_summary(summary, 16)
+    assert trainer.spec.n_agents == n_agents and isinstance(trainer.env, JaxMarlVecEnv)
+    if "smax" in run:
+        assert 0.0 <= summary["eval/success_rate"] <= 1.0  # the win rate
+        assert trainer.cfg.algo.rnn == run.startswith("coma")
+    if "eval_video=true" in overrides:
+        assert list((tmp_path / "videos").glob("*.gif"))
+
+
+@pytest.mark.slow
+def test_trainer_resume_repeats_the_same_rows(tmp_path):
+    """A run cut at its checkpoint and resumed writes the uninterrupted run's rows."""
+    import shutil
+
+    from test_pettingzoo_experiments import TINY, metric_rows, train
+
+    from marl.checkpoint import list_checkpoints
+
+    run = ["+experiment=coma_smax_3m", *TINY, "train.total_env_steps=64",
+           "train.eval_every_env_steps=16", "checkpoint.every_env_steps=32",
+           "checkpoint.keep=5"]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    train(run, whole)
+    shutil.copytree(whole, cut)
+    for ckpt in list_checkpoints(cut / "checkpoints"):
+        if ckpt.name != "ckpt_000000000032.pt":
+            ckpt.unlink()
+    (cut / "summary.json").unlink()
+    train([*run, "resume=true"], cut)
+    assert metric_rows(cut) == metric_rows(whole)
