@@ -12,9 +12,11 @@ runs them with ``python -m pytest -m cluster``.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -220,7 +222,8 @@ def test_sweep_report_names_each_failed_job_with_its_log(tmp_path):
 def slurm_cluster():
     """A one-node SLURM cluster (tools/slurm-local) in a fresh directory; stopped always."""
     state = Path(tempfile.mkdtemp(prefix="marl-slurm-", dir="/tmp"))
-    env = job_env(SLURM_CONF=str(state / "slurm.conf"))
+    env = job_env(SLURM_CONF=str(state / "slurm.conf"), SLURMCTLD_PORT=str(free_port()),
+                  SLURMD_PORT=str(free_port()))
     start = subprocess.run([str(SLURM_LOCAL), "start", str(state)], capture_output=True,
                            text=True, timeout=120, env=env)
     if start.returncode != 0:
@@ -231,9 +234,10 @@ def slurm_cluster():
     try:
         yield env
     finally:
-        subprocess.run(["scancel", "--full", "--user", "root"], env=env, timeout=60,
-                       capture_output=True)
+        subprocess.run(["scancel", "--full", "--user", getpass.getuser()], env=env,
+                       timeout=60, capture_output=True)
         subprocess.run([str(SLURM_LOCAL), "stop", str(state)], timeout=60)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def wait_for(what: str, ready, proc: subprocess.Popen, log: Path, timeout: float) -> None:
@@ -339,6 +343,7 @@ def ray_cluster():
             with contextlib.suppress(psutil.Error):
                 if str(temp) in " ".join(p.info["cmdline"] or []):
                     p.kill()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.mark.cluster
