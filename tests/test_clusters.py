@@ -12,9 +12,11 @@ runs them with ``python -m pytest -m cluster``.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,10 +35,11 @@ from marl.train import PREEMPT_SIGNAL, STOP_SIGNALS
 ROOT = Path(__file__).resolve().parent.parent
 SLURM_LOCAL = ROOT / "tools" / "slurm-local" / "slurm-local"
 QUIET = ["logger.progress=false", "logger.plots=[]", "logger.wandb.mode=disabled"]
-# a box-pushing run of ~20 s on a shared core: long enough to be preempted mid-run
-LONG = ["+experiment=coma_boxpush", "train.num_envs=8", "train.total_env_steps=20000",
-        "train.eval_every_env_steps=10000", "train.eval_episodes=6",
-        "train.log_every_env_steps=2000", *QUIET]
+# a box-pushing run of ~15 s on a shared core, preempted after its second metrics row
+TOTAL = 12000
+LONG = ["+experiment=coma_boxpush", "train.num_envs=8", f"train.total_env_steps={TOTAL}",
+        "train.eval_every_env_steps=6000", "train.eval_episodes=6",
+        "train.log_every_env_steps=1500", *QUIET]
 TINY = ["+experiment=coma_boxpush", "train.num_envs=8", "train.total_env_steps=2000",
         "train.eval_every_env_steps=1000", "train.eval_episodes=6",
         "train.log_every_env_steps=400", *QUIET]
@@ -147,7 +150,7 @@ def test_preempt_signal_writes_a_checkpoint_then_goes_to_the_previous_handler(tm
     m = re.search(r"stopped by SIGUSR2 at env_steps=(\d+)", proc.stderr)
     assert m, proc.stderr[-3000:]
     steps = int(m.group(1))
-    assert 0 < steps < 20000
+    assert 0 < steps < TOTAL
     # the checkpoint at the signal existed before the previous handler ran
     assert f"passed on SIGUSR2; checkpoints ['ckpt_{steps:012d}.pt']" in proc.stdout
     assert not (run_dir / "summary.json").exists()
@@ -219,7 +222,8 @@ def test_sweep_report_names_each_failed_job_with_its_log(tmp_path):
 def slurm_cluster():
     """A one-node SLURM cluster (tools/slurm-local) in a fresh directory; stopped always."""
     state = Path(tempfile.mkdtemp(prefix="marl-slurm-", dir="/tmp"))
-    env = job_env(SLURM_CONF=str(state / "slurm.conf"))
+    env = job_env(SLURM_CONF=str(state / "slurm.conf"), SLURMCTLD_PORT=str(free_port()),
+                  SLURMD_PORT=str(free_port()))
     start = subprocess.run([str(SLURM_LOCAL), "start", str(state)], capture_output=True,
                            text=True, timeout=120, env=env)
     if start.returncode != 0:
@@ -230,9 +234,10 @@ def slurm_cluster():
     try:
         yield env
     finally:
-        subprocess.run(["scancel", "--full", "--user", "root"], env=env, timeout=60,
-                       capture_output=True)
+        subprocess.run(["scancel", "--full", "--user", getpass.getuser()], env=env,
+                       timeout=60, capture_output=True)
         subprocess.run([str(SLURM_LOCAL), "stop", str(state)], timeout=60)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def wait_for(what: str, ready, proc: subprocess.Popen, log: Path, timeout: float) -> None:
@@ -284,14 +289,16 @@ def test_slurm_sweep_with_a_preempted_job_loses_nothing(slurm_cluster, tmp_path)
     assert (report["n_jobs"], report["n_failed"]) == (2, 0), report
     for seed in (0, 1):
         summary = json.loads((sweep / f"{seed}_coma_s{seed}" / "summary.json").read_text())
-        assert (summary["seed"], summary["env_steps"]) == (seed, 20000)
+        assert (summary["seed"], summary["env_steps"]) == (seed, TOTAL)
     job_log = Path((victim / ".hydra" / STDERR_NOTE).read_text().strip()).read_text()
     assert f"Caught signal {PREEMPT_SIGNAL.name}" in job_log, job_log[-3000:]
     stopped = re.search(rf"stopped by {PREEMPT_SIGNAL.name} at env_steps=(\d+)", job_log)
     resumed = re.search(r"resumed from \S+ at env_steps=(\d+)", job_log)
     assert stopped and resumed, job_log[-3000:]
     at_signal, resumed_at = int(stopped.group(1)), int(resumed.group(1))
-    assert 0 < at_signal < 20000, "the signal did not land mid-run"
+    assert 0 < at_signal < TOTAL, "the signal did not land mid-run"
+    print(f"preempted at env_steps={at_signal}, resumed at env_steps={resumed_at}: "
+          f"{at_signal - resumed_at} env steps lost")
     assert at_signal - resumed_at == 0, "env steps lost at preemption"
     assert (victim / "checkpoints" / f"ckpt_{at_signal:012d}.pt").exists()
     assert rows(victim) == rows(tmp_path / "ref")
@@ -336,6 +343,7 @@ def ray_cluster():
             with contextlib.suppress(psutil.Error):
                 if str(temp) in " ".join(p.info["cmdline"] or []):
                     p.kill()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.mark.cluster
