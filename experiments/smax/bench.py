@@ -74,9 +74,12 @@ def train(steps: int, experiments: list[str]) -> None:
             subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
             rows = [json.loads(x) for x in (Path(d) / "metrics.jsonl").read_text().splitlines()]
             perf = [r for r in rows if "perf/steps_per_s" in r]
-            last = perf[-1]
-            print(f"train {exp}: {last['perf/steps_per_s']:,.0f} env steps/s in the last "
-                  f"window (collect share {last['perf/collect_frac']:.2f}); windows: "
+            # The first window holds the compilation, the last one the final evaluation.
+            mid = perf[1:-1] or perf
+            speed = float(np.median([r["perf/steps_per_s"] for r in mid]))
+            collect = float(np.median([r["perf/collect_frac"] for r in mid]))
+            print(f"train {exp}: {speed:,.0f} env steps/s (median of the windows between "
+                  f"compilation and final evaluation; collect share {collect:.2f}); windows: "
                   + ", ".join(f"{r['perf/steps_per_s']:,.0f}" for r in perf), flush=True)
             print("  command: " + " ".join(cmd[1:]), flush=True)
 
