@@ -51,6 +51,8 @@ def summarise_episodes(prefix: str, stats: dict[str, np.ndarray], spec: EnvSpec
     }
     if success_key is not None and success_key in stats:
         out[f"{prefix}/success_rate"] = float(stats[success_key].mean())
+        if success_key != "success":  # also under the env's own name: SMAX's train/win_rate
+            out[f"{prefix}/{success_key}_rate"] = out[f"{prefix}/success_rate"]
     for k, v in stats.items():
         if k not in ("return", "length", success_key):
             out[f"{prefix}/{k}_mean"] = float(v.mean())

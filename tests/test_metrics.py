@@ -41,3 +41,16 @@ def test_no_pushes_means_no_push_share():
 
 def test_no_episodes_no_rows():
     assert summarise_episodes("train", {}, SPEC) == {}
+
+
+def test_success_metric_also_reported_under_its_own_name():
+    """SMAX's success metric is ``win``: train/win_rate and train/success_rate both exist."""
+    spec = EnvSpec(agents=("ally_0", "ally_1"), obs_shape=(3,), state_dim=2, n_actions=5,
+                   success_metric="win")
+    stats = {"return": np.array([1.0, 0.0, 1.0, 1.0]), "length": np.array([5, 9, 6, 7]),
+             "win": np.array([1.0, 0.0, 1.0, 1.0])}
+    out = summarise_episodes("eval", stats, spec)
+    assert out["eval/win_rate"] == out["eval/success_rate"] == 0.75
+    assert "eval/win_mean" not in out
+    boxpush = summarise_episodes("eval", {**stats, "success": stats.pop("win")}, SPEC)
+    assert "eval/success_rate" in boxpush and "eval/success_success_rate" not in boxpush
