@@ -1,65 +1,39 @@
-"""Atari Pong (ale-py) as a one-agent env, in two preprocessing modes.
+"""Atari Pong (ale-py) as a one-agent env (``player_0``), in two preprocessing modes.
 
-The agent is ``player_0``; rewards are the game's (+1 / -1 per point, never clipped), so
-an episode's return is the final score difference. ``terminated`` = game over (a side
-reached 21 points); ``truncated`` = the episode hit ``max_episode_frames`` emulator frames
-first (termination wins if both happen in one step). Ended envs are reset within the
-step: no step is wasted and the next episode's first observation is in ``buf.obs``.
+Rewards are the game's (+1 / -1 per point, never clipped). ``terminated`` = game over
+(a side reached 21); ``truncated`` = ``max_episode_frames`` emulator frames came first
+(termination wins when both happen in one step). Ended envs are reset within the step.
 
-``mode="standard"`` -- the DQN/PPO Atari setup, all done by ale-py's own C++ vectorised
-emulator :class:`ale_py.vector_env.AtariVectorEnv` (``num_threads`` worker threads,
-gymnasium's ``SAME_STEP`` auto-reset): 84x84 greyscale frames, max-pooled over the last
-two frames of each action repeat of ``frameskip = 4`` frames, stacked 4 deep, up to
-``noop_max = 30`` random no-ops and a FIRE at each reset. Observation uint8
-``(4, 84, 84)`` (``EnvSpec.obs_dtype = "uint8"``); the minimal action set of Pong, 6
-actions: NOOP, FIRE, RIGHT (up), LEFT (down), RIGHTFIRE, LEFTFIRE.
+``mode="standard"``: the DQN/PPO setup, done by ale-py's C++ vector env
+:class:`ale_py.vector_env.AtariVectorEnv` (``num_threads`` threads, ``SAME_STEP``
+auto-reset): 84x84 greyscale, max-pooled over the last two frames of each
+``frameskip = 4`` repeat, stacked 4 deep, up to ``noop_max = 30`` no-ops and a FIRE at
+each reset. Observation uint8 ``(4, 84, 84)``; Pong's 6 minimal actions (NOOP, FIRE,
+RIGHT = up, LEFT = down, RIGHTFIRE, LEFTFIRE). No state of its own (S = 0,
+``state_is_concat_obs``): the learner builds it from the encoded frames.
 
-``mode="karpathy"`` -- the "Pong from Pixels" setup of Karpathy's ``pg-pong.py``: the raw
-210x160 RGB screen after an action repeat of ``frameskip = 3`` frames (the mean of the
-random 2..4 skip of ``Pong-v0``, the env pg-pong used; the emulators here take a fixed
-skip) with ``Pong-v0``'s sticky actions (0.25), no no-ops and no FIRE reset. Each screen
-goes through :func:`karpathy_preprocess` (crop, downsample by 2, erase the background,
-binarise) to an 80x80 {0, 1} image, and the observation is the difference of the current
-and previous preprocessed frames, zero on the first frame of an episode, flattened to
-float32 ``(6400,)`` in {-1, 0, 1}. Two actions: 0 = UP, 1 = DOWN (Pong's minimal-set
-actions 2 = RIGHT and 3 = LEFT, as in pg-pong). Two emulator back ends (``backend``):
+``mode="karpathy"``: Karpathy's ``pg-pong.py``. The raw 210x160 RGB screen after a
+``frameskip = 3`` repeat (the mean of ``Pong-v0``'s random 2..4 skip) with sticky actions
+(0.25), no no-ops, no FIRE reset, goes through :func:`karpathy_preprocess`; the
+observation is the difference of the current and previous 80x80 images (zero on an
+episode's first frame), float32 ``(6400,)`` in {-1, 0, 1}. Two actions: 0 = UP, 1 = DOWN
+(minimal-set 2 = RIGHT, 3 = LEFT). Two emulator back ends (``backend``):
 
-* ``"gymnasium"`` (default): a gymnasium ``SyncVectorEnv`` of ``ale_py.env.AtariEnv``
-  (auto-reset disabled, ended envs reset by mask), one Python-stepped emulator per env.
-  The emulator RAM is at hand, so the state is ``RAM / 255`` (S = 128,
-  ``state_is_concat_obs=False``): a compact true state for the centralised critic (the
-  difference frame alone hides a paddle that stands still). Final observations are exact.
-* ``"ale_vector"``: ``AtariVectorEnv`` returning raw screens (no resize, stack or pool:
-  bit-identical to ``ALEInterface.getScreenRGB``), preprocessed as one numpy batch, on C++
-  threads. It exposes no RAM, so the state is the observation (S = 6400), and its final
-  observations are stale (below). On 2 shared cores it is barely faster than the
-  gymnasium back end (B = 16, 2 threads: ~4.1k vs ~4.0k env steps/s with random actions).
+* ``"gymnasium"`` (default): a ``SyncVectorEnv`` of ``ale_py.env.AtariEnv`` without
+  auto-reset (ended envs reset by mask). It reads the RAM, so the state is ``RAM / 255``
+  (S = 128): the difference frame alone hides a paddle that stands still. Its final
+  observations are exact, and it alone resumes exactly (``get_state`` / ``set_state``:
+  each emulator clones its state with its RNG).
+* ``"ale_vector"``: ``AtariVectorEnv`` returning raw screens, preprocessed as one numpy
+  batch on C++ threads; no RAM (state = observation, S = 6400), no exact resume (a
+  resumed run starts new games). Barely faster on 2 shared cores (B = 16: ~4.1k vs ~4.0k
+  env steps/s).
 
-Known ale-py limitation (0.12.1, ``PreprocessedEnv::step``): ``AtariVectorEnv`` leaves its
-frame-skip loop on game over / truncation before grabbing the last screen, so the final
-observation of an episode is partly stale: in karpathy mode the final screen is the
-previous step's (the final difference frame is all zero); in standard mode the newest
-frame of the final stack is the previous step's, max-pooled with the second-to-last
-frame of the final step when the loop got that far. Rewards and the terminated /
-truncated flags are exact, and only a truncated episode's bootstrap value reads its
-final observation. The gymnasium back end has exact final screens.
-
-Global state: ``RAM / 255`` (S = 128) with the gymnasium back end (karpathy's default);
-otherwise the observation (``state_is_concat_obs=True``): the frame stack flattened and
-scaled to [0, 1] in standard mode (S = 28224), the difference frame in karpathy mode with
-the ale_vector back end (S = 6400).
-
-Frames for video: :meth:`PongCore.render_rgb` returns env ``i``'s current screen, the
-full 210x160 RGB frame in karpathy mode and, in standard mode (ale-py returns only the
-preprocessed frames), the newest 84x84 greyscale frame as RGB.
-
-:class:`PongCore` is the batched :class:`~marl.envs.base.VecEnv`; :class:`PongEnv` the
-generic PettingZoo front end (:mod:`marl.envs.parallel`) over a core with one env.
-
-Exact resume (``get_state`` / ``set_state``, :class:`~marl.envs.base.ResumableVecEnv`):
-only with the gymnasium back end (karpathy mode's default), whose emulators clone their
-state with the RNG; ale-py's ``AtariVectorEnv`` has no such access, so the ale_vector
-back end (standard mode) does not define the methods and a resumed run starts new games.
+Known ale-py 0.12.1 limitation (``PreprocessedEnv::step``): ``AtariVectorEnv`` leaves its
+frame-skip loop on game over / truncation before grabbing the last screen, so a final
+observation is partly stale (karpathy: the previous step's screen, an all-zero final
+difference; standard: the newest stacked frame is the previous step's). Rewards and
+flags are exact, and only a truncated episode's bootstrap reads its final observation.
 """
 
 from __future__ import annotations
@@ -71,14 +45,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from marl.envs.base import AGENT, EnvSpec, VecBuffers, buffers_state, restore_buffers
-from marl.envs.checks import (
-    as_config,
-    check_batch_actions,
-    check_num_envs,
-    check_saved,
-    with_overrides,
-)
+from marl.envs.base import AGENT, EnvSpec, VecBuffers, load_state, save_state
+from marl.envs.checks import as_config, check_batch_actions, check_num_envs, with_overrides
 from marl.envs.configs import PongEnvConfig
 from marl.envs.parallel import CoreParallelEnv
 
@@ -310,11 +278,7 @@ class PongCore:
             self._frames = np.zeros((b, *SCREEN), np.uint8)
             self._final_frames = np.zeros((b, *SCREEN), np.uint8)
         self.reset(seed)
-        if self._emu.has_ram:
-            # Exact resume (``ResumableVecEnv``) only with the gymnasium backend: its
-            # per-env ALEs clone their state, RNG included. ale-py's C++ AtariVectorEnv
-            # gives no access to its emulators, so the ale_vector backend defines neither
-            # method and a resumed run starts fresh games.
+        if self._emu.has_ram:  # exact resume: the gymnasium back end only (module doc)
             self.get_state = self._get_state
             self.set_state = self._set_state
 
@@ -381,26 +345,17 @@ class PongCore:
     def _get_state(self) -> dict[str, Any]:
         """Every emulator's state with its RNG and sticky-action memory, the frame
         history of karpathy mode and copies of the buffers the runner reads."""
-        emu = self._emu
-        assert isinstance(emu, _GymnasiumBackend)
-        return {
-            "num_envs": self.num_envs,
-            "config": dataclasses.asdict(self.cfg),
-            "emulators": emu.save(),
-            "prev": self._prev.copy(),
-            "frames": self._frames.copy(),
-            "buf": buffers_state(self.buf),
-        }
+        assert isinstance(self._emu, _GymnasiumBackend)
+        return save_state(self, dataclasses.asdict(self.cfg), emulators=self._emu.save(),
+                          prev=self._prev.copy(), frames=self._frames.copy())
 
     def _set_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`get_state` output (same config and ``num_envs``)."""
-        check_saved("Pong", state, self.num_envs, dataclasses.asdict(self.cfg), state["config"])
-        emu = self._emu
-        assert isinstance(emu, _GymnasiumBackend)
-        emu.restore(state["emulators"])
+        assert isinstance(self._emu, _GymnasiumBackend)
+        load_state(self, "Pong", state, dataclasses.asdict(self.cfg))
+        self._emu.restore(state["emulators"])
         self._prev = state["prev"].copy()
         self._frames = state["frames"].copy()
-        restore_buffers(self.buf, state["buf"])
 
     # ------------------------------------------------------------------ video
     def render_rgb(self, env_index: int = 0, final: bool = False) -> np.ndarray:

@@ -16,7 +16,7 @@ Ownership: :attr:`VecEnv.buf` is allocated once and overwritten in place by ever
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -169,6 +169,27 @@ def restore_buffers(buf: VecBuffers, saved: dict[str, np.ndarray]) -> None:
             raise ValueError(f"saved env buffer {k!r} has shape {src.shape}, this env has "
                              f"{dst.shape} (different num_envs or env config?)")
         dst[...] = src
+
+
+def save_state(env: VecEnv, config: dict, **parts: Any) -> dict[str, Any]:
+    """``get_state`` output: ``num_envs``, ``config`` (what a restore must match), the
+    buffers the runner reads and the env's own ``parts`` (copies, RNG states)."""
+    return {"num_envs": env.num_envs, "config": config, "buf": buffers_state(env.buf), **parts}
+
+
+def load_state(env: VecEnv, kind: str, state: dict, config: dict, saved_as: str = "") -> None:
+    """Restore the buffers of :func:`save_state` output after checking it was made with
+    this env's ``num_envs`` and ``config`` (ValueError naming the difference otherwise);
+    the caller restores its own parts."""
+    theirs = state.get("config", {})
+    diff = sorted(k for k in config if config[k] != theirs.get(k))
+    if state.get("num_envs") != env.num_envs or diff:
+        values = "".join(f"; saved {k}={theirs.get(k)!r}" for k in diff)
+        raise ValueError(
+            f"saved {kind} state is for {saved_as}num_envs={state.get('num_envs')} (config "
+            f"fields differing: {diff or 'none'}{values}); this env has num_envs={env.num_envs}"
+        )
+    restore_buffers(env.buf, state["buf"])
 
 
 def check_actions(actions: np.ndarray, spec: EnvSpec, mask: np.ndarray | None = None) -> None:

@@ -72,14 +72,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from marl.envs.base import EnvSpec, VecBuffers, buffers_state, restore_buffers
-from marl.envs.checks import (
-    as_config,
-    check_batch_actions,
-    check_num_envs,
-    check_saved,
-    with_overrides,
-)
+from marl.envs.base import EnvSpec, VecBuffers, load_state, save_state
+from marl.envs.checks import as_config, check_batch_actions, check_num_envs, with_overrides
 from marl.envs.configs import BoxPushConfig
 from marl.envs.parallel import CoreParallelEnv
 
@@ -376,25 +370,17 @@ class BoxPushCore:
 
     def get_state(self) -> dict[str, Any]:
         """Everything needed to continue exactly (see ``ResumableVecEnv``)."""
-        return {
-            "num_envs": self.num_envs,
-            "config": dataclasses.asdict(self.cfg),
-            "arrays": {k: getattr(self, k).copy() for k in self._STATE_ARRAYS},
-            "final_cells": [c.copy() for c in self._final_cells],
-            "rng": self._rng.bit_generator.state,
-            "buf": buffers_state(self.buf),
-        }
+        return save_state(self, dataclasses.asdict(self.cfg), rng=self._rng.bit_generator.state,
+                          arrays={k: getattr(self, k).copy() for k in self._STATE_ARRAYS},
+                          final_cells=[c.copy() for c in self._final_cells])
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`get_state` output into this env (same config and num_envs)."""
-        mine = dataclasses.asdict(self.cfg)
-        theirs = {k: v for k, v in state["config"].items() if k in mine}
-        check_saved("box-pushing", state, self.num_envs, mine, theirs)
+        load_state(self, "box-pushing", state, dataclasses.asdict(self.cfg))
         for k in self._STATE_ARRAYS:
             setattr(self, k, state["arrays"][k].copy())
         self._final_cells = tuple(c.copy() for c in state["final_cells"])
         self._rng.bit_generator.state = state["rng"]
-        restore_buffers(self.buf, state["buf"])
 
     def render_rgb(self, env_index: int = 0, final: bool = False) -> np.ndarray:
         """uint8 ``[H, W, 3]`` image of env ``env_index``; ``final=True``: the last

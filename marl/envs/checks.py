@@ -87,17 +87,6 @@ def with_overrides(cfg: Any, cls: type, kwargs: dict[str, Any]) -> Any:
     return cfg
 
 
-def check_saved(kind: str, state: Mapping, num_envs: int, mine: dict, theirs: dict) -> None:
-    """ValueError naming the difference when a saved env state (``set_state``) was made
-    with another ``num_envs`` or config than this env's."""
-    if state.get("num_envs") != num_envs or theirs != mine:
-        diff = sorted(k for k in mine if mine[k] != theirs.get(k))
-        raise ValueError(
-            f"saved {kind} state is for num_envs={state.get('num_envs')} and a config "
-            f"differing in {diff or 'nothing'}; this env has num_envs={num_envs}"
-        )
-
-
 def check_batch_actions(actions: Any, spec: EnvSpec, num_envs: int) -> np.ndarray:
     """``actions`` as an array of shape [B, N], validated with :func:`check_actions`."""
     actions = np.asarray(actions)

@@ -44,7 +44,7 @@ from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 from gymnasium.vector import AutoresetMode, VectorEnv
 from pettingzoo import ParallelEnv
 
-from marl.envs.base import AGENT, EnvSpec, VecBuffers, buffers_state, restore_buffers
+from marl.envs.base import AGENT, EnvSpec, VecBuffers, load_state, save_state
 from marl.envs.checks import (
     as_config,
     check_batch_actions,
@@ -186,25 +186,14 @@ class CartPoleVecEnv(GymnasiumVecEnv):
     def get_state(self) -> dict[str, Any]:
         """Everything needed to continue exactly (see ``ResumableVecEnv``)."""
         v = self.vec_env
-        return {
-            "num_envs": self.num_envs,
-            "max_episode_steps": v.max_episode_steps,
-            "arrays": {k: np.array(getattr(v, k), copy=True) for k in self._ARRAYS},
-            "bounds": (v.low, v.high),
-            "rng": v.np_random.bit_generator.state,
-            "buf": buffers_state(self.buf),
-        }
+        return save_state(self, {"max_steps": v.max_episode_steps}, bounds=(v.low, v.high),
+                          arrays={k: np.array(getattr(v, k), copy=True) for k in self._ARRAYS},
+                          rng=v.np_random.bit_generator.state)
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`get_state` output (same ``num_envs`` and ``max_steps``)."""
         v = self.vec_env
-        if state["num_envs"] != self.num_envs or state["max_episode_steps"] != v.max_episode_steps:
-            raise ValueError(
-                f"saved CartPole state is for num_envs={state['num_envs']}, max_steps="
-                f"{state['max_episode_steps']}; this env has num_envs={self.num_envs}, "
-                f"max_steps={v.max_episode_steps}"
-            )
-        restore_buffers(self.buf, state["buf"])
+        load_state(self, "CartPole", state, {"max_steps": v.max_episode_steps})
         for k in self._ARRAYS:
             setattr(v, k, np.array(state["arrays"][k], copy=True))
         v.low, v.high = state["bounds"]

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from marl.envs.base import EnvSpec, VecBuffers, buffers_state, restore_buffers
-from marl.envs.checks import check_batch_actions, check_num_envs, check_saved
+from marl.envs.base import EnvSpec, VecBuffers, load_state, save_state
+from marl.envs.checks import check_batch_actions, check_num_envs
 
 
 class OneStepCore:
@@ -74,20 +74,13 @@ class OneStepCore:
 
     def get_state(self) -> dict[str, Any]:
         """Everything needed to continue exactly (see ``ResumableVecEnv``)."""
-        return {
-            "num_envs": self.num_envs,
-            "config": {**self._config(), "autoreset": self.autoreset},
-            "ended": self._ended,
-            "rng": self._rng.bit_generator.state,
-            "buf": buffers_state(self.buf),
-            "episode": {k: v.copy() for k, v in self.buf.episode.items()},
-        }
+        return save_state(self, {**self._config(), "autoreset": self.autoreset},
+                          ended=self._ended, rng=self._rng.bit_generator.state,
+                          episode={k: v.copy() for k, v in self.buf.episode.items()})
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`get_state` output into this env (same game and ``num_envs``)."""
-        mine = {**self._config(), "autoreset": self.autoreset}
-        check_saved(self.kind, state, self.num_envs, mine, state["config"])
-        restore_buffers(self.buf, state["buf"])
+        load_state(self, self.kind, state, {**self._config(), "autoreset": self.autoreset})
         for k, v in state["episode"].items():
             self.buf.episode[k][:] = v
         self._ended = bool(state["ended"])

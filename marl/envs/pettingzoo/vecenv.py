@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from marl.envs.base import EnvSpec, VecBuffers, buffers_state, check_actions, restore_buffers
+from marl.envs.base import EnvSpec, VecBuffers, check_actions, load_state, save_state
 from marl.envs.checks import as_config, check_num_envs
 from marl.envs.configs import PettingZooEnvConfig
 from marl.envs.pettingzoo.group import EnvGroup
@@ -111,27 +111,14 @@ class ResumablePettingZooVecEnv(PettingZooVecEnv):
             raise NotImplementedError(
                 f"env {self.cfg.id} cannot be saved for an exact resume: "
                 f"{type(e).__name__}: {e}") from e
-        return {
-            "id": self.cfg.id,
-            "config": self._resume_config(),
-            "num_envs": self.num_envs,
-            "envs": envs,
-            "buf": buffers_state(self.buf),
-        }
+        return save_state(self, self._resume_config(), id=self.cfg.id, envs=envs)
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`get_state` output into this env (same config and ``num_envs``)."""
         self._check_open()
-        mine = self._resume_config()
-        theirs = state.get("config", {})
-        if state.get("num_envs") != self.num_envs or theirs != mine:
-            diff = sorted(k for k in mine if mine[k] != theirs.get(k))
-            raise ValueError(
-                f"saved PettingZoo env state is for env.id={state.get('id')!r}, "
-                f"num_envs={state.get('num_envs')} (config fields differing: "
-                f"{diff or 'none'}); this env is {self.cfg.id!r} with num_envs={self.num_envs}")
+        load_state(self, "PettingZoo env", state, self._resume_config(),
+                   saved_as=f"env.id={state.get('id')!r}, ")
         self._group.restore(state["envs"])
-        restore_buffers(self.buf, state["buf"])
 
     def _resume_config(self) -> dict[str, Any]:
         """The config fields a saved state must match (num_workers may differ)."""

@@ -26,9 +26,10 @@ same process count; 2 vCPUs shared with other jobs, so +-30% noise), env steps/s
 On simple_spread, where the machinery's own cost shows, ours is 1.3-1.8x faster; on
 pistonball the env's own cost dominates and the two are within the noise (SuperSuit
 led once, 32 vs 25 at B=8 with 2 processes; an earlier run of that row gave 61 vs 18).
-So the library does not serve at equal speed, and it would cost features: it flattens agents into env slots, drops ``state()``, needs
-``black_death`` for agent death (and then hides who is alive) and carries no action
-masks, final observations or ``final_alive`` in its shared memory. So the pool stays.
+So the library does not serve at equal speed, and it would cost features: it flattens
+agents into env slots, drops ``state()``, needs ``black_death`` for agent death (and then
+hides who is alive) and carries no action masks, final observations or ``final_alive``
+in its shared memory. So the pool stays.
 On 2 cores neither gains from workers; they pay off with idle cores and slow envs.
 """
 
