@@ -378,21 +378,15 @@ class PongCore:
 
 # ---------------------------------------------------------------------- PettingZoo facade
 class PongEnv(CoreParallelEnv):
-    """One-agent PettingZoo ``ParallelEnv`` of Pong: a :class:`PongCore` with one env.
+    """One-agent PettingZoo ``ParallelEnv`` of Pong over a one-env :class:`PongCore`.
 
-    ``PongEnv(config, render_mode, **overrides)``, e.g. ``PongEnv(mode="karpathy")``. When
-    the game ends the observation (and ``state()``) is the final one of the episode; call
-    ``reset()`` to play again. ``render()`` (``render_mode="rgb_array"``) returns
-    :meth:`PongCore.render_rgb` of the current (or, once ended, the final) screen.
-    Standard mode's core has no state (S = 0); here ``state()`` is its frame stack scaled
-    to [0, 1], flattened.
+    ``PongEnv(config, render_mode, **overrides)``, e.g. ``PongEnv(mode="karpathy")``.
+    ``render()`` (``"rgb_array"``) is :meth:`PongCore.render_rgb`. Standard mode's core has
+    no state (S = 0); here ``state()`` is its frame stack scaled to [0, 1], flattened.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {
-        "name": "pong_v0",
-        "render_modes": ["rgb_array"],
-        "is_parallelizable": True,
-    }
+    metadata: ClassVar[dict[str, Any]] = {"name": "pong_v0", "render_modes": ["rgb_array"],
+                                          "is_parallelizable": True}
     obs_bounds = (-1.0, 1.0)  # karpathy difference frames; uint8 pixels are 0..255
 
     def __init__(
@@ -423,6 +417,4 @@ class PongEnv(CoreParallelEnv):
         return self.core.render_rgb(0, final=self._ended)
 
 
-def parallel_env(**kwargs: Any) -> PongEnv:
-    """PettingZoo-style factory: ``parallel_env(mode="karpathy", render_mode=...)``."""
-    return PongEnv(**kwargs)
+parallel_env = PongEnv  # PettingZoo-style factory: parallel_env(mode="karpathy", render_mode=...)

@@ -12,12 +12,8 @@ not of the noisy reward) and ``optimal`` = 1.0 if ``a`` is one of the best arms 
 included: every arm whose mean equals the maximum is optimal), else 0.0. ``optimal`` is
 the success metric.
 
-Two front ends share one implementation of the rules: :class:`BanditCore`, the batched
-numpy :class:`~marl.envs.base.VecEnv` the runner uses, and :class:`BanditEnv`, the generic
-PettingZoo front end (:mod:`marl.envs.parallel`) over a core with one env and no
-auto-reset. The core saves
-and restores its exact state (``get_state`` / ``set_state``: the reward generator and the
-buffers), so a resumed run draws the same rewards as an uninterrupted one.
+:class:`BanditCore` is the batched core (exact resume included: a resumed run draws the
+same rewards), :class:`BanditEnv` its PettingZoo front end (:mod:`marl.envs.parallel`).
 """
 
 from __future__ import annotations
@@ -38,11 +34,7 @@ EPISODE_METRICS = ("regret", "optimal")
 
 
 class BanditCore(OneStepCore):
-    """``num_envs`` bandits pulled at once in numpy (a :class:`VecEnv`).
-
-    Every step ends every episode (see :mod:`marl.envs.onestep`); ``episode`` holds the
-    pull's regret and optimality. The exact state includes the reward generator.
-    """
+    """``num_envs`` bandits pulled at once (a one-step core, :mod:`marl.envs.onestep`)."""
 
     kind = "bandit"
 
@@ -90,17 +82,12 @@ class BanditEnv(CoreParallelEnv):
     ``optimal`` of the pull (empty at reset).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {
-        "name": "bandit_v0",
-        "render_modes": [],
-        "is_parallelizable": True,
-    }
+    metadata: ClassVar[dict[str, Any]] = {"name": "bandit_v0", "render_modes": [],
+                                          "is_parallelizable": True}
 
     def __init__(self, config: BanditEnvConfig | Mapping | None = None, **kwargs: Any) -> None:
         cfg = with_overrides(config, BanditEnvConfig, kwargs)
         super().__init__(BanditCore(cfg, num_envs=1, autoreset=False), cfg)
 
 
-def parallel_env(**kwargs: Any) -> BanditEnv:
-    """PettingZoo-style factory: ``parallel_env(means=[...], std=...)``."""
-    return BanditEnv(**kwargs)
+parallel_env = BanditEnv  # PettingZoo-style factory: parallel_env(means=[...], std=...)

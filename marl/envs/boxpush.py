@@ -62,9 +62,8 @@ which its position did not change). The batched core reports them in
 ``VecBuffers.episode`` for the envs that ended in a step; the PettingZoo env reports the
 running counts of the current episode in ``infos[agent]``.
 
-Two front ends share one implementation of the rules: :class:`BoxPushCore`, the batched
-numpy :class:`~marl.envs.base.VecEnv` the runner uses, and :class:`BoxPushEnv`, a
-PettingZoo ``ParallelEnv`` over a core with one env and no auto-reset.
+:class:`BoxPushCore` is the batched numpy core the runner uses, :class:`BoxPushEnv` its
+PettingZoo front end (:mod:`marl.envs.parallel`) over one env without auto-reset.
 """
 
 import dataclasses
@@ -549,11 +548,8 @@ class BoxPushEnv(CoreParallelEnv):
     ``pushes``, ``push_attempts``, ``idle`` of that agent and ``success`` for the episode.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {
-        "name": "boxpush_v0",
-        "render_modes": ["rgb_array", "ansi"],
-        "is_parallelizable": True,
-    }
+    metadata: ClassVar[dict[str, Any]] = {"name": "boxpush_v0", "is_parallelizable": True,
+                                          "render_modes": ["rgb_array", "ansi"]}
     obs_bounds = (-1.0, 1.0)
 
     def __init__(
@@ -575,6 +571,4 @@ class BoxPushEnv(CoreParallelEnv):
         return render_ansi(*args, int(p["t"][0]), self.config.max_steps)
 
 
-def parallel_env(**kwargs: Any) -> BoxPushEnv:
-    """PettingZoo-style factory: ``parallel_env(render_mode=..., box_weight=1, ...)``."""
-    return BoxPushEnv(**kwargs)
+parallel_env = BoxPushEnv  # PettingZoo-style factory: parallel_env(render_mode=..., box_weight=1)

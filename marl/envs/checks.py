@@ -87,7 +87,8 @@ def with_overrides(cfg: Any, cls: type, kwargs: dict[str, Any]) -> Any:
     return cfg
 
 
-def check_batch_actions(actions: Any, spec: EnvSpec, num_envs: int) -> np.ndarray:
+def check_batch_actions(actions: Any, spec: EnvSpec, num_envs: int,
+                        mask: np.ndarray | None = None) -> np.ndarray:
     """``actions`` as an array of shape [B, N], validated with :func:`check_actions`."""
     actions = np.asarray(actions)
     if actions.shape != (num_envs, spec.n_agents):
@@ -95,7 +96,7 @@ def check_batch_actions(actions: Any, spec: EnvSpec, num_envs: int) -> np.ndarra
             f"actions must have shape [{num_envs}, {spec.n_agents}] (envs x agents "
             f"{list(spec.agents)}), got {tuple(actions.shape)}"
         )
-    check_actions(actions, spec)
+    check_actions(actions, spec, mask)
     return actions
 
 

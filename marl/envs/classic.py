@@ -1,35 +1,20 @@
-"""Single-agent gymnasium envs with discrete actions as one-agent envs (N = 1), and CartPole.
-
-The framework is multi-agent; a single-agent env is its degenerate case with one agent,
-``player_0``. This module holds the glue shared by all such envs, written generically:
+"""Single-agent gymnasium envs with discrete actions as one-agent envs (``player_0``).
 
 * :class:`GymnasiumVecEnv` adapts a gymnasium ``VectorEnv`` (``Discrete`` actions, ``Box``
-  observations) to the :class:`~marl.envs.base.VecEnv` protocol. Observations are
-  flattened to ``(O,)`` and the global state is the observation (S = O,
-  ``state_is_concat_obs=True``). The vector env must auto-reset in gymnasium's
-  ``SAME_STEP`` mode (final observation in ``infos["final_obs"]``) or have auto-reset
-  ``DISABLED`` (ended envs are then reset with ``reset(options={"reset_mask": ...})``):
-  gymnasium's default ``NEXT_STEP`` mode spends one extra ``step`` per episode whose
-  action is ignored and whose reward is a fake 0, which the VecEnv contract forbids, so
-  it is refused.
-* :class:`GymnasiumParallelEnv`, a one-agent PettingZoo ``ParallelEnv`` over any
-  gymnasium ``Env`` with ``Discrete`` actions, whose ``state()`` is the observation.
+  observations flattened to ``(O,)``, state = observation) to the VecEnv protocol. It must
+  auto-reset in ``SAME_STEP`` mode (final observation in ``infos["final_obs"]``) or not at
+  all (``DISABLED``: ended envs are reset by mask). gymnasium's default ``NEXT_STEP``
+  mode is refused: it spends one step per episode whose action is ignored and whose
+  reward is a fake 0.
+* :class:`GymnasiumParallelEnv`: any gymnasium ``Env`` with ``Discrete`` actions as a
+  one-agent PettingZoo ``ParallelEnv`` whose ``state()`` is the observation.
 
-CartPole (registry name ``cartpole``) uses them. The batched env is gymnasium's own
-numpy-vectorised CartPole (``CartPoleVectorEnv``, the ``vector_entry_point`` of
-``CartPole-v1``), which only implements ``NEXT_STEP`` auto-reset; the thin subclass
-:class:`CartPoleSameStepVectorEnv` makes it reset ended envs within the same step
-(drawing their new state exactly as gymnasium does), reporting the final observation in
-``infos`` like gymnasium's ``SAME_STEP`` vector envs. ``vectorization="sync"`` uses
-gymnasium's ``SyncVectorEnv`` of ``gymnasium.make(id)`` in ``SAME_STEP`` mode instead (any
-discrete-action env id; slower). The native env is wrapped as :class:`CartPoleVecEnv`,
-which saves and restores its exact state (physics arrays, step counters, the generator
-of the resets); the sync one cannot reach into its envs and has no ``get_state``.
-
-Episode ends: ``terminated`` = the env reached a terminal state (the pole fell),
-``truncated`` = the time limit ``max_steps`` cut it. When both happen in one step,
-termination wins (``truncated`` is False), as in the other envs of the framework. There
-are no episode metrics beyond the return and length the runner counts.
+CartPole (registry name ``cartpole``): gymnasium's numpy-vectorised ``CartPoleVectorEnv``
+only implements ``NEXT_STEP``; :class:`CartPoleSameStepVectorEnv` resets ended envs within
+the step with gymnasium's own draw, and :class:`CartPoleVecEnv` saves and restores its
+exact state. ``vectorization="sync"`` uses a ``SyncVectorEnv`` of ``gymnasium.make(id)``
+instead (any discrete-action id; slower; no exact resume). ``terminated`` = terminal
+state, ``truncated`` = the ``max_steps`` time limit; termination wins when both happen.
 """
 
 from __future__ import annotations
@@ -90,12 +75,8 @@ class CartPoleSameStepVectorEnv(CartPoleVectorEnv):
 
 # ---------------------------------------------------------------------- VecEnv adapter
 class GymnasiumVecEnv:
-    """A gymnasium ``VectorEnv`` with ``Discrete`` actions as a one-agent :class:`VecEnv`.
-
-    ``vec_env`` must auto-reset in ``SAME_STEP`` mode or not at all (``DISABLED``), see
-    the module docstring; ``seed`` seeds its first reset. Observations are flattened to
-    float32 ``(O,)``; the state is the observation. ``close()`` closes ``vec_env``.
-    """
+    """A gymnasium ``VectorEnv`` as a one-agent :class:`VecEnv` (module docstring);
+    ``seed`` seeds its first reset, ``close()`` closes ``vec_env``."""
 
     def __init__(self, vec_env: VectorEnv, seed: int | None = None) -> None:
         act = vec_env.single_action_space
@@ -170,10 +151,7 @@ class GymnasiumVecEnv:
 
 class CartPoleVecEnv(GymnasiumVecEnv):
     """:class:`GymnasiumVecEnv` over the native :class:`CartPoleSameStepVectorEnv`, with
-    exact save / restore (``ResumableVecEnv``): the vector env's physics arrays, step
-    counters and reset bounds, its generator's state and the buffers the runner reads.
-    (The ``sync`` vectorisation has no such access to its envs and cannot resume exactly.)
-    """
+    exact save / restore (physics arrays, step counters, reset bounds, generator)."""
 
     vec_env: CartPoleSameStepVectorEnv
     _ARRAYS = ("state", "steps", "prev_done")
@@ -227,11 +205,8 @@ class GymnasiumParallelEnv(ParallelEnv):
     ``render()`` forwards to the env (create it with a ``render_mode``).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {
-        "name": "gymnasium_single_agent_v0",
-        "render_modes": ["rgb_array"],
-        "is_parallelizable": True,
-    }
+    metadata: ClassVar[dict[str, Any]] = {"name": "gymnasium_single_agent_v0",
+                                          "render_modes": ["rgb_array"], "is_parallelizable": True}
 
     def __init__(self, env: gymnasium.Env) -> None:
         super().__init__()

@@ -62,17 +62,11 @@ class BoxPushConfig:
     def _checked_hole(self, hole: Any) -> Any:
         if hole is None or (isinstance(hole, str) and hole == "random"):
             return hole
-        allowed = (
-            f'must be None (= [{self.width // 2}, 0]), "random" or a list [x, y] of ints '
-            f"with 0 <= x < {self.width} and 0 <= y < {self.height}"
-        )
         xy = as_list(hole)
-        if (
-            len(xy) != 2
-            or not all(is_int(v) for v in xy)
-            or not (0 <= xy[0] < self.width and 0 <= xy[1] < self.height)
-        ):
-            raise ValueError(f"env.hole = {hole!r} is invalid: {allowed}")
+        need(len(xy) == 2 and all(is_int(v) for v in xy) and 0 <= xy[0] < self.width
+             and 0 <= xy[1] < self.height, "hole", hole,
+             f'must be None (= [{self.width // 2}, 0]), "random" or a list [x, y] of ints '
+             f"with 0 <= x < {self.width} and 0 <= y < {self.height}")
         return [int(xy[0]), int(xy[1])]
 
     @property
@@ -83,7 +77,6 @@ class BoxPushConfig:
         if self.hole is None:
             return (self.width // 2, 0)
         return (self.hole[0], self.hole[1])
-
 
 
 @dataclass
@@ -117,7 +110,6 @@ class BanditEnvConfig:
     @property
     def n_arms(self) -> int:
         return len(self.means)
-
 
 
 VECTORIZATIONS = ("native", "sync")
@@ -156,7 +148,6 @@ def _is_cartpole(env_id: str) -> bool:
     return isinstance(ep, str) and ep.endswith("cartpole:CartPoleEnv")
 
 
-
 MODES = ("standard", "karpathy")
 BACKENDS = ("ale_vector", "gymnasium")
 DEFAULTS = {
@@ -174,10 +165,9 @@ class PongEnvConfig:
     """Preprocessing: standard (84x84 grey, 4-frame stack, 6 actions; uint8 pixels) or
     karpathy (pg-pong: 80x80 binary difference frame as 6400 floats, UP/DOWN)."""
     backend: str | None = None
-    """Emulator: ale_vector (ale-py's C++ AtariVectorEnv; state = observation) or, in
-    karpathy mode only, gymnasium (SyncVectorEnv of ale_py AtariEnv; state = RAM / 255,
-    exact final frames). None = the mode's default: ale_vector (standard), gymnasium
-    (karpathy)."""
+    """Emulator: ale_vector (ale-py's C++ AtariVectorEnv) or, in karpathy mode only,
+    gymnasium (state = RAM / 255, exact final frames and resume). None = the mode's
+    default: ale_vector (standard), gymnasium (karpathy)."""
     frameskip: int | None = None
     """Emulator frames per agent step (the action is repeated); >= 1. None = the mode's
     default: 4 (standard), 3 (karpathy)."""
@@ -211,21 +201,14 @@ class PongEnvConfig:
         need_int(self, "max_episode_frames", 1)
         need_int(self, "num_threads", 0, note=" (0 = one per CPU core, at most one per env)")
 
-    @property
-    def effective_backend(self) -> str:
-        """``backend``, or the mode's default when it is None."""
-        return DEFAULTS[self.mode]["backend"] if self.backend is None else self.backend
+    def _or_default(self, name: str) -> Any:
+        """Field ``name``, or the mode's default when it is None."""
+        value = getattr(self, name)
+        return DEFAULTS[self.mode][name] if value is None else value
 
-    @property
-    def effective_frameskip(self) -> int:
-        """``frameskip``, or the mode's default when it is None."""
-        return DEFAULTS[self.mode]["frameskip"] if self.frameskip is None else self.frameskip
-
-    @property
-    def effective_noop_max(self) -> int:
-        """``noop_max``, or the mode's default when it is None."""
-        return DEFAULTS[self.mode]["noop_max"] if self.noop_max is None else self.noop_max
-
+    effective_backend = property(lambda self: self._or_default("backend"))
+    effective_frameskip = property(lambda self: self._or_default("frameskip"))
+    effective_noop_max = property(lambda self: self._or_default("noop_max"))
 
 
 CLIMBING_PAYOFF = ((11.0, -30.0, 0.0), (-30.0, 7.0, 0.0), (0.0, 6.0, 5.0))
@@ -236,8 +219,6 @@ def penalty_payoff(k: float = 100.0) -> tuple[tuple[float, ...], ...]:
     """Payoff of the penalty game with miscoordination cost ``k``, ``[a0][a1]``."""
     k = float(k)
     return ((-k, 0.0, 10.0), (0.0, 2.0, 0.0), (10.0, 0.0, -k))
-
-
 
 
 @dataclass
@@ -269,7 +250,6 @@ class PenaltyEnvConfig:
         return penalty_payoff(self.k)
 
 
-
 STATE_MODES = ("auto", "env", "concat_obs")
 OBS_LAYOUTS = ("auto", "hwc", "chw", "flat")
 
@@ -296,27 +276,18 @@ class PettingZooEnvConfig:
     """Subprocesses stepping the envs; 0 = step them in this process."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.id, str) or not (
-            re.fullmatch(r"[\w.]+:[\w.]+", self.id) or re.fullmatch(r"[\w.]+/[\w.]+-v\d+", self.id)
-        ):
-            raise ValueError(
-                f"env.id = {self.id!r} is invalid: must be '<module>:<factory>' (e.g. "
-                "'mpe2:simple_spread_v3', 'pettingzoo.butterfly:pistonball_v6') or a "
-                "PettingZoo registry id '<namespace>/<name>-v<N>' (e.g. 'butterfly/pistonball-v6')"
-            )
+        need(isinstance(self.id, str) and bool(re.fullmatch(r"[\w.]+:[\w.]+", self.id)
+                                               or re.fullmatch(r"[\w.]+/[\w.]+-v\d+", self.id)),
+             "id", self.id, "must be '<module>:<factory>' (e.g. 'mpe2:simple_spread_v3', "
+             "'pettingzoo.butterfly:pistonball_v6') or a PettingZoo registry id "
+             "'<namespace>/<name>-v<N>' (e.g. 'butterfly/pistonball-v6')")
         kw = plain(self.kwargs) if self.kwargs is not None else {}
-        if not isinstance(kw, dict) or not all(isinstance(k, str) for k in kw):
-            raise ValueError(
-                f"env.kwargs = {self.kwargs!r} is invalid: must be a mapping of keyword "
-                "arguments (str keys) for the factory"
-            )
+        need(isinstance(kw, dict) and all(isinstance(k, str) for k in kw), "kwargs",
+             self.kwargs, "must be a mapping of keyword arguments (str keys) for the factory")
         self.kwargs = kw
         wr = plain(self.wrappers) if self.wrappers is not None else []
-        if not isinstance(wr, list):
-            raise ValueError(
-                f"env.wrappers = {self.wrappers!r} is invalid: must be a list of SuperSuit "
-                "wrapper names or one-key mappings {name: kwargs}"
-            )
+        need(isinstance(wr, list), "wrappers", self.wrappers,
+             "must be a list of SuperSuit wrapper names or one-key mappings {name: kwargs}")
         self.wrappers = wr
         if wr:  # checked against SuperSuit's wrappers, imported only then
             from marl.envs.pettingzoo.resolve import resolve_wrapper

@@ -17,21 +17,18 @@ Episode statistics: ``optimal`` (1.0 when the joint action pays the game's maxim
 payoff) and ``joint_action`` (``a0 * 3 + a1``, to see which cell a learner converges to).
 ``optimal`` is the success metric.
 
-Two front ends share one implementation of the rules: :class:`MatrixGameCore`, the
-batched numpy :class:`~marl.envs.base.VecEnv` the runner uses, and
-:class:`MatrixGameEnv`, the generic PettingZoo front end (:mod:`marl.envs.parallel`)
-over a core with one env and no auto-reset (so the PettingZoo adapter can run it too).
+:class:`MatrixGameCore` is the batched core, :class:`MatrixGameEnv` its PettingZoo front
+end (:mod:`marl.envs.parallel`), which the PettingZoo adapter can run too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from marl.envs.base import EnvSpec
-from marl.envs.checks import as_config
+from marl.envs.checks import as_config, need
 from marl.envs.configs import (
     CLIMBING_PAYOFF,
     ClimbingEnvConfig,
@@ -62,12 +59,8 @@ def _payoff_array(payoff: Any) -> np.ndarray:
 
 
 class MatrixGameCore(OneStepCore):
-    """``num_envs`` copies of a one-step 3x3 matrix game stepped at once (a VecEnv).
-
-    Every step ends every episode (see :mod:`marl.envs.onestep`): ``reward[b] =
-    payoff[a0, a1]`` for both agents and ``buf.episode`` holds ``optimal`` and
-    ``joint_action``. The game is deterministic: ``seed`` changes nothing.
-    """
+    """``num_envs`` copies of a 3x3 matrix game (a one-step core, :mod:`marl.envs.onestep`);
+    deterministic: ``seed`` changes nothing."""
 
     kind = "matrix-game"
 
@@ -111,11 +104,8 @@ class MatrixGameEnv(CoreParallelEnv):
     (``"ansi"``) prints the payoff matrix with the last joint action starred.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {
-        "name": "matrix_game_v0",
-        "render_modes": ["ansi"],
-        "is_parallelizable": True,
-    }
+    metadata: ClassVar[dict[str, Any]] = {"name": "matrix_game_v0", "render_modes": ["ansi"],
+                                          "is_parallelizable": True}
 
     def __init__(
         self, payoff: Any = CLIMBING_PAYOFF, name: str = "matrix_game_v0",
@@ -144,21 +134,11 @@ def penalty_parallel_env(k: float = 100.0, render_mode: str | None = None) -> Ma
     return MatrixGameEnv(penalty_payoff(k), name="penalty_v0", render_mode=render_mode)
 
 
-def make_matrix_vec_env(
-    cfg: Any, num_envs: int, seed: int | None = None
-) -> MatrixGameCore:
-    """Registry factory: a :class:`MatrixGameCore` for a climbing or penalty config.
-
-    ``cfg`` is a :class:`ClimbingEnvConfig` / :class:`PenaltyEnvConfig` or a mapping with
-    their fields (``name`` selects the game).
-    """
+def make_matrix_vec_env(cfg: Any, num_envs: int, seed: int | None = None) -> MatrixGameCore:
+    """Registry factory: a :class:`MatrixGameCore` for a :class:`ClimbingEnvConfig` /
+    :class:`PenaltyEnvConfig` or a mapping of their fields (``name`` selects the game)."""
     if not isinstance(cfg, (ClimbingEnvConfig, PenaltyEnvConfig)):
-        if not (isinstance(cfg, Mapping) or hasattr(cfg, "keys")):
-            raise TypeError(f"expected a matrix-game config or a mapping, got {type(cfg)}")
-        cls = {"climbing": ClimbingEnvConfig, "penalty": PenaltyEnvConfig}.get(cfg.get("name"))
-        if cls is None:
-            raise ValueError(
-                f"env.name = {cfg.get('name')!r} is invalid: choose climbing or penalty"
-            )
-        cfg = as_config(cfg, cls)
+        name = cfg.get("name") if hasattr(cfg, "keys") else "climbing"  # else: TypeError
+        need(name in ("climbing", "penalty"), "name", name, "choose climbing or penalty")
+        cfg = as_config(cfg, PenaltyEnvConfig if name == "penalty" else ClimbingEnvConfig)
     return MatrixGameCore(cfg, num_envs=num_envs, seed=seed)

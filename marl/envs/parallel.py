@@ -1,18 +1,12 @@
 """One PettingZoo ``ParallelEnv`` front end over any batched core run with one env (B = 1).
 
-The rules of box pushing, the bandit, the matrix games and Pong are written once, over a
-batch, in their cores (:class:`~marl.envs.base.VecEnv`). :class:`CoreParallelEnv` turns a
-core built with ``num_envs=1`` into the PettingZoo API: spaces from the core's
-:class:`~marl.envs.base.EnvSpec`, ``reset`` / ``step`` / ``state`` reading the core's
-buffers, and actions dicts checked with the same messages everywhere. A subclass says
-which core to build and, where it differs, the value bounds of its spaces, its ``infos``
-and its ``render``.
-
-Episode end: when the core reports ``terminated`` or ``truncated`` every agent leaves
-(``env.agents`` becomes empty); observations and ``state()`` are then the episode's final
-ones (``final_obs`` / ``final_state``, so cores that auto-reset work too). ``infos[agent]``
-holds the episode metrics of the core (``EnvSpec.episode_metrics``) after the last step
-and is empty otherwise, unless a subclass says more.
+Spaces come from the core's :class:`~marl.envs.base.EnvSpec`; ``reset`` / ``step`` /
+``state`` read its buffers; actions dicts are checked with the same messages everywhere.
+A subclass builds its core and, where they differ, sets its space bounds, ``infos`` and
+``render``. When the core reports ``terminated`` or ``truncated`` every agent leaves
+(``env.agents`` becomes empty) and observations and ``state()`` are the episode's final
+ones (``final_obs`` / ``final_state``, so auto-resetting cores work too). By default
+``infos[agent]`` holds the core's episode metrics after the last step, else nothing.
 """
 
 from __future__ import annotations

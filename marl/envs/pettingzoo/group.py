@@ -16,11 +16,7 @@ from marl.envs.pettingzoo.snapshot import restore_env, snapshot_env
 
 
 class EnvGroup:
-    """A few envs writing into rows of VecBuffers (the whole batch, or one worker's slice).
-
-    Holds the one implementation of the adapter's semantics, used in process and in the
-    workers alike.
-    """
+    """A few envs writing into rows of VecBuffers (the whole batch, or one worker's slice)."""
 
     def __init__(self, envs: list, layout: Layout, buf: VecBuffers) -> None:
         self.envs = envs

@@ -121,6 +121,20 @@ def _registry_factory(env_id: str, parallel: bool) -> tuple[Callable[..., Any], 
     return make, spec.entry_point.split(":", 1)[0]
 
 
+def _import(env_id: str, name: str, missing_ok: bool = False) -> types.ModuleType | None:
+    """Module ``name`` (None if it does not exist and ``missing_ok``); else ValueError."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name is not None and (name == e.name or name.startswith(e.name + ".")):
+            if missing_ok:
+                return None
+            raise _bad_id(env_id, f"no module named {e.name!r}") from e
+        raise _bad_id(env_id, f"importing {name!r} failed: {e} (a dependency is missing)") from e
+    except Exception as e:
+        raise _bad_id(env_id, f"importing {name!r} failed: {type(e).__name__}: {e}") from e
+
+
 def resolve_factory(env_id: str, parallel: bool = True) -> tuple[Callable[..., Any], str]:
     """The callable that ``env.id`` names and the module it comes from.
 
@@ -129,42 +143,20 @@ def resolve_factory(env_id: str, parallel: bool = True) -> tuple[Callable[..., A
     if ":" not in env_id:
         return _registry_factory(env_id, parallel)
     mod_name, attr = env_id.split(":", 1)
-    try:
-        obj: Any = importlib.import_module(mod_name)
-    except ModuleNotFoundError as e:
-        if e.name is not None and mod_name.startswith(e.name):
-            raise _bad_id(env_id, f"no module named {e.name!r}") from e
-        raise _bad_id(
-            env_id, f"importing {mod_name!r} failed: {e} (a dependency is missing)"
-        ) from e
-    except Exception as e:
-        raise _bad_id(env_id, f"importing {mod_name!r} failed: {type(e).__name__}: {e}") from e
+    obj: Any = _import(env_id, mod_name)
     path = mod_name
     for part in attr.split("."):
         try:
-            nxt = getattr(obj, part)
-        except AttributeError:
-            nxt = None
-            if isinstance(obj, types.ModuleType):
-                try:
-                    nxt = importlib.import_module(f"{path}.{part}")
-                except ModuleNotFoundError as e:
-                    if e.name != f"{path}.{part}":
-                        raise _bad_id(
-                            env_id, f"importing {path}.{part} failed: {e} (a dependency is "
-                            "missing)"
-                        ) from e
-                except Exception as e:
-                    raise _bad_id(
-                        env_id, f"importing {path}.{part} failed: {type(e).__name__}: {e}"
-                    ) from e
-            if nxt is None:
-                pool = _names_in(obj) if isinstance(obj, types.ModuleType) else dir(obj)
-                close = difflib.get_close_matches(part, pool, n=5, cutoff=0.6)
-                hint = f"; close names: {close}" if close else ""
-                raise _bad_id(env_id, f"{path!r} has no attribute {part!r}{hint}") from None
+            nxt = getattr(obj, part, None)
         except Exception as e:  # e.g. PettingZoo's DeprecatedEnv for an old version
             raise _bad_id(env_id, f"{path}.{part}: {type(e).__name__}: {e}") from e
+        if nxt is None and isinstance(obj, types.ModuleType):
+            nxt = _import(env_id, f"{path}.{part}", missing_ok=True)
+        if nxt is None:
+            pool = _names_in(obj) if isinstance(obj, types.ModuleType) else dir(obj)
+            close = difflib.get_close_matches(part, pool, n=5, cutoff=0.6)
+            hint = f"; close names: {close}" if close else ""
+            raise _bad_id(env_id, f"{path!r} has no attribute {part!r}{hint}")
         obj = nxt
         path = f"{path}.{part}"
     if isinstance(obj, types.ModuleType) or not callable(obj):
@@ -190,13 +182,8 @@ def ale_roms_dir() -> str:
 
 
 def factory_kwargs(cfg: PettingZooEnvConfig, origin: str) -> dict[str, Any]:
-    """``cfg.kwargs`` plus the defaults some PettingZoo families need.
-
-    ``origin`` is the module the factory comes from (see :func:`resolve_factory`). Atari:
-    ale-py's ROM directory. Butterfly: ``render_mode="rgb_array"`` unless given, because
-    in PettingZoo 1.27 cooperative_pong and pistonball only draw their screen, which is
-    also their observation, when a render mode is set (else observations stay blank).
-    """
+    """``cfg.kwargs`` plus the Atari and butterfly defaults (:mod:`marl.envs.pettingzoo`);
+    ``origin`` is the module the factory comes from (see :func:`resolve_factory`)."""
     kwargs = dict(cfg.kwargs)
     mods = (cfg.id.split(":", 1)[0], origin)
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from marl.envs.base import EnvSpec, VecBuffers, check_actions, load_state, save_state
-from marl.envs.checks import as_config, check_num_envs
+from marl.envs.base import EnvSpec, VecBuffers, load_state, save_state
+from marl.envs.checks import as_config, check_batch_actions, check_num_envs
 from marl.envs.configs import PettingZooEnvConfig
 from marl.envs.pettingzoo.group import EnvGroup
 from marl.envs.pettingzoo.layout import env_seeds, inspect_env
@@ -71,14 +71,8 @@ class PettingZooVecEnv:
     def step(self, actions: np.ndarray) -> VecBuffers:
         """Apply ``actions`` [B, N] to every env, auto-resetting ended ones."""
         self._check_open()
-        actions = np.asarray(actions)
-        if actions.ndim != 2 or actions.shape[0] != self.num_envs:
-            raise ValueError(
-                f"actions must have shape [{self.num_envs}, {self.spec.n_agents}] (envs x "
-                f"agents {list(self.spec.agents)}), got {tuple(actions.shape)}"
-            )
-        check_actions(actions, self.spec, self.buf.action_mask)
-        self._group.step(actions)
+        self._group.step(check_batch_actions(actions, self.spec, self.num_envs,
+                                             self.buf.action_mask))
         return self.buf
 
     def _check_open(self) -> None:
@@ -93,14 +87,8 @@ class PettingZooVecEnv:
 
 
 class ResumablePettingZooVecEnv(PettingZooVecEnv):
-    """A :class:`PettingZooVecEnv` whose envs can be snapshotted: a ``ResumableVecEnv``.
-
-    :func:`make_pettingzoo_vec_env` returns this class when :func:`snapshot_error` finds
-    the configured env snapshottable (MPE, SISL pursuit, the matrix games, any env whose
-    objects pickle), and a plain :class:`PettingZooVecEnv` otherwise (SuperSuit's
-    closure-based wrappers, ALE emulators), which has no ``get_state``: a resumed run
-    then starts fresh episodes, as the ``ResumableVecEnv`` protocol says.
-    """
+    """A :class:`PettingZooVecEnv` whose envs can be snapshotted (a ``ResumableVecEnv``),
+    made when :func:`~marl.envs.pettingzoo.snapshot.snapshot_error` finds none."""
 
     def get_state(self) -> dict[str, Any]:
         """Every env's exact state (:func:`snapshot_env` bytes) and the buffers' contents."""
