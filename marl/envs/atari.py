@@ -46,7 +46,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from marl.envs.base import AGENT, EnvSpec, VecBuffers, load_state, save_state
-from marl.envs.checks import as_config, check_batch_actions, check_num_envs, with_overrides
+from marl.envs.checks import as_config, check_batch_actions, check_num_envs
 from marl.envs.configs import PongEnvConfig
 from marl.envs.parallel import CoreParallelEnv
 
@@ -395,7 +395,7 @@ class PongEnv(CoreParallelEnv):
         render_mode: str | None = None,
         **kwargs: Any,
     ) -> None:
-        cfg = with_overrides(config, PongEnvConfig, kwargs)
+        cfg = as_config(config, PongEnvConfig, **kwargs)
         core = PongCore(cfg, num_envs=1)
         # pixels / 255 and RAM / 255 are in [0, 1]; karpathy difference frames in [-1, 1]
         self.state_bounds = (-1.0 if core.karpathy and core.spec.state_is_concat_obs else 0.0,

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from marl.envs.base import AGENT, EnvSpec
-from marl.envs.checks import as_config, with_overrides
+from marl.envs.checks import as_config
 from marl.envs.configs import BanditEnvConfig
 from marl.envs.onestep import OneStepCore
 from marl.envs.parallel import CoreParallelEnv
@@ -86,7 +86,7 @@ class BanditEnv(CoreParallelEnv):
                                           "is_parallelizable": True}
 
     def __init__(self, config: BanditEnvConfig | Mapping | None = None, **kwargs: Any) -> None:
-        cfg = with_overrides(config, BanditEnvConfig, kwargs)
+        cfg = as_config(config, BanditEnvConfig, **kwargs)
         super().__init__(BanditCore(cfg, num_envs=1, autoreset=False), cfg)
 
 

@@ -72,7 +72,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from marl.envs.base import EnvSpec, VecBuffers, load_state, save_state
-from marl.envs.checks import as_config, check_batch_actions, check_num_envs, with_overrides
+from marl.envs.checks import as_config, check_batch_actions, check_num_envs
 from marl.envs.configs import BoxPushConfig
 from marl.envs.parallel import CoreParallelEnv
 
@@ -555,7 +555,7 @@ class BoxPushEnv(CoreParallelEnv):
     def __init__(
         self, config: BoxPushConfig | None = None, render_mode: str | None = None, **kwargs: Any
     ) -> None:
-        cfg = with_overrides(config, BoxPushConfig, kwargs)
+        cfg = as_config(config, BoxPushConfig, **kwargs)
         super().__init__(BoxPushCore(cfg, num_envs=1, autoreset=False), cfg, render_mode)
 
     def _infos(self) -> dict[str, dict[str, Any]]:

@@ -53,38 +53,28 @@ def _fields(cls: type) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
 
 
-def as_config(cfg: Any, cls: type) -> Any:
-    """``cfg`` if it is a ``cls``; a ``cls`` built from a dict / DictConfig of its fields.
+def as_config(cfg: Any, cls: type, **overrides: Any) -> Any:
+    """``cfg`` if it is a ``cls``; a ``cls`` built from a dict / DictConfig of its fields;
+    then with keyword ``overrides`` of its fields.
 
     ``None`` gives the defaults. In a mapping, keys starting with ``_`` and a ``name``
-    (the registry key) that is not a field are ignored; any other unknown key is a
-    TypeError naming it and the valid fields.
+    (the registry key) that is not a field are ignored; any other unknown key, or an
+    unknown override, is a TypeError naming it and the valid fields.
     """
+    names = _fields(cls)
+    unknown = sorted(set(overrides) - names)
     if cfg is None:
-        return cls()
-    if isinstance(cfg, cls):
-        return cfg
-    if isinstance(cfg, Mapping) or hasattr(cfg, "keys"):
-        names = _fields(cls)
+        cfg = cls()
+    elif isinstance(cfg, Mapping) or (hasattr(cfg, "keys") and not isinstance(cfg, cls)):
         keys = [str(k) for k in cfg]
-        unknown = sorted(k for k in keys if k not in names and k != "name" and k[:1] != "_")
-        if unknown:
-            raise TypeError(f"unknown {cls.__name__} field(s) {unknown}; valid: {sorted(names)}")
-        return cls(**{k: plain(cfg[k]) for k in keys if k in names})
-    raise TypeError(f"expected a {cls.__name__} or a mapping of its fields, got {type(cfg)}")
-
-
-def with_overrides(cfg: Any, cls: type, kwargs: dict[str, Any]) -> Any:
-    """``as_config(cfg, cls)`` with keyword overrides of its fields (TypeError if unknown)."""
-    cfg = as_config(cfg, cls)
-    if kwargs:
-        unknown = sorted(set(kwargs) - _fields(cls))
-        if unknown:
-            raise TypeError(
-                f"unknown {cls.__name__} field(s) {unknown}; valid fields: {sorted(_fields(cls))}"
-            )
-        cfg = dataclasses.replace(cfg, **kwargs)
-    return cfg
+        unknown += sorted(k for k in keys if k not in names and k != "name" and k[:1] != "_")
+        if not unknown:
+            cfg = cls(**{k: plain(cfg[k]) for k in keys if k in names})
+    elif not isinstance(cfg, cls):
+        raise TypeError(f"expected a {cls.__name__} or a mapping of its fields, got {type(cfg)}")
+    if unknown:
+        raise TypeError(f"unknown {cls.__name__} field(s) {unknown}; valid: {sorted(names)}")
+    return dataclasses.replace(cfg, **overrides) if overrides else cfg
 
 
 def check_batch_actions(actions: Any, spec: EnvSpec, num_envs: int,

@@ -35,7 +35,6 @@ from marl.envs.checks import (
     check_batch_actions,
     check_num_envs,
     dict_actions,
-    with_overrides,
 )
 from marl.envs.configs import CartPoleEnvConfig
 
@@ -275,6 +274,6 @@ def parallel_env(
 ) -> GymnasiumParallelEnv:
     """One-agent PettingZoo env of a :class:`CartPoleEnvConfig` (keyword overrides allowed),
     over ``gymnasium.make(id, max_episode_steps=max_steps)``."""
-    cfg = with_overrides(config, CartPoleEnvConfig, kwargs)
+    cfg = as_config(config, CartPoleEnvConfig, **kwargs)
     env = gymnasium.make(cfg.id, max_episode_steps=cfg.max_steps, render_mode=render_mode)
     return GymnasiumParallelEnv(env)
