@@ -13,6 +13,12 @@ what the env costs a training run, and prints a table (agents, observation, acti
 build time, env steps/s); pixel envs are timed ``--pixel-seconds`` (default 3 s), an env
 that cannot be built (a missing optional dependency) is a table row saying why.
 ``--envs-only`` skips the experiment benchmarks above.
+
+``--pong`` (or ``--pong ppo_pong,coma_pong``) measures the Pong experiments' training
+loops one after the other and prints a table: env steps/s of wall time, the acting /
+learning split, and the same loop on the process's CPU time (CPU seconds of all its
+threads: on a machine shared with other jobs the wall-clock figure measures the
+neighbours as much as the code, the CPU-time figure what the loop costs).
 Numbers on a shared 2-core machine are noisy: compare ratios measured in one run.
 """
 
@@ -57,23 +63,27 @@ def bench_training(overrides: list[str], seconds: float) -> dict[str, float]:
     for _ in range(5):  # warm-up: allocator, first-call overheads
         learner.policy.anneal(runner.env_steps)
         learner.update(runner.collect(learner.policy))
-    t_collect = t_update = 0.0
+    t_collect = t_update = c_collect = c_update = 0.0
     start_steps = runner.env_steps
     while t_collect + t_update < seconds:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         learner.policy.anneal(runner.env_steps)  # as in training: the schedule's epsilon
         ro = runner.collect(learner.policy)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         learner.update(ro)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         t_collect += t1 - t0
         t_update += t2 - t1
+        c_collect += c1 - c0
+        c_update += c2 - c1
     steps = runner.env_steps - start_steps
     return {
         "train_steps_per_s": steps / (t_collect + t_update),
         "collect_steps_per_s": steps / t_collect,
         "update_steps_per_s": steps / t_update,
         "collect_frac": t_collect / (t_collect + t_update),
+        "cpu_steps_per_s": steps / max(c_collect + c_update, 1e-9),
+        "cpu_collect_frac": c_collect / max(c_collect + c_update, 1e-9),
         "rollout_mib": runner.ro.nbytes() / 2**20,
         "env_steps": float(steps),
         "seconds": t_collect + t_update,
@@ -134,6 +144,33 @@ def bench_env_configs(names: list[str], num_envs: int, seconds: float,
     return out
 
 
+PONG_EXPERIMENTS = ("ppo_pong", "coma_pong", "reinforce_pong")
+"""The Pong experiments ``--pong`` measures by default."""
+
+
+def bench_pong(names: list[str], seconds: float, overrides: list[str]) -> dict[str, float]:
+    """Training-loop throughput of each Pong experiment in ``names``; prints a table."""
+    print(f"\nPong training loops ({seconds:g} s each after 5 warm-up updates; CPU = the "
+          "process's CPU time, all threads):")
+    print("| experiment      | B x T     | threads | env steps/s | acting | learning | "
+          "CPU env steps/s | acting (CPU) |")
+    print("|-----------------|-----------|---------|-------------|--------|----------|"
+          "-----------------|--------------|")
+    out: dict[str, float] = {}
+    for name in names:
+        exp = [f"+experiment={name}", *overrides]
+        cfg = _compose(exp)
+        r = bench_training(exp, seconds)
+        for k in ("train_steps_per_s", "collect_frac", "cpu_steps_per_s", "cpu_collect_frac"):
+            out[f"pong/{name}/{k}"] = r[k]
+        bt = f"{cfg.train.num_envs} x {cfg.train.fragment_len}"
+        print(f"| {name:<15} | {bt:<9} | {cfg.train.torch_threads:>7} | "
+              f"{r['train_steps_per_s']:>11,.0f} | {r['collect_frac']:>6.0%} | "
+              f"{1 - r['collect_frac']:>8.0%} | {r['cpu_steps_per_s']:>15,.0f} | "
+              f"{r['cpu_collect_frac']:>12.0%} |")
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m marl.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,6 +185,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="with --envs: skip the raw-env and training-loop benchmarks")
     p.add_argument("--pixel-seconds", type=float, default=PIXEL_SECONDS,
                    help="with --envs: time per pixel env (they are slow)")
+    p.add_argument("--pong", nargs="?", const=",".join(PONG_EXPERIMENTS), default="",
+                   help="measure the Pong experiments' training loops (default: "
+                   f"{','.join(PONG_EXPERIMENTS)}) instead of --experiment's")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for the training benchmark")
     args = p.parse_args(argv)
@@ -155,7 +195,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     exp = [f"+experiment={args.experiment}", *args.overrides]
     results: dict[str, float] = {}
-    if not (args.envs and args.envs_only):
+    if args.pong:
+        names = [n.strip() for n in args.pong.split(",") if n.strip()]
+        results.update(bench_pong(names, args.seconds, args.overrides))
+    elif not (args.envs and args.envs_only):
         raw = bench_raw_env(args.raw_envs, args.seconds, exp)
         results["raw_env_steps_per_s"] = raw
         print(f"raw env ({args.experiment}, B={args.raw_envs}, random actions): "
@@ -167,7 +210,8 @@ def main(argv: list[str] | None = None) -> None:
               f"T={cfg.train.fragment_len}, torch_threads={cfg.train.torch_threads}): "
               f"{tr['train_steps_per_s']:,.0f} env steps/s "
               f"(acting {tr['collect_steps_per_s']:,.0f}/s, learning "
-              f"{tr['update_steps_per_s']:,.0f}/s, acting share {tr['collect_frac']:.0%})")
+              f"{tr['update_steps_per_s']:,.0f}/s, acting share {tr['collect_frac']:.0%}); "
+              f"on CPU time {tr['cpu_steps_per_s']:,.0f} env steps/s")
         results["peak_rss_mib"] = peak_rss_mib()
         print(f"peak memory (RSS of this process): {results['peak_rss_mib']:,.0f} MiB; "
               f"rollout buffers {tr['rollout_mib']:.1f} MiB")

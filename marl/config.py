@@ -18,6 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from marl.advantages import ADVANTAGES
 
+ACTOR_UPDATES = ("pg", "ppo")
+"""``algo.actor_update``: the paper's policy gradient or PPO's clipped multi-epoch update."""
+
 PLOT_NAMES = ("learning_curve", "action_probs")
 """Plots a run can draw at its end (``logger.plots``; see :mod:`marl.plots`)."""
 
@@ -89,6 +92,27 @@ class AlgoConfig:
     """reinforce only: subtract a learned central V(s) (and bootstrap from it at cuts)."""
     return_reset_on_reward: bool = False
     """reinforce only: end the discounted sum at every non-zero reward (pg-pong's points)."""
+    actor_update: str = "pg"
+    """pg (the paper's policy gradient, one step per fragment) or ppo (clipped surrogate,
+    several epochs over minibatches of the fragment); orthogonal to the advantage."""
+    clip: float = 0.2
+    """ppo: the surrogate's clip range, ratio kept in [1 - clip, 1 + clip]; > 0."""
+    epochs: int = 4
+    """ppo: passes over the fragment per update; >= 1."""
+    minibatches: int = 4
+    """ppo: minibatches per epoch; must divide T x B samples (B envs with rnn)."""
+    shared_torso: bool = False
+    """ppo with one V-critic on the actor's own input (iac_v, or central_v with one agent
+    whose state is its observation): the value is a head on the actor's torso, trained in
+    the same backward pass (one conv forward/backward per minibatch for pixels)."""
+    value_coef: float = 0.5
+    """shared_torso: weight of the value loss beside the actor's loss."""
+    value_clip: float | None = None
+    """shared_torso: clip the new value to old value +- this in the value loss (PPO's
+    value clipping); null = off."""
+    lr_anneal_steps: int = 0
+    """Anneal actor and critic learning rates linearly to 0 over this many env steps
+    (counted as T x B per update); 0 = constant."""
 
     def __post_init__(self) -> None:
         check(self.advantage in ADVANTAGES, "algo.advantage", self.advantage,
@@ -123,6 +147,29 @@ class AlgoConfig:
         check(self.eps_anneal_steps >= 0, "algo.eps_anneal_steps", self.eps_anneal_steps,
               "must be >= 0")
         check(self.entropy_coef >= 0, "algo.entropy_coef", self.entropy_coef, "must be >= 0")
+        check(self.actor_update in ACTOR_UPDATES, "algo.actor_update", self.actor_update,
+              f"choose one of {list(ACTOR_UPDATES)}")
+        check(self.clip > 0, "algo.clip", self.clip, "must be > 0")
+        check(self.epochs >= 1, "algo.epochs", self.epochs, "must be >= 1")
+        check(self.minibatches >= 1, "algo.minibatches", self.minibatches, "must be >= 1")
+        ppo = self.actor_update == "ppo"
+        check(not ppo or self.advantage != "reinforce", "algo.actor_update",
+              self.actor_update, "ppo needs a learned critic: the reinforce module's "
+              "Monte-Carlo returns are for pg; choose algo.advantage from "
+              f"{[k for k in ADVANTAGES if k != 'reinforce']}")
+        check(not self.shared_torso or ppo, "algo.shared_torso", self.shared_torso,
+              "needs algo.actor_update=ppo (the value loss is trained in its minibatches)")
+        check(not self.shared_torso or self.advantage in ("central_v", "iac_v"),
+              "algo.shared_torso", self.shared_torso,
+              "needs a single V-critic: algo.advantage central_v or iac_v")
+        check(self.value_coef > 0, "algo.value_coef", self.value_coef, "must be > 0")
+        check(self.value_clip is None or self.value_clip > 0, "algo.value_clip",
+              self.value_clip, "must be null or > 0")
+        check(self.value_clip is None or self.shared_torso, "algo.value_clip",
+              self.value_clip, "applies to the value loss of algo.shared_torso=true; "
+              "separate critics regress onto TD(lambda) targets unclipped")
+        check(self.lr_anneal_steps >= 0, "algo.lr_anneal_steps", self.lr_anneal_steps,
+              "must be >= 0")
 
 
 @dataclass
@@ -244,6 +291,14 @@ class Config:
 
     def __post_init__(self) -> None:
         check(self.seed >= 0, "seed", self.seed, "must be >= 0")
+        a, t = self.algo, self.train
+        if a.actor_update == "ppo":  # minibatches of whole env sequences for a GRU actor
+            samples, what = ((t.num_envs, "train.num_envs (B: a GRU actor is cut into "
+                              "whole sequences)") if a.rnn else
+                             (t.num_envs * t.fragment_len,
+                              "train.num_envs x train.fragment_len (T x B samples)"))
+            check(samples % a.minibatches == 0, "algo.minibatches", a.minibatches,
+                  f"must divide {what} = {samples}")
         for key in self.requires:
             value: Any = self
             for part in key.split("."):

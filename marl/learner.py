@@ -21,8 +21,22 @@ Per fragment (``[T, B]`` steps from B parallel envs):
    gradient steps; refresh the target critic every ``target_update_interval`` updates.
 4. Counterfactual advantage (eq. 4), from the critic's Q on this fragment, detached:
    ``A^a = Q(s, u)[u^a] - sum_{u'} pi^a(u' | tau^a) Q(s, (u^-a, u'))[u']``.
-5. Actor update (eq. 5's gradient): ``-mean(mask * A^a * log pi^a(u^a))``, minus an
-   optional entropy bonus on the softmax.
+5. Actor update (``algo.actor_update``), minus an optional entropy bonus on the softmax:
+
+   * ``pg``, eq. 5's gradient: one step on ``-mean(mask * A^a * log pi^a(u^a))``;
+   * ``ppo`` (Schulman et al., 2017, eq. 7): ``epochs`` passes over the fragment in
+     ``minibatches`` random minibatches, each one step on
+     ``-mean(mask * min(r A, clip(r, 1 - clip, 1 + clip) A))`` with the ratio
+     ``r = pi(u) / pi_old(u)``. ``pi_old`` is the exploring policy that acted: the
+     actor's parameters before this update (the runner acted with them) under the
+     fragment's own epsilon (``ro.eps``), recomputed in step 1 without a graph (a GRU
+     actor is replayed from ``ro.h0``, and its minibatches are whole env sequences),
+     so ``r == 1`` on the first minibatch. IPPO = iac_v + ppo, MAPPO = central_v + ppo.
+     With ``shared_torso`` the V-critic is a head on the actor's torso: one forward and
+     one backward per minibatch for both losses (``+ value_coef * (V - G^lambda)^2``,
+     optionally clipped around the old value), bootstrapping from the current value
+     head (no target copy, as in the usual PPO); otherwise the critics are trained
+     in steps 2-3 as for ``pg``.
 
 Deliberate deviations from the paper, and why:
 
@@ -72,7 +86,7 @@ import torch
 from torch import Tensor, nn
 
 from marl.advantages import ADVANTAGES, AdvantageInputs, normalise
-from marl.config import AlgoConfig
+from marl.config import AlgoConfig, ConfigError
 from marl.critics import CriticBatch, CriticNet, TDCritic, make_optimizer
 from marl.envs.base import EnvSpec
 from marl.errors import NonFiniteError
@@ -101,6 +115,7 @@ class UpdateStats:
     pg_loss: float
     entropy: float
     actor_grad_norm: float
+    ppo: dict[str, float] = field(default_factory=dict)  # ratio and clipping diagnostics
     critic_loss: dict[str, float] = field(default_factory=dict)
     critic_grad_norm: dict[str, float] = field(default_factory=dict)
     td_target: Tensor | None = None  # [T, B, N] of the first critic
@@ -116,11 +131,14 @@ class Learner(nn.Module):
         pixel_scale = 1.0 / 255.0 if spec.obs_dtype == "uint8" else 1.0
         self.actor = Actor(spec.obs_shape, n, a, cfg.actor_hidden, rnn=cfg.rnn,
                            shared=cfg.share_actor, pixel_scale=pixel_scale,
-                           init=cfg.actor_init)
+                           init=cfg.actor_init, value_head=cfg.shared_torso)
         self.actor_opt = make_optimizer(self.actor.parameters(), cfg.optimizer, cfg.actor_lr,
                                         cfg.rmsprop_alpha, cfg.opt_eps)
         self.advantage = ADVANTAGES[cfg.advantage]
         kinds = self.advantage.trains(cfg.reinforce_baseline)
+        # shared_torso: the one V-critic is the actor's value head, not a network of its own
+        self.shared_kind = _shared_value_kind(spec, cfg, kinds)
+        kinds = () if self.shared_kind else kinds
         self.critics = nn.ModuleDict({
             kind: TDCritic(
                 CriticNet(kind, spec, cfg.critic_hidden, own_obs=cfg.critic_own_obs),
@@ -137,12 +155,22 @@ class Learner(nn.Module):
         """One update on a fragment, under the epsilon it was collected with (``ro.eps``);
         returns raw statistics (see :func:`update_metrics`)."""
         cfg = self.cfg
+        self._anneal_lr(ro)
+        ppo = cfg.actor_update == "ppo"
         eps = ro.eps[:, None, None, None]  # [T, 1, 1, 1] the epsilon that acted
         alive = ro.alive[:-1]  # [T, B, N] agent acted at t
         mask = alive.float()
 
-        # 1. Actors over the fragment; exploring policy with the epsilon floor.
-        logits, hs = self.actor.unroll(ro.obs[:-1], ro.prev_actions[:-1], ro.first[:-1], ro.h0)
+        # 1. Actors over the fragment; exploring policy with the epsilon floor. For ppo
+        # this is pi_old, the policy that acted (no graph: the minibatches re-run it).
+        with torch.set_grad_enabled(not ppo and torch.is_grad_enabled()):
+            if self.shared_kind:  # over T + 1 steps: the last value bootstraps
+                logits, v_all, hs = self.actor.unroll_values(ro.obs, ro.prev_actions,
+                                                             ro.first, ro.h0)
+                logits, hs = logits[:-1], hs[:-1]
+            else:
+                logits, hs = self.actor.unroll(ro.obs[:-1], ro.prev_actions[:-1],
+                                               ro.first[:-1], ro.h0)
         amask = ro.action_mask[:-1] if self.spec.has_action_mask else None  # [T, B, N, A]
         soft = masked_softmax(logits, amask)  # [T, B, N, A] the actor's own softmax
         pi = floor_mix(soft, eps, amask)  # the exploring policy that acted
@@ -173,6 +201,8 @@ class Learner(nn.Module):
                         x.q[kind] = o  # output before this fragment's critic steps
                 stats_critic["loss"][kind] = info["loss"]
                 stats_critic["grad_norm"][kind] = info["grad_norm"]
+        if self.shared_kind:  # the actor's value head: V now, V next, TD(lambda) targets
+            self._shared_value_targets(ro, v_all, hs, x)
 
         # 4. Advantage of the chosen module (eq. 4 for coma), detached: no gradient
         # reaches the critics or the baseline through the actor's loss.
@@ -180,13 +210,21 @@ class Learner(nn.Module):
             adv, baseline = self._advantage(x)
             adv_used = normalise(adv, alive) if cfg.normalize_advantage else adv
 
-        # 5. Actor: policy gradient with that advantage, plus the entropy bonus.
-        pg_loss, entropy, grad_norm = self._actor_step(pi, soft, ro.actions, adv_used, mask)
+        # 5. Actor: policy gradient (pg) or PPO's clipped surrogate with that advantage,
+        # plus the entropy bonus.
+        ppo_stats: dict[str, float] = {}
+        if ppo:
+            pg_loss, entropy, grad_norm, ppo_stats = self._ppo_update(ro, pi, adv_used, x)
+        else:
+            pg_loss, entropy, grad_norm = self._actor_step(pi, soft, ro.actions, adv_used, mask)
+        if self.shared_kind:  # the value head was trained with the actor
+            stats_critic["loss"][self.shared_kind] = ppo_stats.pop("value_loss")
+            stats_critic["grad_norm"][self.shared_kind] = grad_norm
         self.n_updates += 1
-        first = next(iter(self.critics), None)
+        first = next(iter(x.targets), None)
         return UpdateStats(
             eps=float(ro.eps[0]), mask=mask, pi=pi.detach(), adv=adv, baseline=baseline,
-            pg_loss=pg_loss, entropy=entropy, actor_grad_norm=grad_norm,
+            pg_loss=pg_loss, entropy=entropy, actor_grad_norm=grad_norm, ppo=ppo_stats,
             critic_loss=stats_critic["loss"], critic_grad_norm=stats_critic["grad_norm"],
             td_target=None if first is None else x.targets[first])
 
@@ -213,6 +251,138 @@ class Learner(nn.Module):
             raise NonFiniteError(f"actor gradient norm is {grad.item()}")
         self.actor_opt.step()
         return pg_loss.item(), entropy.item(), float(grad)
+
+    def _ppo_update(self, ro: Rollout, pi_old: Tensor, adv: Tensor, x: AdvantageInputs
+                    ) -> tuple[float, float, float, dict[str, float]]:
+        """PPO's actor update: ``epochs`` passes in ``minibatches`` random minibatches,
+        one clipped optimiser step each on :func:`ppo_loss` (and, with ``shared_torso``,
+        the value loss through the same torso). Samples are the T x B steps of a
+        feed-forward actor, or the B env sequences of a GRU actor (replayed from
+        ``ro.h0``). Returns the last epoch's mean (surrogate loss, entropy, gradient norm)
+        and diagnostics: ``first_ratio_dev`` (max ``|r - 1|`` of the very first
+        minibatch, 0 up to rounding), ``clip_frac``, ``approx_kl`` and ``value_loss``."""
+        cfg, spec = self.cfg, self.spec
+        t_len, b = ro.actions.shape[:2]
+        rows = (b if self.actor.rnn else t_len * b)
+        mb = rows // cfg.minibatches
+        if mb * cfg.minibatches != rows:
+            raise ValueError(f"algo.minibatches = {cfg.minibatches} must divide the "
+                             f"fragment's {rows} samples")
+        # [T, B, ...] tensors as [T, rows] (GRU: minibatches of env sequences) or
+        # [1, T*B] (feed-forward: minibatches of single steps).
+        def rows_of(z: Tensor) -> Tensor:
+            return z if self.actor.rnn else z.reshape(1, t_len * b, *z.shape[2:])
+
+        logp_old = torch.log(pi_old.gather(-1, ro.actions[..., None]).squeeze(-1)
+                             .clamp_min(1e-10))
+        data = {
+            "obs": ro.obs[:-1], "prev": ro.prev_actions[:-1], "first": ro.first[:-1],
+            "actions": ro.actions, "mask": ro.alive[:-1].float(), "adv": adv,
+            "logp_old": logp_old, "eps": ro.eps[:, None].expand(t_len, b),
+        }
+        if spec.has_action_mask:
+            data["amask"] = ro.action_mask[:-1]
+        if self.shared_kind:
+            data["ret"] = x.targets[self.shared_kind]
+            data["v_old"] = x.q[self.shared_kind].squeeze(-1)
+        data = {k: rows_of(v) for k, v in data.items()}
+        first_dev = None
+        for _ in range(cfg.epochs):
+            sums: dict[str, float] = {}  # means over the last epoch's minibatches
+            perm = torch.randperm(rows)
+            for i in range(cfg.minibatches):
+                idx = perm[i * mb:(i + 1) * mb]
+                d = {k: v[:, idx] for k, v in data.items()}
+                h0 = ro.h0[idx] if self.actor.rnn else ro.h0.new_zeros(mb, spec.n_agents, 0)
+                out = self._ppo_step(d, h0)
+                dev = out.pop("ratio_dev")
+                first_dev = dev if first_dev is None else first_dev
+                for k, v in out.items():
+                    sums[k] = sums.get(k, 0.0) + v / cfg.minibatches
+        if not self.shared_kind:
+            del sums["value_loss"]
+        return sums.pop("pg_loss"), sums.pop("entropy"), sums.pop("grad_norm"), \
+            {"first_ratio_dev": first_dev, **sums}
+
+    def _ppo_step(self, d: dict[str, Tensor], h0: Tensor) -> dict[str, float]:
+        """One PPO minibatch (tensors ``[T', b, N, ...]``): forward, loss, clipped step."""
+        cfg = self.cfg
+        amask = d.get("amask")
+        if self.shared_kind:
+            logits, v, _ = self.actor.unroll_values(d["obs"], d["prev"], d["first"], h0)
+        else:
+            logits, _ = self.actor.unroll(d["obs"], d["prev"], d["first"], h0)
+        soft = masked_softmax(logits, amask)
+        pi = floor_mix(soft, d["eps"][..., None, None], amask)
+        logp = torch.log(pi.gather(-1, d["actions"][..., None]).squeeze(-1).clamp_min(1e-10))
+        mask = d["mask"]
+        n_alive = mask.sum().clamp_min(1.0)
+        surrogate, ratio = ppo_objective(logp, d["logp_old"], d["adv"], cfg.clip)
+        pg_loss = -(surrogate * mask).sum() / n_alive
+        entropy = -(soft * torch.log(soft.clamp_min(1e-10))).sum(-1)
+        entropy = (entropy * mask).sum() / n_alive
+        loss = pg_loss - cfg.entropy_coef * entropy
+        value_loss = torch.zeros(())
+        if self.shared_kind:
+            value_loss = (value_error(v, d["v_old"], d["ret"], cfg.value_clip) * mask).sum() \
+                / n_alive
+            loss = loss + cfg.value_coef * value_loss
+        if not torch.isfinite(loss):
+            raise NonFiniteError(f"actor loss is {loss.item()}")
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)
+        if not torch.isfinite(grad):
+            raise NonFiniteError(f"actor gradient norm is {grad.item()}")
+        self.actor_opt.step()
+        with torch.no_grad():
+            log_r = logp - d["logp_old"]
+            clipped = ((ratio - 1.0).abs() > cfg.clip).float()
+            return {
+                "pg_loss": pg_loss.item(), "entropy": entropy.item(), "grad_norm": float(grad),
+                "value_loss": value_loss.item(),
+                "clip_frac": float((clipped * mask).sum() / n_alive),
+                # k3 estimator of KL(pi_old || pi) (Schulman's "approximating KL")
+                "approx_kl": float((((ratio - 1.0) - log_r) * mask).sum() / n_alive),
+                "ratio_dev": float(((ratio - 1.0).abs() * mask).max()),
+            }
+
+    @torch.no_grad()
+    def _shared_value_targets(self, ro: Rollout, v_all: Tensor, hs: Tensor,
+                              x: AdvantageInputs) -> None:
+        """The value head's outputs (``v_all`` ``[T + 1, B, N]``) as the shared critic's
+        ``q``, ``next_values`` and TD(lambda) ``targets`` in ``x``."""
+        kind = self.shared_kind
+        x.q[kind] = v_all[:-1, ..., None]  # [T, B, N, 1]
+        x.next_values[kind] = self._next_values(ro, v_all, hs)
+        x.targets[kind] = td_lambda_targets(ro.rewards, x.next_values[kind], x.terminated,
+                                            x.truncated, self.cfg.gamma, self.cfg.td_lambda)
+
+    def _next_values(self, ro: Rollout, v_all: Tensor, hs: Tensor) -> Tensor:
+        """``[T, B, N]`` value-head values of the next situation: ``v_all[t + 1]``, or of
+        the final observation where an episode was truncated (previous action u_t, the
+        hidden state after t)."""
+        nxt = v_all[1:].clone()
+        bt, bb = ro.truncated.nonzero(as_tuple=True)
+        if bt.numel():
+            _, v_fin, _ = self.actor._step(ro.final_obs[bt, bb], ro.actions[bt, bb],
+                                           hs[bt, bb], values=True)
+            nxt[bt, bb] = v_fin
+        return nxt
+
+    def _anneal_lr(self, ro: Rollout) -> None:
+        """``lr_anneal_steps``: learning rates ``lr * (1 - env_steps / lr_anneal_steps)``
+        (floored at 0) before this update, env steps counted as T x B per update."""
+        steps = self.cfg.lr_anneal_steps
+        if not steps:
+            return
+        done = self.n_updates * ro.actions.shape[0] * ro.actions.shape[1]
+        frac = max(0.0, 1.0 - done / steps)
+        for g in self.actor_opt.param_groups:
+            g["lr"] = self.cfg.actor_lr * frac
+        for critic in self.critics.values():
+            for g in critic.opt.param_groups:
+                g["lr"] = self.cfg.critic_lr * frac
 
     def _critic_batches(self, ro: Rollout, hs: Tensor, alive: Tensor
                         ) -> tuple[CriticBatch, CriticBatch]:
@@ -290,6 +460,46 @@ class Learner(nn.Module):
         self.n_updates = int(sd["n_updates"])
 
 
+def ppo_objective(logp: Tensor, logp_old: Tensor, adv: Tensor, clip: float
+                  ) -> tuple[Tensor, Tensor]:
+    """PPO's clipped surrogate (Schulman et al., 2017, eq. 7), per sample, to maximise:
+    ``min(r A, clip(r, 1 - clip, 1 + clip) A)`` with ``r = exp(logp - logp_old)``.
+
+    All ``[...]``; ``logp_old`` and ``adv`` are constants (no gradient through them).
+    Returns (objective, ratio)."""
+    ratio = torch.exp(logp - logp_old.detach())
+    adv = adv.detach()
+    return torch.min(ratio * adv, ratio.clamp(1.0 - clip, 1.0 + clip) * adv), ratio
+
+
+def value_error(v: Tensor, v_old: Tensor, ret: Tensor, clip: float | None) -> Tensor:
+    """Per-sample value loss ``0.5 (V - G)^2``; with ``clip``, PPO's clipped variant
+    ``0.5 max((V - G)^2, (V_old + clip(V - V_old, -clip, clip) - G)^2)``."""
+    err = (v - ret.detach()) ** 2
+    if clip is not None:
+        v_clip = v_old + (v - v_old).clamp(-clip, clip)
+        err = torch.max(err, (v_clip - ret.detach()) ** 2)
+    return 0.5 * err
+
+
+def _shared_value_kind(spec: EnvSpec, cfg: AlgoConfig, kinds: tuple[str, ...]) -> str | None:
+    """The critic kind the actor's value head replaces under ``algo.shared_torso`` (None
+    without it). The head sees what the actor sees (own observation, previous action,
+    id): that is an independent V-critic, and a central one only for a single agent
+    whose state is its observation."""
+    if not cfg.shared_torso:
+        return None
+    ok = kinds == ("local_v",) or (kinds == ("central_v",) and spec.n_agents == 1
+                                   and spec.state_is_concat_obs)
+    if not ok:
+        raise ConfigError(
+            f"algo.shared_torso = True is invalid: the actor's torso sees only an agent's "
+            f"own observation, so it can stand for iac_v's critic, or central_v's with one "
+            f"agent whose state is its observation (this env: {spec.n_agents} agents, "
+            f"state_is_concat_obs={spec.state_is_concat_obs}, critics {list(kinds)})")
+    return kinds[0]
+
+
 def _masked_mean(x: Tensor, mask: Tensor) -> float:
     return float((x * mask).sum() / mask.sum().clamp_min(1.0))
 
@@ -313,6 +523,8 @@ def update_metrics(s: UpdateStats, spec: EnvSpec) -> dict[str, float]:
         "train/baseline": _masked_mean(s.baseline, mask),
         "train/advantage_abs": _masked_mean(s.adv.abs(), mask),
     })
+    for k, v in s.ppo.items():
+        m[f"loss/ppo_{k}"] = v
     if spec.n_actions <= 16:  # small action spaces: the policy itself
         probs = (s.pi * mask[..., None]).sum((0, 1)) / mask.sum((0, 1))[..., None]
         for i, agent in enumerate(spec.agents):

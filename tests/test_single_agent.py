@@ -156,6 +156,11 @@ SMOKE = {
                   "train.eval_every_env_steps=32", "train.eval_episodes=1",
                   "env.max_episode_frames=160", "train.video_max_frames=20",
                   "train.log_every_env_steps=16"],
+    # truncation after 40 agent steps: the value head bootstraps from final observations
+    "ppo_pong": ["train.num_envs=2", "train.fragment_len=8", "train.total_env_steps=48",
+                 "train.eval_every_env_steps=32", "train.eval_episodes=1",
+                 "env.max_episode_frames=160", "train.video_max_frames=20",
+                 "train.log_every_env_steps=16"],
     "reinforce_pong": ["train.num_envs=2", "train.fragment_len=40", "train.total_env_steps=160",
                        "train.eval_every_env_steps=80", "train.eval_episodes=1",
                        "env.max_episode_frames=150", "train.video_max_frames=20",

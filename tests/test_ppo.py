@@ -1,0 +1,262 @@
+"""PPO's actor update (``algo.actor_update=ppo``): the clipped objective against a
+hand-worked case and a slow reference, ratio 1 under the policy that acted, PPO with one
+epoch of one minibatch == the paper's policy gradient, the shared torso's value head,
+learning-rate annealing, bad input, and learning tests (IPPO / MAPPO / shared torso)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from conftest import compose_config, make_trainer
+from rollouts import random_rollout
+
+from marl.config import AlgoConfig, ConfigError
+from marl.envs.base import EnvSpec
+from marl.learner import Learner, ppo_objective, value_error
+
+SPEC = EnvSpec(agents=("a", "b"), obs_shape=(4,), state_dim=3, n_actions=5)
+ONE = EnvSpec(agents=("a",), obs_shape=(4,), state_dim=4, n_actions=3, state_is_concat_obs=True)
+
+
+# ------------------------------------------------------------------ the objective
+def test_clipped_objective_hand_worked():
+    """clip 0.1. r = 1.2: A = +2 is clipped to 1.1 * 2 = 2.2 (no gradient), A = -2 keeps
+    1.2 * -2 = -2.4 (gradient A r = -2.4 w.r.t. log pi). r = 0.5: A = +1 keeps 0.5
+    (gradient 0.5), A = -1 is clipped to 0.9 * -1 = -0.9 (no gradient). r = 1: r A."""
+    logp_old = torch.log(torch.tensor([0.5, 0.5, 0.5, 0.5, 0.3]))
+    logp = torch.log(torch.tensor([0.6, 0.6, 0.25, 0.25, 0.3])).requires_grad_()
+    adv = torch.tensor([2.0, -2.0, 1.0, -1.0, 3.0])
+    obj, ratio = ppo_objective(logp, logp_old, adv, clip=0.1)
+    torch.testing.assert_close(ratio.detach(), torch.tensor([1.2, 1.2, 0.5, 0.5, 1.0]))
+    torch.testing.assert_close(obj.detach(), torch.tensor([2.2, -2.4, 0.5, -0.9, 3.0]))
+    obj.sum().backward()
+    torch.testing.assert_close(logp.grad, torch.tensor([0.0, -2.4, 0.5, 0.0, 3.0]))
+
+
+def _slow_objective(logp: float, logp_old: float, adv: float, clip: float) -> float:
+    """PPO's piecewise form: A >= 0 caps the ratio at 1 + clip, A < 0 floors it at 1 - clip."""
+    r = math.exp(logp - logp_old)
+    return min(r, 1 + clip) * adv if adv >= 0 else max(r, 1 - clip) * adv
+
+
+def test_clipped_objective_matches_slow_reference():
+    g = torch.Generator().manual_seed(0)
+    logp_old = torch.log(torch.rand(200, generator=g) * 0.9 + 0.05)
+    logp = logp_old + 0.5 * torch.randn(200, generator=g)
+    adv = torch.randn(200, generator=g)
+    for clip in (0.05, 0.2, 0.5):
+        obj, _ = ppo_objective(logp, logp_old, adv, clip)
+        ref = torch.tensor([_slow_objective(a, b, c, clip) for a, b, c in
+                            zip(logp.tolist(), logp_old.tolist(), adv.tolist(), strict=True)])
+        torch.testing.assert_close(obj, ref)
+
+
+def test_value_error_hand_worked():
+    """G = 1, V_old = 0, clip 0.2: V = 0.5 has error 0.25 unclipped but its clipped value
+    0.2 is further (0.64), so PPO takes the larger: 0.5 * 0.64 = 0.32; V = 0.1 is inside
+    the clip range: 0.5 * 0.81. Without clipping: 0.5 * (V - G)^2."""
+    v = torch.tensor([0.5, 0.1])
+    v_old, ret = torch.zeros(2), torch.ones(2)
+    torch.testing.assert_close(value_error(v, v_old, ret, 0.2), torch.tensor([0.32, 0.405]))
+    torch.testing.assert_close(value_error(v, v_old, ret, None), torch.tensor([0.125, 0.405]))
+
+
+# ------------------------------------------------------- the learner's PPO update
+def _ppo_learner(spec=SPEC, seed=0, **kw) -> Learner:
+    torch.manual_seed(seed)
+    return Learner(spec, AlgoConfig(**{"actor_update": "ppo", "minibatches": 2, **kw}))
+
+
+@pytest.mark.parametrize("rnn", [False, True])
+@pytest.mark.parametrize("advantage", ["coma", "central_v", "iac_v"])
+def test_ratio_is_one_on_first_minibatch(advantage, rnn):
+    """The first minibatch is evaluated with the parameters that acted, under the
+    fragment's epsilon (0.3, not the schedule's 0.5) and, for a GRU, from the hidden
+    state the fragment started in (random here, not an episode start)."""
+    learner = _ppo_learner(advantage=advantage, rnn=rnn, epochs=2)
+    ro = random_rollout(6, 4, 2, 4, 3, 5, (2, 1), (3, 2), eps=0.3)
+    ro.first[0] = False
+    if rnn:
+        ro.h0 = torch.randn(4, 2, 64)
+    before = [p.detach().clone() for p in learner.actor.parameters()]
+    stats = learner.update(ro)
+    assert stats.ppo["first_ratio_dev"] < 1e-5
+    # and the update moved the policy: later minibatches see ratios away from 1
+    assert stats.ppo["approx_kl"] > 0
+    assert any(not torch.equal(b, p) for b, p in
+               zip(before, learner.actor.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("rnn", [False, True])
+def test_one_epoch_one_minibatch_is_the_policy_gradient(rnn):
+    """With r == 1 the clipped surrogate's gradient is A grad log pi: PPO with one epoch
+    of one minibatch must take exactly the pg step (same critics, same advantage)."""
+    ro = random_rollout(5, 4, 2, 4, 3, 5, (2, 1), (3, 2), eps=0.2)
+    if rnn:
+        ro.h0 = torch.randn(4, 2, 64)
+        ro.first[0] = False
+    nets = []
+    for update in ("pg", "ppo"):
+        torch.manual_seed(1)
+        learner = Learner(SPEC, AlgoConfig(advantage="central_v", actor_update=update,
+                                           epochs=1, minibatches=1, rnn=rnn,
+                                           entropy_coef=0.1))
+        torch.manual_seed(3)
+        with torch.no_grad():  # away from the uniform policy, where entropy has no slope
+            for p in learner.actor.parameters():
+                p.add_(0.3 * torch.randn_like(p))
+        torch.manual_seed(2)  # the same bootstrap actions at the fragment end
+        learner.update(ro)
+        nets.append(learner.actor.state_dict())
+    for k in nets[0]:
+        torch.testing.assert_close(nets[1][k], nets[0][k], rtol=1e-5, atol=1e-6)
+
+
+def test_several_epochs_differ_from_pg():
+    """The multi-epoch update is not the single pg step (the loop really iterates)."""
+    ro = random_rollout(5, 4, 2, 4, 3, 5, (2, 1), (3, 2))
+    out = []
+    for epochs in (1, 3):
+        learner = _ppo_learner(advantage="central_v", epochs=epochs, minibatches=1, seed=1)
+        torch.manual_seed(2)
+        learner.update(ro)
+        out.append(learner.actor.state_dict())
+    assert any(not torch.allclose(out[0][k], out[1][k]) for k in out[0])
+
+
+def test_clipping_stops_the_policy_moving_far():
+    """Many epochs on one fragment: the clipped update keeps the policy near the one that
+    acted, an effectively unclipped one (clip 100) runs away from it."""
+    ro = random_rollout(8, 8, 1, 4, 4, 3, (2, 1), (3, 2), eps=0.0)
+    kls = {}
+    for clip in (0.1, 100.0):
+        learner = _ppo_learner(ONE, advantage="central_v", epochs=30, minibatches=1,
+                               clip=clip, actor_lr=1e-2, eps_start=0.0, grad_clip=1e6)
+        pi0 = torch.softmax(learner.actor.unroll(ro.obs[:-1], ro.prev_actions[:-1],
+                                                 ro.first[:-1], ro.h0)[0], -1).detach()
+        learner.update(ro)
+        pi1 = torch.softmax(learner.actor.unroll(ro.obs[:-1], ro.prev_actions[:-1],
+                                                 ro.first[:-1], ro.h0)[0], -1).detach()
+        kls[clip] = float((pi0 * (pi0.log() - pi1.log())).sum(-1).mean())
+    assert kls[0.1] < 0.5 * kls[100.0], kls
+
+
+# ------------------------------------------------------------------ shared torso
+def test_shared_torso_value_head_replaces_the_critic():
+    learner = _ppo_learner(ONE, advantage="central_v", shared_torso=True)
+    assert not learner.critics and learner.shared_kind == "central_v"
+    ro = random_rollout(6, 4, 1, 4, 4, 3, (2, 1), (3, 2))
+    logits, v, _ = learner.actor.unroll_values(ro.obs, ro.prev_actions, ro.first, ro.h0)
+    logits2, _ = learner.actor.unroll(ro.obs, ro.prev_actions, ro.first, ro.h0)
+    torch.testing.assert_close(logits, logits2)  # the same torso and policy head
+    assert v.shape == (7, 4, 1)
+    head_before = learner.actor.nets[0].value[0].weight.detach().clone()
+    torso_before = learner.actor.nets[0].encoder.fc.weight.detach().clone()
+    stats = learner.update(ro)
+    assert "central_v" in stats.critic_loss
+    assert not torch.equal(head_before, learner.actor.nets[0].value[0].weight)
+    assert not torch.equal(torso_before, learner.actor.nets[0].encoder.fc.weight)
+
+
+def test_shared_torso_bootstraps_from_the_final_observation():
+    """Where an episode was truncated the next value is V(final obs), not V of the next
+    episode's first observation."""
+    learner = _ppo_learner(ONE, advantage="central_v", shared_torso=True)
+    ro = random_rollout(6, 4, 1, 4, 4, 3, (2, 1), (3, 2))
+    _, v, hs = learner.actor.unroll_values(ro.obs, ro.prev_actions, ro.first, ro.h0)
+    nxt = learner._next_values(ro, v, hs)
+    _, v_fin, _ = learner.actor.unroll_values(ro.final_obs[3:4, 2:3], ro.actions[3:4, 2:3],
+                                              ro.first[:1, :1], ro.h0[:1])
+    torch.testing.assert_close(nxt[3, 2], v_fin[0, 0])
+    assert not torch.allclose(nxt[3, 2], v[4, 2])
+    torch.testing.assert_close(nxt[0], v[1])
+
+
+def test_lr_anneals_linearly_to_zero():
+    learner = _ppo_learner(advantage="central_v", lr_anneal_steps=3 * 24, actor_lr=1e-3,
+                           critic_lr=2e-3, minibatches=1)
+    ro = random_rollout(6, 4, 2, 4, 3, 5, (2, 1), (3, 2))  # 24 env steps per update
+    seen = []
+    for _ in range(4):
+        learner.update(ro)
+        seen.append((learner.actor_opt.param_groups[0]["lr"],
+                     learner.critics["central_v"].opt.param_groups[0]["lr"]))
+    expect = [(1e-3 * f, 2e-3 * f) for f in (1.0, 2 / 3, 1 / 3, 0.0)]
+    for s, e in zip(seen, expect, strict=True):
+        assert s == pytest.approx(e)
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("override,field", [
+    ("algo.clip=0", "algo.clip"),
+    ("algo.clip=-0.1", "algo.clip"),
+    ("algo.epochs=0", "algo.epochs"),
+    ("algo.minibatches=3", "algo.minibatches"),  # 128 x 5 = 640 samples
+    ("algo.minibatches=0", "algo.minibatches"),
+    ("algo.advantage=reinforce", "algo.actor_update"),
+    ("algo.actor_update=trpo", "algo.actor_update"),
+    ("algo.value_clip=0.2", "algo.value_clip"),  # only for the shared torso's value loss
+    ("algo.shared_torso=true", "algo.shared_torso"),  # mappo's critic is central_v: ok...
+])
+def test_bad_ppo_input_names_the_field(override, field):
+    overrides = ["+experiment=coma_boxpush", "algo=mappo", override]
+    if field == "algo.shared_torso":  # ...but not with coma's Q-critic
+        overrides.append("algo.advantage=coma")
+    with pytest.raises(ConfigError, match=field):
+        compose_config(overrides)
+
+
+def test_gru_minibatches_must_divide_the_envs():
+    """A GRU actor is cut into whole env sequences: 4 minibatches of 6 envs do not fit."""
+    with pytest.raises(ConfigError, match="algo.minibatches.*train.num_envs"):
+        compose_config(["+experiment=coma_boxpush", "algo=ippo", "algo.rnn=true",
+                        "train.num_envs=6", "train.fragment_len=8"])
+    assert compose_config(["+experiment=coma_boxpush", "algo=ippo", "algo.rnn=true",
+                           "train.num_envs=8", "train.fragment_len=5"]).algo.rnn
+
+
+def test_shared_torso_rejects_a_central_critic_of_several_agents():
+    with pytest.raises(ConfigError, match="algo.shared_torso"):
+        _ppo_learner(SPEC, advantage="central_v", shared_torso=True)
+    _ppo_learner(SPEC, advantage="iac_v", shared_torso=True)  # own-input critics: fine
+
+
+def test_ippo_and_mappo_compose():
+    for algo, adv in (("ippo", "iac_v"), ("mappo", "central_v")):
+        cfg = compose_config(["+experiment=coma_boxpush", f"algo={algo}"]).algo
+        assert (cfg.advantage, cfg.actor_update, cfg.name) == (adv, "ppo", algo)
+    # any advantage module can use the PPO update, coma's included
+    assert compose_config(["+experiment=coma_boxpush",
+                           "algo.actor_update=ppo"]).algo.advantage == "coma"
+
+
+# ------------------------------------------------------------------ learning
+def _train(tmp_path, overrides: list[str]) -> dict:
+    return make_trainer(tmp_path, [*overrides, "logger.wandb.mode=disabled",
+                                   "logger.progress=false", "logger.plots=[]"]).run()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["mappo", "ippo"])
+def test_ppo_solves_small_light_box(tmp_path, algo):
+    """4x4 grid, light box (test_learning's COMA task) in 300k steps."""
+    summary = _train(tmp_path, [
+        "+experiment=coma_boxpush", f"algo={algo}", "env.width=4", "env.height=4",
+        "env.box_weight=1", "env.max_steps=25", "algo.eps_anneal_steps=100000",
+        "train.total_env_steps=300000", "train.eval_every_env_steps=0",
+        "train.eval_episodes=200", "seed=0"])
+    assert summary["eval/success_rate"] >= 0.9, json.dumps(summary)
+    assert summary["eval/length_mean"] < 12
+
+
+@pytest.mark.slow
+def test_shared_torso_ppo_balances_cartpole(tmp_path):
+    """One-agent central_v + ppo with the value head on the actor's torso."""
+    summary = _train(tmp_path, [
+        "+experiment=coma_cartpole", "algo=mappo", "algo.shared_torso=true",
+        "algo.actor_lr=1e-3", "train.total_env_steps=150000",
+        "train.eval_every_env_steps=0", "train.eval_episodes=20", "seed=0"])
+    assert summary["eval/return_mean"] >= 400, json.dumps(summary)
