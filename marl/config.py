@@ -89,6 +89,10 @@ class AlgoConfig:
     """reinforce only: subtract a learned central V(s) (and bootstrap from it at cuts)."""
     return_reset_on_reward: bool = False
     """reinforce only: end the discounted sum at every non-zero reward (pg-pong's points)."""
+    negative_advantage_scale: float = 1.0
+    """eta of the optimistic advantage (Zhao et al. 2024): the actor sees max(A, 0) +
+    eta * min(A, 0), before any standardisation; in [0, 1], 1 = unchanged (the paper's
+    COMA), 0 = negative advantages dropped. The critics are unchanged."""
 
     def __post_init__(self) -> None:
         check(self.advantage in ADVANTAGES, "algo.advantage", self.advantage,
@@ -123,6 +127,14 @@ class AlgoConfig:
         check(self.eps_anneal_steps >= 0, "algo.eps_anneal_steps", self.eps_anneal_steps,
               "must be >= 0")
         check(self.entropy_coef >= 0, "algo.entropy_coef", self.entropy_coef, "must be >= 0")
+        eta = self.negative_advantage_scale
+        check(0.0 <= eta <= 1.0, "algo.negative_advantage_scale", eta, "must be in [0, 1]")
+        # Without a learned baseline reinforce's "advantage" is the raw return, whose sign
+        # says nothing about better or worse than expected: the transform has no meaning.
+        check(eta == 1.0 or self.advantage != "reinforce" or self.reinforce_baseline,
+              "algo.negative_advantage_scale", eta,
+              "with algo.advantage=reinforce it needs algo.reinforce_baseline=true (the "
+              "raw return has no sign to be optimistic about); use 1.0 otherwise")
 
 
 @dataclass

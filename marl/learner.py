@@ -70,7 +70,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from marl.advantages import ADVANTAGES, AdvantageInputs, normalise
+from marl.advantages import ADVANTAGES, AdvantageInputs, normalise, optimistic
 from marl.config import AlgoConfig
 from marl.critics import CriticBatch, CriticNet, TDCritic, make_optimizer
 from marl.envs.base import EnvSpec
@@ -177,7 +177,8 @@ class Learner(nn.Module):
         # reaches the critics or the baseline through the actor's loss.
         with torch.no_grad():
             adv, baseline = self._advantage(x)
-            adv_used = normalise(adv, alive) if cfg.normalize_advantage else adv
+            adv_used = optimistic(adv, cfg.negative_advantage_scale)  # identity at 1.0
+            adv_used = normalise(adv_used, alive) if cfg.normalize_advantage else adv_used
 
         # 5. Actor: policy gradient with that advantage, plus the entropy bonus.
         pg_loss, entropy, grad_norm = self._actor_step(pi, soft, ro.actions, adv_used, mask)
