@@ -159,15 +159,15 @@ def test_optimistic_experiments_compose():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
-def test_optimism_escapes_relative_overgeneralisation_on_climbing(tmp_path, seed):
+def test_optimism_escapes_relative_overgeneralisation_on_climbing(tmp_path):
     """Climbing game, 200k one-step games (~6 s per run on an idle core): with the same
     settings (entropy bonus included), plain COMA (eta = 1) settles on a safe cell, the
-    optimistic one (eta = 0) on the optimum (0, 0) = 11."""
+    optimistic one (eta = 0) on the optimum (0, 0) = 11. Seed 0; ten seeds of each:
+    experiments/optimism/README.md."""
     def final_eval(eta: float) -> dict:
         return make_trainer(tmp_path / f"eta{eta}", [
             "+experiment=coma_climbing_optimistic", f"algo.negative_advantage_scale={eta}",
-            f"seed={seed}", "train.eval_every_env_steps=0", "train.log_every_env_steps=200000",
+            "seed=0", "train.eval_every_env_steps=0", "train.log_every_env_steps=200000",
             "checkpoint.every_env_steps=0", "logger.progress=false", "logger.plots=[]",
             "logger.wandb.mode=disabled"]).run()
 
