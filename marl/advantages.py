@@ -71,6 +71,20 @@ def normalise(x: Tensor, mask: Tensor | None = None, eps: float = 1e-8) -> Tenso
     return (x - mean) / (var.sqrt() + eps) * m
 
 
+def optimistic(adv: Tensor, eta: float) -> Tensor:
+    """Optimistic advantage (Zhao et al., ICML 2024, "Optimistic Multi-Agent Policy
+    Gradient"): a Leaky ReLU of slope ``eta`` on the advantage,
+    ``A' = max(A, 0) + eta * min(A, 0)``.
+
+    ``eta = 0`` drops negative advantages (the paper's clipped OptiMAPPO), ``eta = 1``
+    returns ``A`` bit for bit (one of the two terms is an exact zero, the other is
+    multiplied by 1.0). Elementwise, any shape; ``eta`` in [0, 1].
+    """
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta = {eta!r} must be in [0, 1]")
+    return adv.clamp_min(0.0) + eta * adv.clamp_max(0.0)
+
+
 # ---------------------------------------------------------------- the one table
 
 

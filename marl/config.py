@@ -113,6 +113,10 @@ class AlgoConfig:
     lr_anneal_steps: int = 0
     """Anneal actor and critic learning rates linearly to 0 over this many env steps
     (counted as T x B per update); 0 = constant."""
+    negative_advantage_scale: float = 1.0
+    """eta of the optimistic advantage (Zhao et al. 2024): the actor sees max(A, 0) +
+    eta * min(A, 0), before any standardisation; in [0, 1], 1 = unchanged (the paper's
+    COMA), 0 = negative advantages dropped. The critics are unchanged."""
 
     def __post_init__(self) -> None:
         check(self.advantage in ADVANTAGES, "algo.advantage", self.advantage,
@@ -170,6 +174,14 @@ class AlgoConfig:
               "separate critics regress onto TD(lambda) targets unclipped")
         check(self.lr_anneal_steps >= 0, "algo.lr_anneal_steps", self.lr_anneal_steps,
               "must be >= 0")
+        eta = self.negative_advantage_scale
+        check(0.0 <= eta <= 1.0, "algo.negative_advantage_scale", eta, "must be in [0, 1]")
+        # Without a learned baseline reinforce's "advantage" is the raw return, whose sign
+        # says nothing about better or worse than expected: the transform has no meaning.
+        check(eta == 1.0 or self.advantage != "reinforce" or self.reinforce_baseline,
+              "algo.negative_advantage_scale", eta,
+              "with algo.advantage=reinforce it needs algo.reinforce_baseline=true (the "
+              "raw return has no sign to be optimistic about); use 1.0 otherwise")
 
 
 @dataclass

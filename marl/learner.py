@@ -72,6 +72,21 @@ critics each one trains and the function that computes it):
   baseline the return is cut at the fragment end (nothing to bootstrap from): use
   fragments much longer than the reward horizon.
 
+Optimistic advantage (``algo.negative_advantage_scale`` = eta; 1.0, the default, is the
+paper's COMA bit for bit): Zhao et al., "Optimistic Multi-Agent Policy Gradient", ICML
+2024 (arXiv 2311.01953, OptiMAPPO), against relative over-generalisation -- an agent's
+part of the optimal joint action looks bad while its partner still explores (climbing,
+penalty). The advantage of step 4, of whichever module, reaches the actor through a
+Leaky ReLU, ``A' = max(A, 0) + eta * min(A, 0)``, before the optional standardisation
+(the order of the authors' code); eta = 0 is their clipped advantage. What it changes in
+the paper's algorithm: eq. 5's gradient is no longer an unbiased estimate of the gradient
+of the expected return; actions that did worse than the baseline are pushed down eta
+times as hard (with eta = 0, only through the softmax's normalisation and the entropy
+bonus), so the actor climbs towards the best joint outcomes it has seen rather than the
+best reply to the partner's current, still exploring, policy. Critics, their targets and
+the baseline are unchanged. Refused with ``reinforce`` without a learned baseline (the raw
+return has no sign to be optimistic about). Gain and price: experiments/optimism/.
+
 With one agent the counterfactual baseline ``sum_u pi(u) Q(s, u)`` is ``V(s)``: COMA is
 then an actor-critic with a Q-critic, which is how the bandit, CartPole and Pong run.
 """
@@ -85,7 +100,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from marl.advantages import ADVANTAGES, AdvantageInputs, normalise
+from marl.advantages import ADVANTAGES, AdvantageInputs, normalise, optimistic
 from marl.config import AlgoConfig, ConfigError
 from marl.critics import CriticBatch, CriticNet, TDCritic, make_optimizer
 from marl.envs.base import EnvSpec
@@ -208,7 +223,8 @@ class Learner(nn.Module):
         # reaches the critics or the baseline through the actor's loss.
         with torch.no_grad():
             adv, baseline = self._advantage(x)
-            adv_used = normalise(adv, alive) if cfg.normalize_advantage else adv
+            adv_used = optimistic(adv, cfg.negative_advantage_scale)  # identity at 1.0
+            adv_used = normalise(adv_used, alive) if cfg.normalize_advantage else adv_used
 
         # 5. Actor: policy gradient (pg) or PPO's clipped surrogate with that advantage,
         # plus the entropy bonus.
