@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from marl.advantages import ADVANTAGES
+from marl.returns import TEAM_REWARDS
 
 PLOT_NAMES = ("learning_curve", "action_probs")
 """Plots a run can draw at its end (``logger.plots``; see :mod:`marl.plots`)."""
@@ -89,6 +90,10 @@ class AlgoConfig:
     """reinforce only: subtract a learned central V(s) (and bootstrap from it at cuts)."""
     return_reset_on_reward: bool = False
     """reinforce only: end the discounted sum at every non-zero reward (pg-pong's points)."""
+    team_reward: str = "off"
+    """sum or mean: every agent is trained on the sum / mean of the rewards of the agents
+    that acted (the paper's one team reward, for envs with per-agent rewards); off: each
+    agent's own reward."""
 
     def __post_init__(self) -> None:
         check(self.advantage in ADVANTAGES, "algo.advantage", self.advantage,
@@ -122,6 +127,8 @@ class AlgoConfig:
                   "must be in [0, 1]")
         check(self.eps_anneal_steps >= 0, "algo.eps_anneal_steps", self.eps_anneal_steps,
               "must be >= 0")
+        check(self.team_reward in TEAM_REWARDS, "algo.team_reward", self.team_reward,
+              f"choose one of {list(TEAM_REWARDS)}")
         check(self.entropy_coef >= 0, "algo.entropy_coef", self.entropy_coef, "must be >= 0")
 
 
