@@ -61,6 +61,14 @@ Deliberate deviations from the paper, and why:
 * The advantage uses the critic's Q from the forward pass of its own update (before
   this fragment's critic step, like PyMARL), which saves a second critic pass; one
   gradient step later the critic would give a slightly different estimate of the same Q.
+* Independent critics (``iac_v``, ``iac_q``) see a's current observation, its previous
+  action and its id, not its whole action-observation history tau^a. In the paper the
+  IAC critics take the actor's decentralised input and share the (recurrent) actor's
+  layers up to the output, so with a GRU actor they condition on tau^a. Giving them the
+  history needs the actor's hidden states in the critic's input
+  (:class:`marl.critics.CriticBatch`); until then the IAC rows of a table with GRU
+  actors (experiments/smax/ablation) compare against feed-forward independent critics,
+  and say so. The centralised critics are feed-forward on the state, as in the paper.
 * Optional entropy bonus and advantage standardisation (off in the paper). Both are
   config switches; the box-pushing experiments say which they use and why.
 
