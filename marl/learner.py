@@ -28,21 +28,21 @@ Per fragment (``[T, B]`` steps from B parallel envs):
 
 Dead agents (the team's return runs past an agent's death). The paper's game is
 cooperative: what an agent's last action is worth is what the *team* gets afterwards,
-and PyMARL's COMA runs the TD(lambda) targets of dead agents on to the episode's end
-(bootstrapping from the critic's Q of the dead agent's no-op). We do the same with the
-agents that remain: at the step t where agent a leaves (it acted at t and is not alive
-at t + 1, or, at a truncation, ``final_alive`` is False: it terminated in that last
-step), a's target continues with the team's,
+and PyMARL's COMA learner (as we read it) runs the TD(lambda) targets of dead agents on
+to the episode's end, bootstrapping from the critic's Q of the dead agent's no-op. We
+continue them with the agents that remain instead: at the step t where agent a leaves
+(it acted at t and is not alive at t + 1, or, at a truncation, ``final_alive`` is
+False: it terminated in that last step), a's target is the team's continuation,
 ``G^a_t = r_t + gamma [ vbar_{t+1} + lam (Gbar_{t+1} - vbar_{t+1}) ]``, where
-``vbar_{t+1}`` and ``Gbar_{t+1}`` are the means of the target critic's values and of the
-TD(lambda) targets of the agents still alive at t + 1 (:func:`marl.returns.td_lambda_targets`
-with ``stays``). With a shared reward every living agent's Q (or V) estimates the same
-team return, so their mean is the team's continuation value; unlike PyMARL we never
-train the critic on a dead agent's input (it sees the dead agent's "0" action, as the
-runner records it, in the living agents' inputs), so nothing read after a's death is a's
-own and nothing recorded for a dead agent moves a loss. When the episode terminates at t
-nobody bootstraps; when the last agents leave without a terminal flag (an env that
-never says so) the target is ``r_t``. ``reinforce`` (not one of the paper's StarCraft
+``vbar_{t+1}`` and ``Gbar_{t+1}`` are the means of the target critic's values and of
+the TD(lambda) targets of the agents still alive at t + 1
+(:func:`marl.returns.td_lambda_targets` with ``stays``). With a shared reward every
+living agent's Q (or V) estimates the same team return, so their mean is the team's
+continuation value. Unlike PyMARL we never train the critic on a dead agent's input
+(the living agents' inputs show it acting "0", as the runner records it), so nothing
+recorded for a dead agent moves a loss. When the episode terminates at t nobody
+bootstraps; when the last agents leave without a terminal flag (an env that never
+says so) the target is ``r_t``. ``reinforce`` (not one of the paper's StarCraft
 ablations) still cuts a dead agent's Monte-Carlo return at its death
 (``AdvantageInputs.terminated`` includes it).
 
