@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from marl.advantages import ADVANTAGES
+from marl.returns import TEAM_REWARDS
 
 ACTOR_UPDATES = ("pg", "ppo")
 """``algo.actor_update``: the paper's policy gradient or PPO's clipped multi-epoch update."""
@@ -117,6 +118,10 @@ class AlgoConfig:
     """eta of the optimistic advantage (Zhao et al. 2024): the actor sees max(A, 0) +
     eta * min(A, 0), before any standardisation; in [0, 1], 1 = unchanged (the paper's
     COMA), 0 = negative advantages dropped. The critics are unchanged."""
+    team_reward: str = "off"
+    """sum or mean: every agent is trained on the sum / mean of the rewards of the agents
+    that acted (the paper's one team reward, for envs with per-agent rewards); off: each
+    agent's own reward."""
 
     def __post_init__(self) -> None:
         check(self.advantage in ADVANTAGES, "algo.advantage", self.advantage,
@@ -150,6 +155,8 @@ class AlgoConfig:
                   "must be in [0, 1]")
         check(self.eps_anneal_steps >= 0, "algo.eps_anneal_steps", self.eps_anneal_steps,
               "must be >= 0")
+        check(self.team_reward in TEAM_REWARDS, "algo.team_reward", self.team_reward,
+              f"choose one of {list(TEAM_REWARDS)}")
         check(self.entropy_coef >= 0, "algo.entropy_coef", self.entropy_coef, "must be >= 0")
         check(self.actor_update in ACTOR_UPDATES, "algo.actor_update", self.actor_update,
               f"choose one of {list(ACTOR_UPDATES)}")

@@ -17,6 +17,9 @@ Per fragment (``[T, B]`` steps from B parallel envs):
    Terminal steps do not bootstrap; truncated steps and the fragment's last step
    bootstrap from the value of the state they stopped in, evaluated at a joint action
    sampled from the current policy there (the action the agents would take).
+   An agent that leaves before the episode ends (a unit that dies) is not at an
+   episode end: see "Dead agents" below. With ``team_reward`` (sum or mean) every
+   agent's reward is first replaced by the team's (the paper's game has one reward).
 3. Critic update: regress ``Q(s_t, u_t)`` onto those targets (masked MSE), one or more
    gradient steps; refresh the target critic every ``target_update_interval`` updates.
 4. Counterfactual advantage (eq. 4), from the critic's Q on this fragment, detached:
@@ -38,6 +41,26 @@ Per fragment (``[T, B]`` steps from B parallel envs):
      head (no target copy, as in the usual PPO); otherwise the critics are trained
      in steps 2-3 as for ``pg``.
 
+Dead agents (the team's return runs past an agent's death). The paper's game is
+cooperative: what an agent's last action is worth is what the *team* gets afterwards,
+and PyMARL's COMA learner (as we read it) runs the TD(lambda) targets of dead agents on
+to the episode's end, bootstrapping from the critic's Q of the dead agent's no-op. We
+continue them with the agents that remain instead: at the step t where agent a leaves
+(it acted at t and is not alive at t + 1, or, at a truncation, ``final_alive`` is
+False: it terminated in that last step), a's target is the team's continuation,
+``G^a_t = r_t + gamma [ vbar_{t+1} + lam (Gbar_{t+1} - vbar_{t+1}) ]``, where
+``vbar_{t+1}`` and ``Gbar_{t+1}`` are the means of the target critic's values and of
+the TD(lambda) targets of the agents still alive at t + 1
+(:func:`marl.returns.td_lambda_targets` with ``stays``). With a shared reward every
+living agent's Q (or V) estimates the same team return, so their mean is the team's
+continuation value. Unlike PyMARL we never train the critic on a dead agent's input
+(the living agents' inputs show it acting "0", as the runner records it), so nothing
+recorded for a dead agent moves a loss. When the episode terminates at t nobody
+bootstraps; when the last agents leave without a terminal flag (an env that never
+says so) the target is ``r_t``. ``reinforce`` (not one of the paper's StarCraft
+ablations) still cuts a dead agent's Monte-Carlo return at its death
+(``AdvantageInputs.terminated`` includes it).
+
 Deliberate deviations from the paper, and why:
 
 * Fragments, not whole episodes. The paper (and PyMARL) trains on batches of complete
@@ -53,6 +76,14 @@ Deliberate deviations from the paper, and why:
 * The advantage uses the critic's Q from the forward pass of its own update (before
   this fragment's critic step, like PyMARL), which saves a second critic pass; one
   gradient step later the critic would give a slightly different estimate of the same Q.
+* Independent critics (``iac_v``, ``iac_q``) see a's current observation, its previous
+  action and its id, not its whole action-observation history tau^a. In the paper the
+  IAC critics take the actor's decentralised input and share the (recurrent) actor's
+  layers up to the output, so with a GRU actor they condition on tau^a. Giving them the
+  history needs the actor's hidden states in the critic's input
+  (:class:`marl.critics.CriticBatch`); until then the IAC rows of a table with GRU
+  actors (experiments/smax/ablation) compare against feed-forward independent critics,
+  and say so. The centralised critics are feed-forward on the state, as in the paper.
 * Optional entropy bonus and advantage standardisation (off in the paper). Both are
   config switches; the box-pushing experiments say which they use and why.
 
@@ -113,7 +144,7 @@ from marl.policy import (
     masked_softmax,
     sample_categorical,
 )
-from marl.returns import td_lambda_targets
+from marl.returns import td_lambda_targets, team_rewards
 from marl.rollout import Rollout
 
 
@@ -190,26 +221,32 @@ class Learner(nn.Module):
         soft = masked_softmax(logits, amask)  # [T, B, N, A] the actor's own softmax
         pi = floor_mix(soft, eps, amask)  # the exploring policy that acted
 
-        # Per-agent episode ends: the env's, or the agent's own death inside the episode.
-        done = ro.terminated | ro.truncated  # [T, B]
-        died = alive & ~ro.alive[1:] & ~done[..., None]
-        agent_term = ro.terminated[..., None] | died  # [T, B, N]
+        # Who is still in the episode after t: alive at t + 1, or at a truncation the
+        # env's final_alive (an agent that terminated in the cut step is not). An agent
+        # that leaves continues with the team's target (see "Dead agents" above).
+        final_alive = alive if ro.final_alive is None else ro.final_alive
+        stays = torch.where(ro.truncated[..., None], final_alive, ro.alive[1:])  # [T, B, N]
+        rewards = team_rewards(ro.rewards, alive, cfg.team_reward)  # [T, B, N]
+        # reinforce only: its Monte-Carlo return still ends at the agent's death.
+        left = alive & ~stays
+        agent_term = ro.terminated[..., None] | left  # [T, B, N]
         agent_trunc = ro.truncated[..., None].expand_as(agent_term)
 
         # 2-3. Critics: TD(lambda) targets from the target critic, then regression.
-        x = AdvantageInputs(pi=pi, actions=ro.actions, rewards=ro.rewards,
+        x = AdvantageInputs(pi=pi, actions=ro.actions, rewards=rewards,
                             terminated=agent_term, truncated=agent_trunc, q={}, targets={},
                             next_values={}, gamma=cfg.gamma,
                             return_reset_on_reward=cfg.return_reset_on_reward)
         stats_critic: dict[str, dict[str, float]] = {"loss": {}, "grad_norm": {}}
         if self.critics:
-            now, nxt = self._critic_batches(ro, hs, alive)
+            now, nxt = self._critic_batches(ro, hs, stays)
             for kind, critic in self.critics.items():
                 with torch.no_grad():
                     x.next_values[kind] = critic.values(nxt, target=True)  # [T, B, N]
-                    x.targets[kind] = td_lambda_targets(ro.rewards, x.next_values[kind],
-                                                        agent_term, agent_trunc, cfg.gamma,
-                                                        cfg.td_lambda)
+                    x.targets[kind] = td_lambda_targets(rewards, x.next_values[kind],
+                                                        ro.terminated, ro.truncated,
+                                                        cfg.gamma, cfg.td_lambda,
+                                                        stays=stays)
                 for i in range(cfg.critic_updates):
                     o, info = critic.update(now, x.targets[kind], alive)
                     if i == 0:
@@ -400,7 +437,7 @@ class Learner(nn.Module):
             for g in critic.opt.param_groups:
                 g["lr"] = self.cfg.critic_lr * frac
 
-    def _critic_batches(self, ro: Rollout, hs: Tensor, alive: Tensor
+    def _critic_batches(self, ro: Rollout, hs: Tensor, stays: Tensor
                         ) -> tuple[CriticBatch, CriticBatch]:
         """The critics' inputs at t and at the next state, with the next joint action.
 
@@ -408,8 +445,9 @@ class Learner(nn.Module):
         an episode was truncated. The joint action there is the one taken, except where
         the fragment or the episode stopped; there it is sampled from the current policy
         (from the actor's hidden state after t, under the epsilon of step t). Agents
-        not alive there act "0", as the runner records them: one that dies on the
-        fragment's last step is alive at t but not at t + 1.
+        not in the episode there (``stays`` ``[T, B, N]`` False) act "0", as the runner
+        records them: one that dies on the fragment's last step is alive at t but not at
+        t + 1, one that terminated in a truncated step is not ``final_alive``.
         """
         actions = ro.actions
         trunc = ro.truncated[..., None]  # [T, B, 1]
@@ -428,10 +466,8 @@ class Learner(nn.Module):
                                         ro.action_mask[1:])
                 b_mask = next_mask[bt, bb]
             b_pi = exploration_probs(b_logits, ro.eps[bt, None, None], b_mask)
-            # not alive in the next situation: "0" on record, as the runner writes it (at a
-            # truncation the final alive flags are not in the rollout: those of t)
-            next_alive = torch.where(trunc, alive, ro.alive[1:])
-            next_actions[bt, bb] = sample_categorical(b_pi).masked_fill_(~next_alive[bt, bb], 0)
+            # not in the next situation: "0" on record, as the runner writes it
+            next_actions[bt, bb] = sample_categorical(b_pi).masked_fill_(~stays[bt, bb], 0)
         now = CriticBatch(ro.state[:-1], ro.obs[:-1], actions, ro.prev_actions[:-1])
         nxt = CriticBatch(next_state, next_obs, next_actions, actions)
         return now, nxt

@@ -13,6 +13,13 @@ Episode ends inside a fragment are first-class:
   state), but the lambda-recursion must not reach into the next episode.
 * the end of the fragment (t = T-1) behaves like truncation: bootstrap from
   ``next_values[T-1]``, the value of the state the next fragment starts from.
+
+Agents that leave an episode early (a StarCraft unit that dies) are not an episode end:
+the game is cooperative and its return is the team's, so an agent's last action is
+credited with what the team gets after it left (COMA paper; PyMARL runs the targets of
+dead agents on through the episode). ``stays`` (``[T, B, N]``: agent still in the
+episode after step t) makes :func:`td_lambda_targets` continue a leaving agent's target
+with the team's: the mean value and mean target of the agents that stay.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ def td_lambda_targets(
     truncated: Tensor,
     gamma: float,
     lam: float,
+    stays: Tensor | None = None,
 ) -> Tensor:
     """TD(lambda) targets, computed backwards (Sutton & Barto eq. 12.18, recursive form).
 
@@ -64,13 +72,25 @@ def td_lambda_targets(
         gamma: discount in (0, 1].
         lam: lambda in [0, 1]; 0 gives one-step TD targets, 1 the Monte-Carlo return
             (bootstrapped at truncation and at the fragment end).
+        stays: optional ``[T, B, N]`` bool (rewards ``[T, B, N]``): agent n is still in
+            the episode after step t (it acts at t + 1, or at a truncation it had not
+            terminated). Where it is False and the episode goes on (not terminated), the
+            agent's own ``v_{t+1}`` and ``G_{t+1}`` are replaced by the team's: their
+            means over the agents that stay, ``vbar_{t+1}`` and ``Gbar_{t+1}``. Nothing
+            recorded for the agent after it left is read. With nobody staying the
+            target is ``r_t`` alone. ``None``: every agent stays.
 
     Returns:
         ``[T, B, ...]`` targets
         ``G_t = r_t + gamma (1 - term_t) [ v_{t+1} + lam c_t (G_{t+1} - v_{t+1}) ]``
-        where ``c_t = 0`` at episode ends and at t = T-1, else 1.
+        where ``c_t = 0`` at episode ends and at t = T-1, else 1; with ``stays``, for an
+        agent leaving at t: ``G_t = r_t + gamma (1 - term_t) [ vbar_{t+1} + lam c_t
+        (Gbar_{t+1} - vbar_{t+1}) ]``.
     """
     _check(rewards, terminated, truncated, next_values)
+    if stays is not None and (stays.shape != rewards.shape or rewards.dim() != 3):
+        raise ValueError(f"stays must be [T, B, N] like rewards {tuple(rewards.shape)}, "
+                         f"got {tuple(stays.shape)}")
     not_term = 1.0 - _expand(terminated, rewards)
     cont = 1.0 - _expand(terminated | truncated, rewards)
     targets = torch.empty_like(rewards)
@@ -78,9 +98,22 @@ def td_lambda_targets(
     for t in range(rewards.shape[0] - 1, -1, -1):
         c = cont[t] if t < rewards.shape[0] - 1 else 0.0
         v = next_values[t]
+        if stays is not None:
+            v, g = _team_continuation(v, g, stays[t])
         g = rewards[t] + gamma * not_term[t] * (v + lam * c * (g - v))
         targets[t] = g
     return targets
+
+
+def _team_continuation(v: Tensor, g: Tensor, stays: Tensor) -> tuple[Tensor, Tensor]:
+    """``v``, ``g`` ``[B, N]`` with the entries of agents that left (``stays`` False)
+    replaced by the means over the agents that stay (0 where nobody stays)."""
+    w = stays.to(v.dtype)
+    n = w.sum(-1, keepdim=True).clamp_min(1.0)
+    # where(): a left agent's entries may be garbage (inf, nan) and must not reach the sum
+    v_in, g_in = torch.where(stays, v, 0.0), torch.where(stays, g, 0.0)
+    vbar, gbar = v_in.sum(-1, keepdim=True) / n, g_in.sum(-1, keepdim=True) / n
+    return torch.where(stays, v, vbar), torch.where(stays, g, gbar)
 
 
 def discounted_returns(
@@ -89,6 +122,7 @@ def discounted_returns(
     truncated: Tensor,
     gamma: float,
     bootstrap: Tensor | None = None,
+    stays: Tensor | None = None,
 ) -> Tensor:
     """Discounted returns to go, reset at every episode end (pg-pong's ``discount_rewards``).
 
@@ -99,6 +133,8 @@ def discounted_returns(
         bootstrap: optional ``[T, B, ...]`` values added (discounted) where the sum is cut
             without a terminal state: at truncation and at the last step of the fragment.
             ``None`` means pure Monte-Carlo sums (zero beyond what was observed).
+        stays: optional ``[T, B, N]``: as in :func:`td_lambda_targets`, an agent that
+            leaves the episode continues with the team's mean return.
 
     Returns:
         ``[T, B, ...]`` ``R_t = r_t + gamma * R_{t+1}`` within each episode.
@@ -106,4 +142,36 @@ def discounted_returns(
     _check(rewards, terminated, truncated, *(() if bootstrap is None else (bootstrap,)))
     if bootstrap is None:
         bootstrap = torch.zeros_like(rewards)
-    return td_lambda_targets(rewards, bootstrap, terminated, truncated, gamma, 1.0)
+    return td_lambda_targets(rewards, bootstrap, terminated, truncated, gamma, 1.0, stays)
+
+
+TEAM_REWARDS = ("sum", "mean", "off")
+"""``algo.team_reward`` choices (see :func:`team_rewards`)."""
+
+
+def team_rewards(rewards: Tensor, acted: Tensor, mode: str) -> Tensor:
+    """The cooperative game's one reward, given to every agent: ``[T, B, N]``.
+
+    The COMA paper's game has a single team reward. Envs with per-agent rewards (mpe2's
+    spread with ``local_ratio > 0``) become that game with ``sum`` (every agent gets the
+    sum of the rewards of the agents that acted at t) or ``mean`` (their mean); ``off``
+    keeps each agent's own reward. Agents that did not act at t (``acted`` False: dead,
+    or padding) contribute nothing: what an env writes for them is not a reward.
+
+    Args:
+        rewards: ``[T, B, N]`` per-agent rewards.
+        acted: ``[T, B, N]`` bool, agent acted at t.
+        mode: one of :data:`TEAM_REWARDS`.
+    """
+    if mode not in TEAM_REWARDS:
+        raise ValueError(f"team reward mode {mode!r} unknown: use one of {TEAM_REWARDS}")
+    if acted.shape != rewards.shape or rewards.dim() != 3:
+        raise ValueError(f"rewards and acted must both be [T, B, N], got "
+                         f"{tuple(rewards.shape)} and {tuple(acted.shape)}")
+    if mode == "off":
+        return rewards
+    w = acted.to(rewards.dtype)
+    total = torch.where(acted, rewards, 0.0).sum(-1, keepdim=True)
+    if mode == "mean":
+        total = total / w.sum(-1, keepdim=True).clamp_min(1.0)
+    return total.expand_as(rewards)

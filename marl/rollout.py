@@ -37,6 +37,9 @@ class Rollout:
     final_action_mask: Tensor  # [T, B, N, A] bool
     h0: Tensor  # [B, N, H] actor hidden state before step 0
     eps: Tensor  # [T] float32: the exploration epsilon the policy acted with at step t
+    # [T, B, N] bool, valid where truncated: agent still in the episode that was cut at t
+    # (not terminated in its last step; VecBuffers.final_alive). None: all of them.
+    final_alive: Tensor | None = None
 
     @classmethod
     def allocate(cls, spec: EnvSpec, num_envs: int, t_len: int, hidden_dim: int) -> Rollout:
@@ -56,6 +59,7 @@ class Rollout:
             final_obs=torch.zeros(t_len, b, n, *spec.obs_shape, dtype=obs_dtype),
             final_state=torch.zeros(t_len, b, spec.state_dim),
             final_action_mask=torch.ones(t_len, b, n, a, dtype=torch.bool),
+            final_alive=torch.ones(t_len, b, n, dtype=torch.bool),
             h0=torch.zeros(b, n, hidden_dim),
             eps=torch.zeros(t_len),
         )
@@ -65,7 +69,8 @@ class Rollout:
         return self.actions.shape[0]
 
     def nbytes(self) -> int:
-        return sum(getattr(self, f.name).nbytes for f in fields(self))
+        return sum(getattr(self, f.name).nbytes for f in fields(self)
+                   if getattr(self, f.name) is not None)
 
 
 class Policy(Protocol):

@@ -178,6 +178,7 @@ class Runner:
                 ro.final_obs[t, idx] = torch.from_numpy(buf.final_obs[ended])
                 ro.final_state[t, idx] = torch.from_numpy(buf.final_state[ended])
                 ro.final_action_mask[t, idx] = torch.from_numpy(buf.final_action_mask[ended])
+                ro.final_alive[t, idx] = torch.from_numpy(buf.final_alive[ended])
             self._write_current(t + 1)
             ro.first[t + 1].copy_(self._done_t)
             next_prev_actions(ro.prev_actions[t + 1], ro.actions[t], ro.first[t + 1],

@@ -33,5 +33,6 @@ def random_rollout(T: int, B: int, N: int, O: int, S: int, A: int,  # noqa: E741
         actions=actions, rewards=torch.randn(T, B, N, generator=g), terminated=term,
         truncated=trunc, final_obs=torch.randn(T, B, N, O, generator=g),
         final_state=torch.randn(T, B, S, generator=g),
-        final_action_mask=torch.ones(T, B, N, A, dtype=torch.bool), h0=torch.zeros(B, N, 0),
+        final_action_mask=torch.ones(T, B, N, A, dtype=torch.bool),
+        final_alive=torch.ones(T, B, N, dtype=torch.bool), h0=torch.zeros(B, N, 0),
         eps=torch.full((T,), eps))

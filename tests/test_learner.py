@@ -236,3 +236,73 @@ def test_no_gradient_flows_through_the_advantage_or_its_baseline(advantage):
     ref = torch.autograd.grad(loss, list(before.actor.parameters()))
     for got, want in zip(seen["grads"], ref, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+# ------------------------------------------------ dead agents: the team's return after death
+@pytest.mark.parametrize("advantage,kind", [("coma", "central_q"), ("central_v", "central_v"),
+                                            ("iac_v", "local_v")])
+def test_dead_agents_last_action_is_credited_with_the_teams_return(advantage, kind):
+    """Agent b of env 2 dies after acting at t=2 (the episode goes on): its target there
+    continues with the team's, agent a's next value and target after t=2, instead of
+    stopping at its immediate reward as if the episode had terminated for it."""
+    ro = fragment()
+    ro.alive[3:, 2, 1] = False
+    ro.actions[3:, 2, 1] = 0
+    ro.prev_actions[4:, 2, 1] = 0
+    torch.manual_seed(0)
+    cfg = AlgoConfig(advantage=advantage)
+    x = _spy_update(Learner(SPEC, cfg), ro)["x"]
+    nv, tg = x.next_values[kind], x.targets[kind]
+    g, lam = cfg.gamma, cfg.td_lambda
+    want = ro.rewards[2, 2, 1] + g * (nv[2, 2, 0] + lam * (tg[3, 2, 0] - nv[2, 2, 0]))
+    assert tg[2, 2, 1].item() == pytest.approx(want.item(), rel=1e-5)
+    assert tg[2, 2, 1].item() != pytest.approx(ro.rewards[2, 2, 1].item())
+    # the survivor's own target is untouched by b's death
+    assert tg[2, 2, 0].item() == pytest.approx(
+        (ro.rewards[2, 2, 0] + g * (nv[2, 2, 0] + lam * (tg[3, 2, 0] - nv[2, 2, 0]))).item(),
+        rel=1e-5)
+
+
+def test_agent_that_terminated_in_a_truncated_step_is_not_bootstrapped_as_alive():
+    """Env 1 is truncated at t=3 and agent b terminated in that same step
+    (``final_alive`` False): b's next joint-action slot is "0" (gone) in every critic
+    input, and b's target bootstraps from the team's value of the final state (agent
+    a's), not from b's own Q there as if b were still fighting."""
+    ro = fragment()
+    ro.final_alive[3, 1, 1] = False
+    torch.manual_seed(0)
+    learner = Learner(SPEC, AlgoConfig())
+    _deterministic_actor(learner, 2)
+    seen = _spy_update(learner, ro)
+    nxt, x = seen["nxt"], seen["x"]
+    assert nxt.actions[3, 1].tolist() == [2, 0]
+    nv, tg = x.next_values["central_q"], x.targets["central_q"]
+    gamma = learner.cfg.gamma
+    assert tg[3, 1, 1].item() == pytest.approx((ro.rewards[3, 1, 1] + gamma * nv[3, 1, 0]).item(),
+                                               rel=1e-5)
+    assert tg[3, 1, 0].item() == pytest.approx((ro.rewards[3, 1, 0] + gamma * nv[3, 1, 0]).item(),
+                                               rel=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "off"])
+def test_team_reward_is_what_every_agent_is_trained_on(mode):
+    """``algo.team_reward``: the advantage inputs and critic targets see the team's
+    reward (sum or mean over the agents that acted); ``off`` keeps the env's."""
+    ro = fragment()
+    ro.alive[3:, 2, 1] = False  # b of env 2 is dead from t=3: its rewards are padding
+    ro.rewards[3:, 2, 1] = 1e6
+    torch.manual_seed(0)
+    x = _spy_update(Learner(SPEC, AlgoConfig(team_reward=mode)), ro)["x"]
+    acted = ro.alive[:-1].float()
+    total = (ro.rewards * acted).sum(-1, keepdim=True)
+    want = {"sum": total, "mean": total / acted.sum(-1, keepdim=True), "off": ro.rewards}[mode]
+    torch.testing.assert_close(x.rewards, want.expand_as(ro.rewards))
+    if mode != "off":
+        assert x.rewards.abs().max() < 1e3  # the dead agent's padding never counts
+
+
+def test_team_reward_bad_value_names_it():
+    from marl.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"algo.team_reward = 'total' is invalid.*'sum'"):
+        AlgoConfig(team_reward="total")

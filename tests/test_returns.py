@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from marl.returns import discounted_returns, td_lambda_targets
+from marl.returns import discounted_returns, td_lambda_targets, team_rewards
 
 
 def reference_td_lambda(rewards, next_values, terminated, truncated, gamma, lam):
@@ -145,3 +145,144 @@ def test_shape_errors_name_the_problem():
         td_lambda_targets(r, v[:, :1], term, trunc, 0.9, 0.5)
     with pytest.raises(ValueError, match="terminated must be"):
         td_lambda_targets(r, v, term[:-1], trunc, 0.9, 0.5)
+
+
+# ------------------------------------------------- agents that leave: the team's return
+def reference_team_td_lambda(rewards, next_values, terminated, truncated, stays, gamma, lam):
+    """One scalar at a time, backwards: an agent that does not stay after t takes the
+    mean next value and mean target of the agents that stay (nothing if none stays)."""
+    t_len, b_len, n_len = rewards.shape
+    g = {}
+    out = torch.zeros_like(rewards)
+    for t in reversed(range(t_len)):
+        for b in range(b_len):
+            term, cut = bool(terminated[t, b]), bool(truncated[t, b]) or t == t_len - 1
+            stayers = [k for k in range(n_len) if stays[t, b, k]]
+            for a in range(n_len):
+                r = float(rewards[t, b, a])
+                if term:
+                    g[t, b, a] = r
+                    continue
+                if stays[t, b, a]:
+                    v, nxt = float(next_values[t, b, a]), (0.0 if cut else g[t + 1, b, a])
+                elif stayers:
+                    v = sum(float(next_values[t, b, k]) for k in stayers) / len(stayers)
+                    nxt = 0.0 if cut else sum(g[t + 1, b, k] for k in stayers) / len(stayers)
+                else:
+                    v, nxt = 0.0, 0.0
+                c = 0.0 if cut else 1.0
+                g[t, b, a] = r + gamma * (v + lam * c * (nxt - v))
+            for a in range(n_len):
+                out[t, b, a] = g[t, b, a]
+    return out
+
+
+def dying_case(t_len=14, b=3, n=3, seed=0):
+    """Random rewards/values/ends where agents die and stay dead until their episode
+    ends: stays[t] = alive[t + 1] (final-alive flags at truncations, random too)."""
+    r, v, term, trunc = random_case(t_len=t_len, b=b, n=n, p_term=0.08, p_trunc=0.08,
+                                    seed=seed)
+    g = torch.Generator().manual_seed(100 + seed)
+    alive = torch.ones(t_len + 1, b, n, dtype=torch.bool)
+    for t in range(t_len):
+        keep = alive[t] & (torch.rand(b, n, generator=g) > 0.15)
+        done = term[t] | trunc[t]
+        alive[t + 1] = torch.where(done[:, None], True, keep)
+    final_alive = alive[:-1] & (torch.rand(t_len, b, n, generator=g) > 0.3)
+    stays = torch.where(trunc[..., None], final_alive, alive[1:])
+    return r, v, term, trunc, stays
+
+
+@pytest.mark.parametrize("gamma,lam", [(0.99, 0.8), (0.9, 0.0), (0.5, 1.0)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_team_continuation_matches_slow_reference(gamma, lam, seed):
+    r, v, term, trunc, stays = dying_case(seed=seed)
+    assert (~stays & ~term[..., None]).any()  # the case has agents that leave
+    got = td_lambda_targets(r, v, term, trunc, gamma, lam, stays=stays)
+    want = reference_team_td_lambda(r, v, term, trunc, stays, gamma, lam)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_team_continuation_hand_worked():
+    """Two agents, no episode end; agent 1 dies after step 0 (its later records are
+    garbage). gamma = lam = 0.5.
+    Agent 0: G2 = 3 + .5*8 = 7; G1 = 2 + .5*(6 + .5*(7 - 6)) = 5.25;
+             G0 = 1 + .5*(4 + .5*(5.25 - 4)) = 3.3125.
+    Agent 1 at its last step: G0 = 0 + .5*(4 + .5*(5.25 - 4)) = 2.3125 (agent 0's value
+    and target after t = 0, the team's), where cutting at death would give 0."""
+    r = torch.tensor([[1.0, 0.0], [2.0, 9.0], [3.0, 9.0]]).view(3, 1, 2)
+    v = torch.tensor([[4.0, 100.0], [6.0, 100.0], [8.0, 100.0]]).view(3, 1, 2)
+    no = torch.zeros(3, 1, dtype=torch.bool)
+    stays = torch.tensor([[True, False]] * 3).view(3, 1, 2)
+    got = td_lambda_targets(r, v, no, no, 0.5, 0.5, stays=stays)
+    torch.testing.assert_close(got[:, 0, 0], torch.tensor([3.3125, 5.25, 7.0]))
+    assert got[0, 0, 1].item() == pytest.approx(2.3125)
+
+
+def test_team_continuation_on_the_forward_view_of_the_survivor():
+    """Agent 1 dies at t = 4 of 10 (no episode end), agent 0 lives on: agent 0's targets
+    are the plain forward-view lambda-returns, and agent 1's last target is
+    ``r + gamma ((1 - lam) v0_5 + lam G0_5)`` built on them."""
+    r, v, _, _ = random_case(t_len=10, b=1, n=2, seed=11)
+    no = torch.zeros(10, 1, dtype=torch.bool)
+    stays = torch.ones(10, 1, 2, dtype=torch.bool)
+    stays[4:, 0, 1] = False
+    got = td_lambda_targets(r, v, no, no, 0.9, 0.7, stays=stays)
+    plain = reference_td_lambda(r, v, no, no, 0.9, 0.7)
+    torch.testing.assert_close(got[:, :, 0], plain[:, :, 0], rtol=1e-5, atol=1e-5)
+    want = r[4, 0, 1] + 0.9 * ((1 - 0.7) * v[4, 0, 0] + 0.7 * plain[5, 0, 0])
+    assert got[4, 0, 1].item() == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_shared_reward_dead_agent_gets_the_teams_target():
+    """With one team reward and critics that agree, an agent's last action before its
+    death is worth exactly what the survivors' same-step actions are worth."""
+    r, v, term, trunc, stays = dying_case(seed=4)
+    r = r[..., :1].expand_as(r).clone()
+    v = v[..., :1].expand_as(v).clone()
+    got = td_lambda_targets(r, v, term, trunc, 0.95, 0.8, stays=stays)
+    left = ~stays & ~term[..., None]
+    t, b, a = left.nonzero(as_tuple=True)
+    some_stay = stays[t, b].any(-1)
+    assert some_stay.any()
+    team = (got[t, b] * stays[t, b]).sum(-1) / stays[t, b].sum(-1).clamp_min(1)
+    torch.testing.assert_close(got[t, b, a][some_stay], team[some_stay])
+
+
+def test_all_staying_is_plain_td_lambda():
+    r, v, term, trunc = random_case(n=3, seed=6)
+    stays = torch.ones_like(r, dtype=torch.bool)
+    torch.testing.assert_close(td_lambda_targets(r, v, term, trunc, 0.9, 0.7, stays=stays),
+                               td_lambda_targets(r, v, term, trunc, 0.9, 0.7))
+
+
+def test_what_is_recorded_after_an_agent_left_reaches_no_target():
+    """inf / nan rewards and values of a dead agent change no finite target: not the
+    survivors', not its own last one."""
+    r, v, term, trunc, stays = dying_case(seed=7)
+    acted = torch.ones_like(stays)
+    acted[1:] = stays[:-1] | (term | trunc)[:-1, :, None]  # alive at t
+    base = td_lambda_targets(r, v, term, trunc, 0.9, 0.8, stays=stays)
+    r2, v2 = r.clone(), v.clone()
+    r2[~acted] = float("nan")
+    v2[~stays] = float("inf")
+    got = td_lambda_targets(r2, v2, term, trunc, 0.9, 0.8, stays=stays)
+    torch.testing.assert_close(got[acted], base[acted])
+
+
+def test_stays_shape_is_checked():
+    r, v, term, trunc = random_case()
+    with pytest.raises(ValueError, match="stays must be"):
+        td_lambda_targets(r, v, term, trunc, 0.9, 0.5, stays=torch.ones(3, dtype=torch.bool))
+
+
+def test_team_rewards_hand_worked():
+    r = torch.tensor([1.0, 2.0, 4.0]).view(1, 1, 3)
+    acted = torch.tensor([True, True, False]).view(1, 1, 3)  # agent 2 dead: 4 is padding
+    torch.testing.assert_close(team_rewards(r, acted, "sum").flatten(),
+                               torch.tensor([3.0, 3.0, 3.0]))
+    torch.testing.assert_close(team_rewards(r, acted, "mean").flatten(),
+                               torch.tensor([1.5, 1.5, 1.5]))
+    assert team_rewards(r, acted, "off") is r
+    with pytest.raises(ValueError, match="'total' unknown"):
+        team_rewards(r, acted, "total")
