@@ -237,22 +237,7 @@ class Learner(nn.Module):
                             terminated=agent_term, truncated=agent_trunc, q={}, targets={},
                             next_values={}, gamma=cfg.gamma,
                             return_reset_on_reward=cfg.return_reset_on_reward)
-        stats_critic: dict[str, dict[str, float]] = {"loss": {}, "grad_norm": {}}
-        if self.critics:
-            now, nxt = self._critic_batches(ro, hs, stays)
-            for kind, critic in self.critics.items():
-                with torch.no_grad():
-                    x.next_values[kind] = critic.values(nxt, target=True)  # [T, B, N]
-                    x.targets[kind] = td_lambda_targets(rewards, x.next_values[kind],
-                                                        ro.terminated, ro.truncated,
-                                                        cfg.gamma, cfg.td_lambda,
-                                                        stays=stays)
-                for i in range(cfg.critic_updates):
-                    o, info = critic.update(now, x.targets[kind], alive)
-                    if i == 0:
-                        x.q[kind] = o  # output before this fragment's critic steps
-                stats_critic["loss"][kind] = info["loss"]
-                stats_critic["grad_norm"][kind] = info["grad_norm"]
+        stats_critic = self._critic_step(ro, hs, stays, alive, x)
         if self.shared_kind:  # the actor's value head: V now, V next, TD(lambda) targets
             self._shared_value_targets(ro, v_all, hs, x)
 
@@ -280,6 +265,30 @@ class Learner(nn.Module):
             pg_loss=pg_loss, entropy=entropy, actor_grad_norm=grad_norm, ppo=ppo_stats,
             critic_loss=stats_critic["loss"], critic_grad_norm=stats_critic["grad_norm"],
             td_target=None if first is None else x.targets[first])
+
+    def _critic_step(self, ro: Rollout, hs: Tensor, stays: Tensor, alive: Tensor,
+                     x: AdvantageInputs) -> dict[str, dict[str, float]]:
+        """Steps 2-3 for every critic: TD(lambda) targets from its target copy (into
+        ``x.next_values`` / ``x.targets``), then ``critic_updates`` regression steps; its
+        output before them goes to ``x.q``. Returns the last step's loss and grad norm."""
+        cfg = self.cfg
+        stats: dict[str, dict[str, float]] = {"loss": {}, "grad_norm": {}}
+        if not self.critics:
+            return stats
+        now, nxt = self._critic_batches(ro, hs, stays)
+        for kind, critic in self.critics.items():
+            with torch.no_grad():
+                x.next_values[kind] = critic.values(nxt, target=True)  # [T, B, N]
+                x.targets[kind] = td_lambda_targets(x.rewards, x.next_values[kind],
+                                                    ro.terminated, ro.truncated,
+                                                    cfg.gamma, cfg.td_lambda, stays=stays)
+            for i in range(cfg.critic_updates):
+                o, info = critic.update(now, x.targets[kind], alive)
+                if i == 0:
+                    x.q[kind] = o  # output before this fragment's critic steps
+            stats["loss"][kind] = info["loss"]
+            stats["grad_norm"][kind] = info["grad_norm"]
+        return stats
 
     def _advantage(self, x: AdvantageInputs) -> tuple[Tensor, Tensor]:
         """(advantage, baseline), both ``[T, B, N]``, of ``algo.advantage``."""
