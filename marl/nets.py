@@ -235,6 +235,10 @@ class VDNMixer(nn.Module):
 
     needs_state = False
 
+    def set_state_scale(self, states: Tensor) -> None:
+        """Nothing to scale: VDN ignores the state."""
+        del states
+
     def forward(self, qs: Tensor, state: Tensor) -> Tensor:
         """qs ``[..., N]`` chosen utilities, state ``[..., S]`` -> ``[...]``."""
         del state
@@ -251,6 +255,11 @@ class QMixer(nn.Module):
     functions of the state (``b2`` a two-layer net, as in the paper). Hypernetworks
     with one hidden layer of ``hyper_hidden`` units (PyMARL's ``hypernet_layers: 2``);
     ``hyper_hidden = 0`` makes them linear (the paper's Fig. 2).
+
+    The state is divided by ``state_scale`` (a saved buffer, per feature; ones until
+    the learner fixes it from data, see :meth:`set_state_scale`): envs like SMAX give
+    raw positions and health (up to ~40), which through the hypernetworks make the
+    first mixing weights, and ``Q_tot``, tens of times too large.
     """
 
     needs_state = True
@@ -271,10 +280,17 @@ class QMixer(nn.Module):
         self.hyper_b1 = nn.Linear(state_dim, embed_dim)
         self.hyper_b2 = nn.Sequential(nn.Linear(state_dim, embed_dim), nn.ReLU(),
                                       nn.Linear(embed_dim, 1))
+        self.register_buffer("state_scale", torch.ones(state_dim))
+
+    @torch.no_grad()
+    def set_state_scale(self, states: Tensor) -> None:
+        """Fix the per-feature scale to ``max(|state|, 1)`` over ``states [..., S]``."""
+        self.state_scale.copy_(states.reshape(-1, states.shape[-1]).abs().amax(0).clamp_min(1.0))
 
     def forward(self, qs: Tensor, state: Tensor) -> Tensor:
         """qs ``[..., N]`` chosen utilities, state ``[..., S]`` -> ``Q_tot [...]``."""
         lead = qs.shape[:-1]
+        state = state / self.state_scale
         w1 = self.hyper_w1(state).abs().reshape(*lead, self.n_agents, self.embed_dim)
         b1 = self.hyper_b1(state)  # [..., E]
         hidden = nn.functional.elu((qs.unsqueeze(-2) @ w1).squeeze(-2) + b1)  # [..., E]

@@ -167,6 +167,10 @@ class QLearner(nn.Module):
         loss = grad_norm = None
         target = torch.zeros(1, 1)
         if self.buffer.size >= vd.batch_episodes:
+            if self.n_grad_steps == 0:  # the mixer's state scale, fixed from the first data
+                stored = self.buffer.store.state[: self.buffer.size]
+                self.mixer.set_state_scale(stored)
+                self.target_mixer.set_state_scale(stored)
             for _ in range(vd.updates_per_fragment):
                 batch, _ = self.buffer.sample(vd.batch_episodes)
                 loss, grad_norm, target = self.train_step(batch)
