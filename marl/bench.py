@@ -83,7 +83,7 @@ def bench_training(overrides: list[str], seconds: float) -> dict[str, float]:
 def bench_value_decomposition(seconds: float) -> dict[str, float]:
     """QMIX on SMAX 3m next to COMA at the same env steps per update (``qmix_smax_3m``'s
     B x T for both); the warm-up of :func:`bench_training` (5 fragments = 1,600 env steps,
-    ~90 random-policy episodes) fills QMIX's replay past one batch, so every timed
+    ~75 random-policy episodes, measured) fills QMIX's replay past one batch, so every timed
     update of QMIX includes its gradient step."""
     cfg = _compose(["+experiment=qmix_smax_3m"])
     shape = [f"train.num_envs={cfg.train.num_envs}",
