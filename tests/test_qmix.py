@@ -302,13 +302,30 @@ def test_resume_is_exact_with_the_replay_buffer(tmp_path):
 # ------------------------------------------------------------------ learning
 @pytest.mark.slow
 @pytest.mark.parametrize("mixer", ["vdn", "qmix"])
-def test_learns_the_light_box(tmp_path, mixer):
-    """3x4 grid, light box, 10 steps: greedy success >= 90% after 30k env steps."""
+def test_coordinates_on_the_penalty_game(tmp_path, mixer):
+    """Penalty game with k = 0: the optima (0, 2) and (2, 0) pay 10, every other cell at
+    most 2, and under uniform exploration actions 0 and 2 look alike to each agent: the
+    agents must break the tie together, from their own greedy data. 6,000 one-step
+    episodes; both mixers find an optimum for seeds 0 and 1 (measured)."""
     summary = make_trainer(tmp_path, [
-        *TINY_Q, f"algo.vd.mixer={mixer}", "env.width=4", "env.height=3",
+        "env=penalty", "env.k=0", "algo=qmix", f"algo.vd.mixer={mixer}", "algo.rnn=false",
+        "algo.actor_hidden=[32]", "algo.eps_anneal_steps=3000", "algo.vd.batch_episodes=64",
+        "algo.vd.buffer_episodes=2000", "algo.vd.episode_limit=1",
+        "algo.target_update_interval=20", "train.num_envs=16", "train.fragment_len=1",
+        "train.total_env_steps=6000", "train.eval_every_env_steps=0", "train.eval_episodes=8",
+        "checkpoint.every_env_steps=0", "logger.progress=false", *QUIET, "seed=0"]).run()
+    assert summary["eval/return_mean"] == 10.0, json.dumps(summary)
+
+
+@pytest.mark.slow
+def test_vdn_learns_the_light_box(tmp_path):
+    """3x4 grid, light box, 10-step episodes: greedy success >= 90% after 30k env steps
+    (96.5% measured for seed 0), a task with bootstrapping and a recurrent agent."""
+    summary = make_trainer(tmp_path, [
+        *TINY_Q, "algo.vd.mixer=vdn", "env.width=4", "env.height=3",
         "env.max_steps=10", "algo.vd.episode_limit=10", "algo.vd.batch_episodes=32",
         "algo.vd.buffer_episodes=2000", "algo.eps_anneal_steps=10000",
-        "algo.target_update_interval=50", "train.num_envs=16", "train.fragment_len=5",
+        "algo.target_update_interval=50", "train.num_envs=8", "train.fragment_len=5",
         "train.total_env_steps=30000", "train.eval_every_env_steps=0",
-        "train.eval_episodes=200", "seed=0"]).run()
+        "train.eval_episodes=200", "checkpoint.every_env_steps=0", "seed=0"]).run()
     assert summary["eval/success_rate"] >= 0.9, json.dumps(summary)
