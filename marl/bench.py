@@ -90,6 +90,25 @@ def bench_training(overrides: list[str], seconds: float) -> dict[str, float]:
     }
 
 
+def bench_value_decomposition(seconds: float) -> dict[str, float]:
+    """QMIX on SMAX 3m next to COMA at the same env steps per update (``qmix_smax_3m``'s
+    B x T for both); the warm-up of :func:`bench_training` (5 fragments = 1,600 env steps,
+    ~75 random-policy episodes, measured) fills QMIX's replay past one batch, so every timed
+    update of QMIX includes its gradient step."""
+    cfg = _compose(["+experiment=qmix_smax_3m"])
+    shape = [f"train.num_envs={cfg.train.num_envs}",
+             f"train.fragment_len={cfg.train.fragment_len}"]
+    out: dict[str, float] = {}
+    for exp in ("qmix_smax_3m", "coma_smax_3m"):
+        r = bench_training([f"+experiment={exp}", *shape], seconds)
+        out.update({f"{exp}/{k}": v for k, v in r.items()})
+        print(f"{exp} (B={cfg.train.num_envs}, T={cfg.train.fragment_len}): "
+              f"{r['train_steps_per_s']:,.0f} env steps/s "
+              f"(acting {r['collect_steps_per_s']:,.0f}/s, "
+              f"learning {r['update_steps_per_s']:,.0f}/s, acting share {r['collect_frac']:.0%})")
+    return out
+
+
 PIXEL_SECONDS = 3.0
 """Measurement time of pixel envs in ``--envs`` (they step at a few hundred steps/s)."""
 
@@ -188,6 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pong", nargs="?", const=",".join(PONG_EXPERIMENTS), default="",
                    help="measure the Pong experiments' training loops (default: "
                    f"{','.join(PONG_EXPERIMENTS)}) instead of --experiment's")
+    p.add_argument("--qmix", action="store_true", help="only QMIX vs COMA training "
+                   "throughput on SMAX 3m at the same env steps per update")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for the training benchmark")
     args = p.parse_args(argv)
@@ -198,6 +219,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.pong:
         names = [n.strip() for n in args.pong.split(",") if n.strip()]
         results.update(bench_pong(names, args.seconds, args.overrides))
+    elif args.qmix:
+        results.update(bench_value_decomposition(args.seconds))
     elif not (args.envs and args.envs_only):
         raw = bench_raw_env(args.raw_envs, args.seconds, exp)
         results["raw_env_steps_per_s"] = raw

@@ -18,6 +18,7 @@ from marl.envs import ENV_CONFIGS, make_vec_env
 from marl.envs.base import VecEnv
 from marl.learner import Learner
 from marl.runner import Runner
+from marl.value_decomposition import QLearner, env_max_steps
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 if not CONF_DIR.is_dir():  # installed as a wheel: conf/ ships inside the package
@@ -45,12 +46,19 @@ def build_env(cfg: Config, num_envs: int, seed: int) -> VecEnv:
 
 
 def build(cfg: Config, num_envs: int, seed: int | None = None
-          ) -> tuple[VecEnv, Learner, Runner]:
+          ) -> tuple[VecEnv, Learner | QLearner, Runner]:
     """(env of ``num_envs`` copies, learner, runner over that env), seeded with ``seed``
-    (default ``cfg.seed``); the runner collects fragments of ``train.fragment_len``."""
+    (default ``cfg.seed``); the runner collects fragments of ``train.fragment_len``.
+    The learner is COMA's, or the value-decomposition one when ``algo.vd`` is set."""
     seed = cfg.seed if seed is None else seed
+    vd = cfg.algo.vd
+    limit = env_max_steps(cfg.env)
+    if vd is not None and limit is not None and limit > vd.episode_limit:
+        raise ValueError(f"algo.vd.episode_limit = {vd.episode_limit} is shorter than the "
+                         f"env's max_steps = {limit}: set it to at least {limit}")
     env = build_env(cfg, num_envs, seed)
-    learner = Learner(env.spec, cfg.algo)
+    learner = Learner(env.spec, cfg.algo) if vd is None else \
+        QLearner(env.spec, cfg.algo, num_envs, seed)
     runner = Runner(env, cfg.train.fragment_len, learner.policy.hidden_dim, seed=seed)
     return env, learner, runner
 

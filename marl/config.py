@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from marl.advantages import ADVANTAGES
+from marl.nets import MIXERS
 from marl.returns import TEAM_REWARDS
 
 ACTOR_UPDATES = ("pg", "ppo")
@@ -34,6 +35,46 @@ def check(ok: bool, name: str, value: Any, allowed: str) -> None:
     """Raise :class:`ConfigError` ``"<name> = <value> is invalid: <allowed>"`` unless ok."""
     if not ok:
         raise ConfigError(f"{name} = {value!r} is invalid: {allowed}")
+
+
+@dataclass
+class ValueDecompositionConfig:
+    """The off-policy value-decomposition learner (VDN / QMIX, ``algo.vd``;
+    :mod:`marl.value_decomposition`). Shared with COMA's fields: gamma, td_lambda
+    (0 = one-step double-Q targets), optimizer, opt_eps, rmsprop_alpha, grad_clip,
+    actor_hidden / rnn / share_actor (the agent utility network), target_update_interval
+    and target_tau (target networks, counted in updates), eps_* (epsilon-greedy)."""
+
+    mixer: str = "qmix"
+    """How agent utilities combine into Q_tot: vdn (sum) or qmix (monotonic hypernet)."""
+    lr: float = 5e-4
+    """Learning rate of agent network and mixer (one optimiser)."""
+    buffer_episodes: int = 5000
+    """Replay capacity in episodes (padded to episode_limit)."""
+    batch_episodes: int = 32
+    """Episodes per gradient step; training starts once this many are stored."""
+    episode_limit: int = 100
+    """Longest episode the buffer stores (the env's max_steps)."""
+    updates_per_fragment: int = 1
+    """Gradient steps per collected fragment."""
+    double_q: bool = True
+    """Double Q-learning: the online net picks the next actions, the target net values them."""
+    mixer_embed: int = 32
+    """QMIX mixing-layer width E."""
+    hyper_hidden: int = 64
+    """QMIX hypernetwork hidden width (0: linear hypernetworks)."""
+
+    def __post_init__(self) -> None:
+        check(self.mixer in MIXERS, "algo.vd.mixer", self.mixer,
+              f"choose one of {list(MIXERS)}")
+        check(self.lr > 0, "algo.vd.lr", self.lr, "must be > 0")
+        for k in ("buffer_episodes", "batch_episodes", "episode_limit",
+                  "updates_per_fragment", "mixer_embed"):
+            check(getattr(self, k) >= 1, f"algo.vd.{k}", getattr(self, k), "must be >= 1")
+        check(self.batch_episodes <= self.buffer_episodes, "algo.vd.batch_episodes",
+              self.batch_episodes, f"must be <= algo.vd.buffer_episodes = {self.buffer_episodes}")
+        check(self.hyper_hidden >= 0, "algo.vd.hyper_hidden", self.hyper_hidden,
+              "must be >= 0")
 
 
 @dataclass
@@ -122,6 +163,8 @@ class AlgoConfig:
     """sum or mean: every agent is trained on the sum / mean of the rewards of the agents
     that acted (the paper's one team reward, for envs with per-agent rewards); off: each
     agent's own reward."""
+    vd: ValueDecompositionConfig | None = None
+    """null: the COMA learner (algo.advantage); set: the value-decomposition learner."""
 
     def __post_init__(self) -> None:
         check(self.advantage in ADVANTAGES, "algo.advantage", self.advantage,

@@ -1,0 +1,296 @@
+"""Value decomposition: VDN (Sunehag et al., 2018) and QMIX (Rashid et al., ICML 2018).
+
+The other answer to multi-agent credit assignment, beside COMA's counterfactual
+baseline: every agent a learns a utility ``Q_a(tau^a, u^a)`` from its own history; a
+mixer combines the chosen utilities into the team's ``Q_tot(s, u)``, and only
+``Q_tot`` is regressed onto the team reward's targets. VDN's mixer is a sum; QMIX's
+is a network whose weights, produced by hypernetworks of the global state, are
+non-negative, so ``Q_tot`` is monotonic in every ``Q_a`` and the greedy joint action is
+each agent's own greedy action (decentralised execution, eq. 4-5 of the QMIX paper).
+
+Read :meth:`QLearner.update` top to bottom. Per fragment from the runner:
+
+1. The fragment goes into the episode replay buffer (:mod:`marl.replay`), which
+   assembles whole episodes across fragments.
+2. Once ``batch_episodes`` episodes are stored, ``updates_per_fragment`` times: sample
+   that many episodes; unroll the agent network (GRU, shared parameters, agent id and
+   last action in the input: the COMA actor's torso with A utilities as outputs) and
+   its target copy from each episode's start.
+3. Targets (:func:`value_targets`): double Q-learning (van Hasselt et al., 2016) -- the
+   online utilities pick each agent's next action among the available ones, the target
+   utilities and target mixer value it -- then TD(lambda) over the episode
+   (:func:`marl.returns.td_lambda_targets`, ``td_lambda = 0``: one-step targets).
+   Terminated steps do not bootstrap; truncated ones bootstrap from the final state.
+4. Loss: masked mean squared TD error of ``Q_tot`` over filled steps (padding masked);
+   one clipped optimiser step on agent network and mixer together; target networks
+   copied every ``target_update_interval`` gradient steps (or Polyak ``target_tau``).
+
+Dead agents: an agent not alive at t contributes utility 0 to the mixer at t (its
+recorded action is the runner's "0" and its observation is whatever the env shows), so
+nothing it "does" after death reaches ``Q_tot`` or the targets.
+
+Acting: epsilon-greedy over the available actions with epsilon annealed linearly over
+env steps (:class:`EpsilonGreedyPolicy`, the shared schedule of :mod:`marl.policy`).
+
+Metrics: the trainer reports any learner through :func:`marl.learner.update_metrics`,
+so :meth:`QLearner.update` returns the shared :class:`~marl.learner.UpdateStats`:
+``loss/critic_qtot`` is the TD loss of ``Q_tot``, ``train/td_target`` its mean target,
+``train/pi/*`` the epsilon-greedy policy on the fragment, ``train/baseline`` the mean
+greedy utility ``max_u Q_a``, ``train/advantage_abs`` and ``credit/*/advantage_mean``
+the utility of the taken action minus the greedy one (``<= 0``), ``loss/actor_grad_norm``
+the gradient norm of the TD loss; there is no policy gradient (``loss/actor`` is 0).
+
+Shape letters: T time, E episodes, B envs, N agents, O observation, S state, A actions.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from marl.config import AlgoConfig
+from marl.critics import make_optimizer
+from marl.envs.base import EnvSpec
+from marl.errors import NonFiniteError
+from marl.learner import UpdateStats
+from marl.nets import MIXERS, Actor, make_mixer
+from marl.policy import ExploringPolicy, floor_mix, sample_categorical
+from marl.replay import EpisodeBuffer, Episodes
+from marl.returns import td_lambda_targets
+from marl.rollout import Rollout
+
+
+def epsilon_greedy_probs(q: Tensor, eps: float | Tensor, mask: Tensor | None) -> Tensor:
+    """``(1 - eps)`` on the greedy available action plus ``eps`` spread uniformly over the
+    available ones: ``[..., A]`` utilities -> ``[..., A]`` probabilities."""
+    if mask is not None:
+        q = q.masked_fill(~mask, float("-inf"))
+    greedy = F.one_hot(q.argmax(-1), q.shape[-1]).to(torch.float32)
+    return floor_mix(greedy, eps, mask)
+
+
+class EpsilonGreedyPolicy(ExploringPolicy):
+    """The agent network as the runner sees it: epsilon-greedy on its utilities."""
+
+    @torch.inference_mode()
+    def act(self, obs: Tensor, prev_actions: Tensor, first: Tensor, action_mask: Tensor,
+            h: Tensor, greedy: bool = False) -> tuple[Tensor, Tensor]:
+        if self.hidden_dim:
+            h = h * (~first).to(h.dtype)[:, None, None]
+        q, h = self.actor(obs, prev_actions, h)
+        mask = action_mask if self.use_mask else None
+        if greedy:
+            if mask is not None:
+                q = q.masked_fill(~mask, float("-inf"))
+            return q.argmax(-1), h
+        return sample_categorical(epsilon_greedy_probs(q, self.eps, mask)), h
+
+
+def value_targets(q_next: Tensor, q_next_target: Tensor, avail_next: Tensor,
+                  alive_next: Tensor, state_next: Tensor, target_mixer: nn.Module,
+                  reward: Tensor, terminated: Tensor, truncated: Tensor, gamma: float,
+                  lam: float, double_q: bool = True) -> Tensor:
+    """Team targets ``[T, E]`` for ``Q_tot(s_t, u_t)``.
+
+    Args:
+        q_next, q_next_target: ``[T, E, N, A]`` online / target utilities at t + 1.
+        avail_next: ``[T, E, N, A]`` bool, actions available at t + 1.
+        alive_next: ``[T, E, N]`` bool; dead agents contribute utility 0.
+        state_next: ``[T, E, S]``.
+        reward: ``[T, E]`` team reward; terminated, truncated ``[T, E]`` bool (steps
+            after an episode's end are padding: the recursion never reaches into them
+            because the episode's last step is terminated or truncated).
+        double_q: the online utilities choose the next actions (else the target ones).
+    Returns:
+        ``G_t = r_t + gamma (1 - term_t) [v_{t+1} + lam c_t (G_{t+1} - v_{t+1})]`` with
+        ``v_{t+1} = Q_tot^target(s_{t+1}, argmax_u Q_a(tau_{t+1}, u))``.
+    """
+    chooser = q_next if double_q else q_next_target
+    best = chooser.masked_fill(~avail_next, float("-inf")).argmax(-1, keepdim=True)
+    u = q_next_target.gather(-1, best).squeeze(-1) * alive_next  # [T, E, N]
+    v_next = target_mixer(u, state_next)  # [T, E]
+    return td_lambda_targets(reward, v_next, terminated, truncated, gamma, lam)
+
+
+def _time_first(x: Tensor) -> Tensor:
+    return x.transpose(0, 1)
+
+
+def env_max_steps(env_cfg: Any) -> int | None:
+    """The env config's episode limit (``max_steps`` or ``kwargs.max_steps``), if any."""
+    value = getattr(env_cfg, "max_steps", None)
+    kwargs = getattr(env_cfg, "kwargs", None)
+    if value is None and isinstance(kwargs, dict):
+        value = kwargs.get("max_steps")
+    return None if value is None else int(value)
+
+
+class QLearner(nn.Module):
+    """Agent utility network, mixer, their targets, one optimiser, the replay buffer."""
+
+    def __init__(self, spec: EnvSpec, cfg: AlgoConfig, num_envs: int, seed: int = 0):
+        super().__init__()
+        if cfg.vd is None:
+            raise ValueError("algo.vd is null: the value-decomposition learner needs it")
+        self.spec, self.cfg, vd = spec, cfg, cfg.vd
+        if MIXERS[vd.mixer].needs_state and (spec.state_is_concat_obs or spec.state_dim == 0):
+            raise ValueError(
+                f"algo.vd.mixer = {vd.mixer!r} conditions on the global state, and this env "
+                "has none (its state is only the concatenated observations): use "
+                "algo=vdn, or an env with a state()")
+        pixel_scale = 1.0 / 255.0 if spec.obs_dtype == "uint8" else 1.0
+        self.agent = Actor(spec.obs_shape, spec.n_agents, spec.n_actions, cfg.actor_hidden,
+                           rnn=cfg.rnn, shared=cfg.share_actor, pixel_scale=pixel_scale)
+        self.mixer = make_mixer(vd.mixer, spec.n_agents, spec.state_dim, vd.mixer_embed,
+                                vd.hyper_hidden)
+        self.target_agent = copy.deepcopy(self.agent).requires_grad_(False)
+        self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
+        self.opt = make_optimizer(self._params(), cfg.optimizer, vd.lr, cfg.rmsprop_alpha,
+                                  cfg.opt_eps)
+        self.buffer = EpisodeBuffer(spec, vd.buffer_episodes, vd.episode_limit, num_envs, seed)
+        self.policy = EpsilonGreedyPolicy(self.agent, cfg, spec.has_action_mask)
+        self.n_updates = 0  # fragments seen
+        self.n_grad_steps = 0
+
+    def _params(self) -> list[nn.Parameter]:
+        return [*self.agent.parameters(), *self.mixer.parameters()]
+
+    # ------------------------------------------------------------------ update
+    def update(self, ro: Rollout) -> UpdateStats:
+        """Store the fragment; train once the buffer holds a batch; stats on the fragment."""
+        vd = self.cfg.vd
+        self.buffer.add(ro)
+        loss = grad_norm = None
+        target = torch.zeros(1, 1)
+        if self.buffer.size >= vd.batch_episodes:
+            if self.n_grad_steps == 0:  # the mixer's state scale, fixed from the first data
+                stored = self.buffer.store.state[: self.buffer.size]
+                self.mixer.set_state_scale(stored)
+                self.target_mixer.set_state_scale(stored)
+            for _ in range(vd.updates_per_fragment):
+                batch, _ = self.buffer.sample(vd.batch_episodes)
+                loss, grad_norm, target = self.train_step(batch)
+        self.n_updates += 1
+        return self._fragment_stats(ro, loss, grad_norm, target)
+
+    def q_values(self, ep: Episodes, target: bool = False) -> Tensor:
+        """Utilities ``[T+1, E, N, A]`` of every situation of the episodes, unrolled from
+        each episode's start (online or target agent network)."""
+        obs = _time_first(ep.obs)  # [T+1, E, N, *O]
+        a_none = self.spec.n_actions
+        actions = _time_first(ep.actions)
+        prev = torch.cat([torch.full_like(actions[:1], a_none), actions])  # [T+1, E, N]
+        first = torch.zeros(obs.shape[:2], dtype=torch.bool)
+        first[0] = True
+        net = self.target_agent if target else self.agent
+        h0 = net.initial_hidden(obs.shape[1])
+        q, _ = net.unroll(obs, prev, first, h0)
+        return q
+
+    def loss(self, ep: Episodes) -> tuple[Tensor, Tensor]:
+        """Masked mean squared TD error of ``Q_tot`` and the targets ``[T, E]``."""
+        cfg = self.cfg
+        q = self.q_values(ep)  # [T+1, E, N, A]
+        alive, avail = _time_first(ep.alive).float(), _time_first(ep.avail)
+        state = _time_first(ep.state)
+        actions = _time_first(ep.actions)
+        with torch.no_grad():
+            q_target = self.q_values(ep, target=True)
+            targets = value_targets(
+                q[1:].detach(), q_target[1:], avail[1:], alive[1:], state[1:],
+                self.target_mixer, _time_first(ep.reward), _time_first(ep.terminated),
+                _time_first(ep.truncated), cfg.gamma, cfg.td_lambda, cfg.vd.double_q)
+        chosen = q[:-1].gather(-1, actions[..., None]).squeeze(-1) * alive[:-1]  # [T, E, N]
+        q_tot = self.mixer(chosen, state[:-1])  # [T, E]
+        filled = _time_first(ep.filled).float()
+        loss = ((q_tot - targets) ** 2 * filled).sum() / filled.sum().clamp_min(1.0)
+        return loss, targets
+
+    def train_step(self, ep: Episodes) -> tuple[float, float, Tensor]:
+        """One gradient step on a batch of episodes; returns (loss, grad norm, targets)."""
+        loss, targets = self.loss(ep)
+        if not torch.isfinite(loss):
+            raise NonFiniteError(f"TD loss of Q_tot is {loss.item()}")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad = nn.utils.clip_grad_norm_(self._params(), self.cfg.grad_clip)
+        if not torch.isfinite(grad):
+            raise NonFiniteError(f"gradient norm of the TD loss is {grad.item()}")
+        self.opt.step()
+        self.n_grad_steps += 1
+        self._update_targets()
+        return loss.item(), float(grad), targets
+
+    @torch.no_grad()
+    def _update_targets(self) -> None:
+        cfg = self.cfg
+        pairs = ((self.agent, self.target_agent), (self.mixer, self.target_mixer))
+        if cfg.target_tau is not None:
+            for net, tgt in pairs:
+                for p, tp in zip(net.parameters(), tgt.parameters(), strict=True):
+                    tp.lerp_(p, cfg.target_tau)
+        elif self.n_grad_steps % cfg.target_update_interval == 0:
+            for net, tgt in pairs:
+                tgt.load_state_dict(net.state_dict())
+
+    @torch.no_grad()
+    def _fragment_stats(self, ro: Rollout, loss: float | None, grad_norm: float | None,
+                        target: Tensor) -> UpdateStats:
+        """Diagnostics on the fragment just collected (see the module docstring)."""
+        q, _ = self.agent.unroll(ro.obs[:-1], ro.prev_actions[:-1], ro.first[:-1], ro.h0)
+        amask = ro.action_mask[:-1] if self.spec.has_action_mask else None
+        pi = epsilon_greedy_probs(q, ro.eps[:, None, None, None], amask)  # [T, B, N, A]
+        greedy_q = (q if amask is None else q.masked_fill(~amask, float("-inf"))).amax(-1)
+        taken = q.gather(-1, ro.actions[..., None]).squeeze(-1)
+        mask = ro.alive[:-1].float()
+        entropy = -(pi * torch.log(pi.clamp_min(1e-10))).sum(-1)
+        trained = loss is not None
+        return UpdateStats(
+            eps=float(ro.eps[0]), mask=mask, pi=pi, adv=(taken - greedy_q) * mask,
+            baseline=greedy_q * mask, pg_loss=0.0,
+            entropy=float((entropy * mask).sum() / mask.sum().clamp_min(1.0)),
+            actor_grad_norm=grad_norm if trained else 0.0,
+            critic_loss={"qtot": loss} if trained else {},
+            critic_grad_norm={"qtot": grad_norm} if trained else {},
+            td_target=target.mean().expand_as(mask) if trained else None)
+
+    def check_finite(self) -> None:
+        """Raise :class:`NonFiniteError` naming the first NaN/inf parameter."""
+        for name, p in self.named_parameters():
+            if not torch.isfinite(p).all():
+                raise NonFiniteError(f"parameter {name} has non-finite values")
+
+    # ------------------------------------------------------------ persistence
+    def state_dict_full(self) -> dict[str, Any]:
+        """Networks, targets, optimiser, counters and the whole replay buffer."""
+        return {
+            "nets": self._nets_state(),
+            "opt": self.opt.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "n_updates": self.n_updates, "n_grad_steps": self.n_grad_steps,
+        }
+
+    def _nets_state(self) -> dict[str, Any]:
+        return {"agent": self.agent.state_dict(), "mixer": self.mixer.state_dict(),
+                "target_agent": self.target_agent.state_dict(),
+                "target_mixer": self.target_mixer.state_dict()}
+
+    def load_networks(self, sd: dict[str, Any]) -> None:
+        """Networks and targets only (fine-tuning). ValueError when they do not fit."""
+        if "nets" not in sd:
+            raise ValueError("that checkpoint is not from a value-decomposition run")
+        try:
+            for k, v in sd["nets"].items():
+                getattr(self, k).load_state_dict(v)
+        except RuntimeError as e:
+            raise ValueError(f"networks do not fit this env/config: {e}") from e
+
+    def load_state_dict_full(self, sd: dict[str, Any]) -> None:
+        self.load_networks(sd)
+        self.opt.load_state_dict(sd["opt"])
+        self.buffer.load_state_dict(sd["buffer"])
+        self.n_updates, self.n_grad_steps = int(sd["n_updates"]), int(sd["n_grad_steps"])
