@@ -183,6 +183,21 @@ def test_time_limit_truncates_smax():
     np.testing.assert_array_equal(buf.episode["win"], [0.0, 0.0])
 
 
+def test_unit_dying_in_the_truncated_step_is_not_in_final_alive():
+    """A unit killed in the very step the time limit cuts the battle is out of the ended
+    episode (``final_alive`` False), so the learner does not bootstrap it as alive."""
+    env = JaxMarlVecEnv(smax(kwargs={"max_steps": 2}), num_envs=2, seed=0)
+    for _ in range(2):
+        env.step(np.full((2, 3), 4))
+    health = np.asarray(env._states.state.unit_health).copy()
+    health[0, 0] = 0.0
+    edit_units(env, unit_health=health)
+    buf = env.step(np.full((2, 3), 4))
+    assert buf.truncated.all() and not buf.terminated.any()
+    np.testing.assert_array_equal(buf.final_alive, [[False, True, True], [True, True, True]])
+    assert buf.alive.all()  # the next battle starts with everyone
+
+
 @pytest.mark.parametrize("cfg", [smax(), JaxMarlEnvConfig(**SPREAD)], ids=["smax", "spread"])
 def test_exact_resume_after_pickle_round_trip(cfg):
     rng = np.random.default_rng(0)

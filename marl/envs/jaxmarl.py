@@ -344,7 +344,7 @@ class JaxMarlVecEnv:
 
         st_next = jax.tree.map(pick, st_r, st_end)
         out = (pick(o_r, o), pick(s_r, s), reward, term, done & ~term, pick(m_r, m),
-               pick(jnp.ones_like(alive_end), alive_end), o, s, m, stats)
+               pick(jnp.ones_like(alive_end), alive_end), o, s, m, stats, alive_end)
         return key, st_next, out[6], out, st_end
 
     def _batched_step(self, keep_final: int | None):
@@ -391,7 +391,7 @@ class JaxMarlVecEnv:
         self._keys, self._states, self._alive, out, self._final0 = fn(
             self._keys, self._states, self._alive, actions.astype(np.int32, copy=False))
         (obs, state, reward, term, trunc, mask, alive,
-         f_obs, f_state, f_mask, stats) = self._jax.device_get(out)
+         f_obs, f_state, f_mask, stats, f_alive) = self._jax.device_get(out)
         buf = self.buf
         np.copyto(buf.obs, obs)
         np.copyto(buf.state, state)
@@ -406,6 +406,7 @@ class JaxMarlVecEnv:
             buf.final_obs[e] = f_obs[e]
             buf.final_state[e] = f_state[e]
             buf.final_action_mask[e] = f_mask[e]
+            buf.final_alive[e] = f_alive[e]  # a unit that died in the last step is out
             for i, k in enumerate(self.spec.episode_metrics):
                 buf.episode[k][e] = stats[e, i]
         return buf
