@@ -9,19 +9,22 @@ of ``python -m marl.train`` as one ``error:`` line, not a traceback.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import sys
 import warnings
 from pathlib import Path
 
 import pytest
 from conftest import compose
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from marl.checkpoint import list_checkpoints
 from marl.config import to_config
-from marl.train import Trainer, main
+from marl.train import Trainer
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TINY = [
     "train.num_envs=2",
@@ -146,20 +149,18 @@ BAD_ENVS = [
 
 @pytest.mark.parametrize(("override", "message"), BAD_ENVS,
                          ids=["bad-id", "no-module", "not-an-env", "bad-wrapper", "continuous"])
-def test_bad_env_reaches_the_command_line_as_one_error_line(override, message, tmp_path,
-                                                            monkeypatch, capsys):
+def test_bad_env_reaches_the_command_line_as_one_error_line(override, message, tmp_path):
     """``python -m marl.train env=pettingzoo <bad>``: exit code 2, one ``error:`` line on
-    stderr naming the field, what is wrong and what is supported; no run directory."""
+    stderr naming the field, what is wrong and what is supported; no run directory. Run as
+    the user runs it, in its own process (Hydra's logging setup stays out of pytest's)."""
     run_dir = tmp_path / "run"
-    monkeypatch.chdir(tmp_path)
-    GlobalHydra.instance().clear()
-    monkeypatch.setattr(sys, "argv", ["marl.train", "env=pettingzoo", override, *TINY,
-                                      f"hydra.run.dir={run_dir}"])
-    with pytest.raises(SystemExit) as exit_info, warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        main()
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2
+    proc = subprocess.run(
+        [sys.executable, "-m", "marl.train", "env=pettingzoo", override, *TINY,
+         f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore::DeprecationWarning"})
+    err = proc.stderr
+    assert proc.returncode == 2, err[-1500:]
     assert "Traceback" not in err
     assert message in err, err[-1500:]
     assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
