@@ -38,18 +38,30 @@ from marl.metrics import peak_rss_mib
 
 
 def bench_raw_env(num_envs: int, seconds: float, overrides: list[str]) -> float:
-    """Env steps/s of the batched env alone, random actions drawn before timing."""
+    """Env steps/s of the batched env alone, random actions drawn before timing (with
+    action masks, a random allowed action: the argmax of pre-drawn noise over the mask)."""
     cfg = _compose(overrides)
     env = build_env(cfg, num_envs, seed=0)
     env.reset(seed=0)
     rng = np.random.default_rng(0)
-    actions = rng.integers(0, env.spec.n_actions, (64, num_envs, env.spec.n_agents))
+    spec = env.spec
+    if spec.has_action_mask:
+        noise = rng.random((64, num_envs, spec.n_agents, spec.n_actions), np.float32) + 1e-3
+        mask = env.buf.action_mask
+
+        def action(i: int) -> np.ndarray:
+            return (noise[i] * mask).argmax(-1)
+    else:
+        actions = rng.integers(0, spec.n_actions, (64, num_envs, spec.n_agents))
+
+        def action(i: int) -> np.ndarray:
+            return actions[i]
     for i in range(20):
-        env.step(actions[i % 64])
+        env.step(action(i % 64))
     steps, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         for i in range(64):
-            env.step(actions[i])
+            env.step(action(i))
         steps += 64 * num_envs
     return steps / (time.perf_counter() - t0)
 
