@@ -77,6 +77,30 @@ def test_spec_shapes_and_dtypes(smax_env, spread_env):
     assert set(smax_env.buf.episode) == {"win", "enemies_killed", "allies_lost"}
 
 
+def test_smax_state_is_the_world_state_scaled_per_feature():
+    """``scale_state``: the same battle (same seed, same actions) seen raw and scaled;
+    the factors written out by hand from SMAX's layout (per unit: health, x, y, cooldown,
+    6 type bits; then 6 teams, 6 types), 32 x 32 map, longest cooldown 1.87 s."""
+    raw_env = JaxMarlVecEnv(smax(scale_state=False), num_envs=4, seed=3)
+    env = JaxMarlVecEnv(smax(), num_envs=4, seed=3)
+    rng = np.random.default_rng(0)
+    unit = np.array([1, 1 / 32, 1 / 32, 1 / 1.87] + [1] * 6)
+    factor = np.concatenate([np.tile(unit, 6), np.ones(6), np.full(6, 1 / 6)])
+    cooldown = np.zeros(72, bool)
+    cooldown[3:60:10] = True
+    saw_negative_cooldown = False
+    for _ in range(40):
+        a = random_actions(env.buf, rng)
+        raw, scaled = raw_env.step(a).state, env.step(a).state
+        saw_negative_cooldown |= bool((raw[:, cooldown] < 0).any())
+        expect = raw.copy()
+        expect[:, cooldown] = np.clip(raw[:, cooldown], 0.0, 1.87)
+        np.testing.assert_allclose(scaled, expect * factor, rtol=1e-6, atol=1e-7)
+        assert scaled.min() > -0.01 and scaled.max() < 1.01
+    assert saw_negative_cooldown  # the clip was exercised
+    assert raw_env.buf.state.max() > 5  # raw positions: the scale was needed
+
+
 def test_importing_marl_envs_does_not_import_jax():
     code = "import sys, marl.envs, marl.config; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -27,7 +27,16 @@ What the runner sees:
 * alive: ``not dones[agent]`` of the last step (SMAX: dead units). A dead agent's action
   is replaced by the env's no-op (SMAX: stop) before it reaches the env.
 * state: ``obs["world_state"]`` where the env returns one (SMAX), else the concatenated
-  observations (``state_is_concat_obs=True``).
+  observations (``state_is_concat_obs=True``). SMAX's world state carries raw map
+  positions (0-32), weapon cooldowns that keep falling below zero while a unit holds
+  fire (seen at -13) and integer unit types beside normalised health; with
+  ``scale_state`` (the default) positions are divided by the map's width and height,
+  cooldowns clipped to ``[0, longest cooldown]`` and divided by it (below zero means
+  "ready", as at zero) and types divided by the number of types, so every feature is in
+  [0, 1]. A deviation from JaxMARL's raw state, for the critics and the QMIX mixer
+  (input conditioning; the falling cooldown is not information). On coma_smax_3m it
+  changed nothing measurable (experiments/smax/README.md); ``scale_state=false`` gives
+  JaxMARL's state as it is.
 * terminated vs truncated: SMAX terminates when one side is wiped out and truncates at
   ``max_steps`` otherwise (a battle won on the last step is terminated). Other envs: the
   episode is truncated when ``state.step >= env.max_steps`` (MPE's only end) and
@@ -110,6 +119,8 @@ class JaxMarlEnvConfig:
     """Keyword arguments of jaxmarl.make, e.g. {max_steps: 25, local_ratio: 0.5}."""
     xla_single_thread: bool = True
     """Turn XLA's CPU thread pool off (set before jax is first imported; see docstring)."""
+    scale_state: bool = True
+    """SMAX only: scale JaxMARL's world_state to O(1) features (see the module docstring)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -251,6 +262,8 @@ class JaxMarlVecEnv:
         obs_dim = int(np.prod(shapes.pop()))
         self._smax = hasattr(self._core(st0), "unit_alive")
         self._world_state = "world_state" in obs0
+        self._state_scale = self._smax_state_scale(np.size(obs0["world_state"])) \
+            if self._smax and self._world_state and cfg.scale_state else None
         try:
             env.get_avail_actions(st0)
             has_mask = True
@@ -287,11 +300,38 @@ class JaxMarlVecEnv:
         """The env state with the units: HeuristicEnemySMAX wraps SMAX's state."""
         return getattr(st, "state", st)
 
+    def _smax_state_scale(self, size: int) -> tuple[Any, Any, Any]:
+        """(low, high, factor) ``[S]`` of SMAX's world state: the state is
+        ``clip(s, low, high) * factor``. Layout (JaxMARL ``get_world_state``): per unit
+        [health, x, y, weapon cooldown, type bits], then every unit's team, then its type."""
+        jnp = self._jnp
+        core = getattr(self.env, "_env", self.env)  # HeuristicEnemySMAX wraps SMAX
+        n_units, per_unit = core.num_agents, len(core.own_features)
+        if n_units * (per_unit + 2) != size:
+            raise ValueError(f"SMAX world_state has {size} features, expected "
+                             f"{n_units} units x ({per_unit} + 2): JaxMARL's layout changed; "
+                             "set env.scale_state=false")
+        longest = float(np.max(np.asarray(core.unit_type_weapon_cooldowns)))
+        unit_low = np.full(per_unit, -np.inf, np.float32)
+        unit_high = np.full(per_unit, np.inf, np.float32)
+        unit_factor = np.ones(per_unit, np.float32)
+        unit_factor[1:3] = 1.0 / core.map_width, 1.0 / core.map_height
+        unit_low[3], unit_high[3], unit_factor[3] = 0.0, longest, 1.0 / longest
+        low = np.concatenate([np.tile(unit_low, n_units), np.full(2 * n_units, -np.inf)])
+        high = np.concatenate([np.tile(unit_high, n_units), np.full(2 * n_units, np.inf)])
+        factor = np.concatenate([np.tile(unit_factor, n_units), np.ones(n_units),
+                                 np.full(n_units, 1.0 / core.unit_type_bits)])
+        return (jnp.asarray(low, jnp.float32), jnp.asarray(high, jnp.float32),
+                jnp.asarray(factor, jnp.float32))
+
     def _observe(self, obs, st):
         """obs [N, O], state [S], mask [N, A] bool of one env's JAX observation dict/state."""
         jnp = self._jnp
         o = jnp.stack([jnp.ravel(obs[a]) for a in self.agents]).astype(jnp.float32)
         s = obs["world_state"].ravel().astype(jnp.float32) if self._world_state else o.ravel()
+        if self._state_scale is not None:
+            low, high, factor = self._state_scale
+            s = jnp.clip(s, low, high) * factor
         if self._has_mask:
             avail = self.env.get_avail_actions(st)
             m = jnp.stack([avail[a] for a in self.agents]).astype(bool)
