@@ -98,6 +98,22 @@ def make_optimizer(params: Iterable[nn.Parameter], name: str, lr: float, alpha: 
     raise ValueError(f"optimizer {name!r} unknown: use 'rmsprop' or 'adam'")
 
 
+def guarded_step(loss: Tensor, params: Iterable[nn.Parameter], opt: torch.optim.Optimizer,
+                 max_norm: float, what: str) -> float:
+    """One optimiser step on ``loss``: refuse a non-finite loss, backward, clip the
+    gradient to ``max_norm``, refuse a non-finite gradient norm, step. ``what`` names the
+    loss in the :class:`NonFiniteError` (e.g. "actor"). Returns the gradient norm."""
+    if not torch.isfinite(loss):
+        raise NonFiniteError(f"{what} loss is {loss.item()}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    grad = nn.utils.clip_grad_norm_(params, max_norm)
+    if not torch.isfinite(grad):
+        raise NonFiniteError(f"{what} gradient norm is {grad.item()}")
+    opt.step()
+    return float(grad)
+
+
 CRITIC_KINDS = ("central_q", "central_v", "local_q", "local_v")
 """central_*: state, own observation, others' actions (Q), previous joint action, id;
 local_*: only the agent's own observation, previous action and id. *_q: |A| outputs
@@ -205,14 +221,8 @@ class TDCritic(nn.Module):
         pred = self._pick(out, b.actions)
         m = mask.to(pred.dtype)
         loss = (((pred - targets.detach()) ** 2) * m).sum() / m.sum().clamp_min(1.0)
-        if not torch.isfinite(loss):
-            raise NonFiniteError(f"critic {self.net.kind} loss is {loss.item()}")
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip)
-        if not torch.isfinite(grad_norm):
-            raise NonFiniteError(f"critic {self.net.kind} gradient norm is {grad_norm.item()}")
-        self.opt.step()
+        grad_norm = guarded_step(loss, self.net.parameters(), self.opt, self.grad_clip,
+                                 f"critic {self.net.kind}")
         self.n_updates += 1
         if self.tau is not None:
             with torch.no_grad():
@@ -220,7 +230,7 @@ class TDCritic(nn.Module):
                     tp.lerp_(p, self.tau)
         elif self.n_updates % self.interval == 0:
             self.target.load_state_dict(self.net.state_dict())
-        return out.detach(), {"loss": loss.item(), "grad_norm": float(grad_norm)}
+        return out.detach(), {"loss": loss.item(), "grad_norm": grad_norm}
 
     def state_dict_full(self) -> dict:
         return {"net": self.net.state_dict(), "target": self.target.state_dict(),

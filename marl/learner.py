@@ -133,7 +133,7 @@ from torch import Tensor, nn
 
 from marl.advantages import ADVANTAGES, AdvantageInputs, normalise, optimistic
 from marl.config import AlgoConfig, ConfigError
-from marl.critics import CriticBatch, CriticNet, TDCritic, make_optimizer
+from marl.critics import CriticBatch, CriticNet, TDCritic, guarded_step, make_optimizer
 from marl.envs.base import EnvSpec
 from marl.errors import NonFiniteError
 from marl.nets import Actor
@@ -304,15 +304,9 @@ class Learner(nn.Module):
         entropy = -(soft * torch.log(soft.clamp_min(1e-10))).sum(-1)
         entropy = (entropy * mask).sum() / n_alive
         actor_loss = pg_loss - self.cfg.entropy_coef * entropy
-        if not torch.isfinite(actor_loss):
-            raise NonFiniteError(f"actor loss is {actor_loss.item()}")
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        grad = nn.utils.clip_grad_norm_(self.actor.parameters(), self.cfg.grad_clip)
-        if not torch.isfinite(grad):
-            raise NonFiniteError(f"actor gradient norm is {grad.item()}")
-        self.actor_opt.step()
-        return pg_loss.item(), entropy.item(), float(grad)
+        grad = guarded_step(actor_loss, self.actor.parameters(), self.actor_opt,
+                            self.cfg.grad_clip, "actor")
+        return pg_loss.item(), entropy.item(), grad
 
     def _ppo_update(self, ro: Rollout, pi_old: Tensor, adv: Tensor, x: AdvantageInputs
                     ) -> tuple[float, float, float, dict[str, float]]:
@@ -389,19 +383,13 @@ class Learner(nn.Module):
             value_loss = (value_error(v, d["v_old"], d["ret"], cfg.value_clip) * mask).sum() \
                 / n_alive
             loss = loss + cfg.value_coef * value_loss
-        if not torch.isfinite(loss):
-            raise NonFiniteError(f"actor loss is {loss.item()}")
-        self.actor_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)
-        if not torch.isfinite(grad):
-            raise NonFiniteError(f"actor gradient norm is {grad.item()}")
-        self.actor_opt.step()
+        grad = guarded_step(loss, self.actor.parameters(), self.actor_opt, cfg.grad_clip,
+                            "actor")
         with torch.no_grad():
             log_r = logp - d["logp_old"]
             clipped = ((ratio - 1.0).abs() > cfg.clip).float()
             return {
-                "pg_loss": pg_loss.item(), "entropy": entropy.item(), "grad_norm": float(grad),
+                "pg_loss": pg_loss.item(), "entropy": entropy.item(), "grad_norm": grad,
                 "value_loss": value_loss.item(),
                 "clip_frac": float((clipped * mask).sum() / n_alive),
                 # k3 estimator of KL(pi_old || pi) (Schulman's "approximating KL")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from marl.critics import central_q_inputs, central_v_inputs, local_inputs
@@ -133,3 +134,29 @@ def test_mirrored_init_never_starts_with_a_dead_layer():
             h2 = torch.relu(net.head[0](h1))
             dead[init] += int(not (h1 > 0).any() or not (h2 > 0).any())
     assert dead["orthogonal"] > 0 and dead["mirrored"] == 0
+
+
+def test_guarded_step_refuses_non_finite_loss_and_gradient_before_stepping():
+    from marl.critics import guarded_step
+    from marl.errors import NonFiniteError
+
+    net = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        net.weight.fill_(0.5)
+        net.bias.fill_(0.0)  # net(x) = 1 > 0
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in net.parameters()]
+    x = torch.ones(1, 2)
+    with pytest.raises(NonFiniteError, match="actor loss is nan"):
+        guarded_step(net(x).sum() * float("nan"), net.parameters(), opt, 1.0, "actor")
+    # a finite loss whose gradient is not: inf * 0 in the backward pass
+    with pytest.raises(NonFiniteError, match="critic central_q gradient norm is"):
+        guarded_step((net(x) * torch.tensor(float("inf"))).clamp(max=1.0).sum(),
+                     net.parameters(), opt, 1.0, "critic central_q")
+    for p, b in zip(net.parameters(), before, strict=True):
+        torch.testing.assert_close(p.detach(), b)  # neither refused step moved anything
+    grad = guarded_step(net(x).sum() * 10.0, net.parameters(), opt, 1.0, "actor")
+    assert grad == pytest.approx(10.0 * 3 ** 0.5)  # norm before clipping: |(10, 10, 10)|
+    moved = torch.cat([(p.detach() - b).flatten() for p, b in zip(net.parameters(), before,
+                                                                   strict=True)])
+    assert moved.norm() == pytest.approx(0.1 * 1.0)  # lr x the clipped norm 1.0
