@@ -333,21 +333,13 @@ def test_every_preset_trains(run, tmp_path):
 @pytest.mark.slow
 def test_trainer_resume_repeats_the_same_rows(tmp_path):
     """A run cut at its checkpoint and resumed writes the uninterrupted run's rows."""
-    import shutil
-
-    from test_pettingzoo_experiments import TINY, metric_rows, train
-
-    from marl.checkpoint import list_checkpoints
+    from test_pettingzoo_experiments import TINY, copy_cut_at_checkpoint, metric_rows, train
 
     run = ["+experiment=coma_smax_3m", *TINY, "train.total_env_steps=64",
            "train.eval_every_env_steps=16", "checkpoint.every_env_steps=32",
            "checkpoint.keep=5"]
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     train(run, whole)
-    shutil.copytree(whole, cut)
-    for ckpt in list_checkpoints(cut / "checkpoints"):
-        if ckpt.name != "ckpt_000000000032.pt":
-            ckpt.unlink()
-    (cut / "summary.json").unlink()
+    copy_cut_at_checkpoint(whole, cut, 32)
     train([*run, "resume=true"], cut)
     assert metric_rows(cut) == metric_rows(whole)

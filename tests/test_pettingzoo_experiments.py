@@ -111,6 +111,16 @@ def metric_rows(run_dir: Path) -> list[dict]:
             for ln in lines]
 
 
+def copy_cut_at_checkpoint(whole: Path, cut: Path, env_steps: int) -> None:
+    """Copy run ``whole`` to ``cut`` as if it had been killed right after its checkpoint
+    at ``env_steps``: the later checkpoints and the summary are gone."""
+    shutil.copytree(whole, cut)
+    for ckpt in list_checkpoints(cut / "checkpoints"):
+        if ckpt.name != f"ckpt_{env_steps:012d}.pt":
+            ckpt.unlink()
+    (cut / "summary.json").unlink()
+
+
 @pytest.mark.parametrize("experiment", ["coma_spread", "coma_climbing"])
 def test_resume_after_a_checkpoint_repeats_the_same_rows(experiment, tmp_path):
     """Kill after the checkpoint at 32 env steps (here: drop the later checkpoint), resume:
@@ -122,11 +132,7 @@ def test_resume_after_a_checkpoint_repeats_the_same_rows(experiment, tmp_path):
     _, trainer = train(run, whole)
     assert hasattr(trainer.env, "get_state")  # resumable: no fresh episodes on resume
     cut = tmp_path / "cut"
-    shutil.copytree(whole, cut)
-    for ckpt in list_checkpoints(cut / "checkpoints"):
-        if ckpt.name != "ckpt_000000000032.pt":
-            ckpt.unlink()
-    (cut / "summary.json").unlink()
+    copy_cut_at_checkpoint(whole, cut, 32)
     train([*run, "resume=true"], cut)
     assert metric_rows(cut) == metric_rows(whole)
 
