@@ -204,3 +204,26 @@ def test_aggregate_on_synthetic_sweep_gives_the_known_answer(tmp_path):
     assert len(saved["runs"]) == 6
     assert agg.mean_ci([1.0, 2.0, 3.0, 4.0, 5.0])[1] == pytest.approx(
         2.7764 * math.sqrt(2.5) / math.sqrt(5), rel=1e-4)
+
+
+def test_smax_versus_coma_is_welchs_t_on_the_final_win_rates():
+    path = ROOT / "experiments" / "smax" / "ablation" / "aggregate.py"
+    spec = importlib.util.spec_from_file_location("smax_aggregate", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    # coma 0.4, 0.6 (mean 0.5, var/n 0.01); qv 0.1, 0.2, 0.3 (mean 0.2, var/n 0.01/3):
+    # diff 0.3, se sqrt(0.04/3) = 0.11547; Welch df = (0.04/3)^2 / (0.01^2 + (0.01/3)^2 / 2)
+    # = 1.684 -> 1: t_{0.975, 1} = 12.706 -> half-width 1.4672
+    m, h = mod.welch_diff([0.4, 0.6], [0.1, 0.2, 0.3])
+    assert m == pytest.approx(0.3) and h == pytest.approx(12.706 * (0.04 / 3) ** 0.5, rel=1e-4)
+    assert mod.welch_diff([0.5], [0.1, 0.2]) is None
+    runs = {"coma": [{"success": x} for x in (0.9, 0.91, 0.92)],
+            "iac_v": [{"success": x} for x in (0.1, 0.11, 0.12)],
+            "qmix": [{"success": x} for x in (0.5, 0.9)],
+            "central_v": [{"success": 0.3}]}
+    rows = {r["COMA vs"]: r for r in mod.versus_coma(runs)}
+    assert rows["iac_v"]["reading"] == "COMA ahead"
+    # equal variances 1e-4 / 3 a side: se 0.008165, Welch df 4, t_{0.975, 4} = 2.776
+    assert rows["iac_v"]["final win rate, COMA minus other"] == "+0.800 ± 0.023"
+    assert rows["qmix"]["reading"] == "no difference shown (CI contains 0)"
+    assert rows["central_v"]["reading"].startswith("too few seeds")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,42 @@ def per_run_rows(algos: dict[str, list[dict[str, Any]]], threshold: float) -> li
     return rows
 
 
+def welch_diff(xs: list[float], ys: list[float]) -> tuple[float, float] | None:
+    """(mean(xs) - mean(ys), 95% CI half-width by Welch's t with the
+    Welch-Satterthwaite degrees of freedom, rounded down); None below 2 values a side."""
+    if len(xs) < 2 or len(ys) < 2:
+        return None
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    vx = sum((x - mx) ** 2 for x in xs) / (len(xs) - 1) / len(xs)
+    vy = sum((y - my) ** 2 for y in ys) / (len(ys) - 1) / len(ys)
+    if vx + vy == 0.0:
+        return mx - my, 0.0
+    df = (vx + vy) ** 2 / (vx ** 2 / (len(xs) - 1) + vy ** 2 / (len(ys) - 1))
+    return mx - my, ca.t975(max(1, int(df))) * math.sqrt(vx + vy)
+
+
+def versus_coma(algos: dict[str, list[dict[str, Any]]]) -> list[dict[str, str]]:
+    """Does COMA beat each other algorithm? Difference of final win rates (COMA minus
+    the other) with its 95% CI; the verdict says whether the CI excludes 0."""
+    coma = [r["success"] for r in algos.get("coma", [])]
+    rows = []
+    for algo in sorted(algos, key=ca._algo_key):
+        if algo == "coma":
+            continue
+        other = [r["success"] for r in algos[algo]]
+        d = welch_diff(coma, other)
+        if d is None:
+            verdict, cell = "too few seeds (need 2 a side)", "n/a"
+        else:
+            m, h = d
+            cell = f"{m:+.3f} ± {h:.3f}"
+            verdict = ("COMA ahead" if m - h > 0 else f"{algo} ahead" if m + h < 0
+                       else "no difference shown (CI contains 0)")
+        rows.append({"COMA vs": algo, "seeds (coma / other)": f"{len(coma)} / {len(other)}",
+                     "final win rate, COMA minus other": cell, "reading": verdict})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dirs", nargs="+", type=Path, help="run or sweep directories")
@@ -68,11 +105,14 @@ def main(argv: list[str] | None = None) -> int:
         rows = [{k: v for k, v in r.items() if k != PUSH}
                 for r in ca.table(grouped[name], a.threshold)]
         per_run = per_run_rows(grouped[name], a.threshold)
-        tables[name] = {"algorithms": rows, "runs": per_run}
+        vs = versus_coma(grouped[name])
+        tables[name] = {"algorithms": rows, "runs": per_run, "versus_coma": vs}
         png = a.out / f"curves_{name}.png"
         ca.curves(name, grouped[name], png)
-        parts += [f"## {name}\n", ca.markdown(rows), "Runs:\n", ca.markdown(per_run),
-                  f"![learning curves]({png.name})\n"]
+        parts += [f"## {name}\n", ca.markdown(rows),
+                  "Does COMA beat the others? (Welch's t, 95% CI of the difference):\n",
+                  ca.markdown(vs) if vs else "(no other algorithm)\n",
+                  "Runs:\n", ca.markdown(per_run), f"![learning curves]({png.name})\n"]
     if unfinished:
         parts += ["Unfinished or failed runs (not in the tables):\n",
                   "".join(f"- `{d}`\n" for d in unfinished)]
