@@ -366,9 +366,10 @@ def test_pareto_experiments_compose():
 
 @pytest.mark.slow
 def test_best_reply_escapes_relative_overgeneralisation_on_both_games(tmp_path):
-    """Climbing and penalty (k = 100), 200k one-step games each (~10 s of CPU per run; 113 s for the three
-    at load 8), seed 0, the shipped experiments (w = 0.9): the optima 11 and 10, where plain
-    COMA settles on a safe cell and eta = 0 on penalty's safe (1, 1) in 9 of 10 seeds.
+    """Climbing and penalty (k = 100), 200k one-step games each (~10 s of CPU per run, 113 s
+    for the three at load 8), seed 0, the shipped experiments (w = 0.9): the optima 11 and
+    10, where plain COMA settles on a safe cell and eta = 0 on penalty's safe (1, 1) in 9
+    of 10 seeds.
     Pure Pareto-AC (w = 1) on penalty puts both agents on the same optimum's action,
     (0, 0) or (2, 2) = -100: the tie that w < 1 breaks. Ten seeds of each:
     experiments/optimism/README.md."""
