@@ -51,7 +51,7 @@ def matrix_table(path: Path, studies: list[str] | None) -> None:
         if not sr:
             continue
         cells = Counter((tuple(r["greedy"]), r["payoff"]) for r in sr)
-        cell_txt = ", ".join(f"{c} = {p:g}: {n}" for (c, p), n in cells.most_common())
+        cell_txt = ", ".join(f"{c} = {p + 0.0:g}: {n}" for (c, p), n in cells.most_common())
         print(f"| {study} | {len(sr)} | {cell_txt} | {sum(r['optimal'] for r in sr)} / "
               f"{len(sr)} | {fmt([r['payoff'] for r in sr])} |")
 
