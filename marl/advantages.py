@@ -13,6 +13,7 @@ on the name. The policy maths (softmax, epsilon floor, sampling) is in :mod:`mar
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -83,6 +84,77 @@ def optimistic(adv: Tensor, eta: float) -> Tensor:
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta = {eta!r} must be in [0, 1]")
     return adv.clamp_min(0.0) + eta * adv.clamp_max(0.0)
+
+
+MAX_JOINT_ACTIONS = 4096
+"""Most joint actions :func:`joint_actions` enumerates (|A|^(N-1) critic passes)."""
+
+
+def joint_actions(n_agents: int, n_actions: int) -> Tensor:
+    """``[A^(N-1), N]`` int64: the joint actions whose sum is 0 modulo A.
+
+    For every agent a they hold every joint action of the *others* exactly once (a's own
+    entry is then fixed by the sum), so a max over them is a max over u^-a for all agents
+    at once: |A|^(N-1) critic passes instead of |A|^N. Raises ValueError naming the count
+    when it exceeds :data:`MAX_JOINT_ACTIONS`."""
+    size = n_actions ** (n_agents - 1)
+    if size > MAX_JOINT_ACTIONS:
+        raise ValueError(
+            f"algo.optimistic_others needs the {n_actions}^{n_agents - 1} = {size} joint "
+            f"actions of the others enumerated, more than {MAX_JOINT_ACTIONS}: use it on "
+            f"smaller action spaces")
+    others = itertools.product(range(n_actions), repeat=n_agents - 1)
+    head = torch.tensor(list(others), dtype=torch.long).reshape(size, n_agents - 1)
+    last = (-head.sum(-1, keepdim=True)) % n_actions
+    return torch.cat([head, last], -1)
+
+
+def best_others_q(q_of: Callable[[Tensor], Tensor], joint: Tensor, lead: tuple[int, ...]
+                  ) -> Tensor:
+    """Pareto-AC's conditional-optimal Q (Christianos, Papoudakis & Albrecht, TMLR 2023):
+    ``Q*(s, u^a) = max_{u^-a} Q(s, (u^-a, u^a))`` for every agent a and own action u^a.
+
+    Args:
+        q_of: joint action ``[..., N]`` -> COMA critic output ``[..., N, A]``, row a
+            ``Q(s, (u^-a, .))`` (it ignores a's own entry of the joint action).
+        joint: ``[J, N]`` the joint actions to maximise over (:func:`joint_actions`).
+        lead: the leading shape ``...`` of the states (``(T, B)`` in the learner).
+    Returns:
+        ``[..., N, A]``; row a is the max over every u^-a that appears in ``joint``.
+    """
+    best = None
+    for u in joint:  # one critic pass per joint action: [..., N, A] each
+        q = q_of(u.expand(*lead, u.shape[0]))
+        best = q if best is None else torch.maximum(best, q)
+    if best is None:
+        raise ValueError("joint must hold at least one joint action")
+    return best
+
+
+def optimistic_others(q: Tensor, q_best: Tensor, w: float) -> Tensor:
+    """The Q an agent's advantage reads with the others' best reply weighted by ``w``
+    (``algo.optimistic_others``): ``(1 - w) Q(s, (u^-a, .)) + w max_{u^-a'} Q(s, (u^-a',
+    .))``, all ``[..., A]``, ``q`` at the others' taken actions, ``q_best`` from
+    :func:`best_others_q`. ``w = 0`` returns ``q`` bit for bit (``torch.lerp``), ``w = 1``
+    returns ``q_best``: Pareto-AC's conditional-optimal Q (Christianos, Papoudakis &
+    Albrecht, TMLR 2023), whose actor target is ``Q* - V(s)``; here any module reading
+    the central Q takes it (coma: the counterfactual baseline over Q*).
+
+    Why: COMA's advantage of a's safe action is positive whenever a's *own* exploration
+    drags the baseline down (penalty game, uniform a, partner plays 0: ``Q(., 0) = [-100,
+    0, 10]``, A(safe) = 0 + 30), and scaling negative advantages (:func:`optimistic`)
+    passes that +30 untouched. Valued against the partner's best reply the safe action
+    is worth 2 and the others 10: A(safe) = 2 - 22/3 < 0, the sign itself changes.
+    Why w < 1: with w = 1 both optima (0, 2) and (2, 0) are worth 10 to each agent and
+    nothing couples the agents' choices between them (a shared actor then drifts to the
+    same action, (0, 0) = -100); a share of the taken actions' Q makes a's reply to what
+    the partner actually plays count and breaks the tie.
+    """
+    if not 0.0 <= w <= 1.0:
+        raise ValueError(f"w = {w!r} must be in [0, 1]")
+    if q.shape != q_best.shape:
+        raise ValueError(f"q {tuple(q.shape)} and q_best {tuple(q_best.shape)} must match")
+    return torch.lerp(q, q_best, w)
 
 
 # ---------------------------------------------------------------- the one table

@@ -159,6 +159,10 @@ class AlgoConfig:
     """eta of the optimistic advantage (Zhao et al. 2024): the actor sees max(A, 0) +
     eta * min(A, 0), before any standardisation; in [0, 1], 1 = unchanged (the paper's
     COMA), 0 = negative advantages dropped. The critics are unchanged."""
+    optimistic_others: float = 0.0
+    """w of the others' best reply (Pareto-AC, Christianos et al. 2023): the advantage
+    reads (1 - w) Q(s, (u^-a, .)) + w max_{u^-a'} Q(s, (u^-a', .)); in [0, 1], 0 = off
+    (the paper's COMA). Needs a centralised Q-critic (coma, central_qv)."""
     team_reward: str = "off"
     """sum or mean: every agent is trained on the sum / mean of the rewards of the agents
     that acted (the paper's one team reward, for envs with per-agent rewards); off: each
@@ -232,6 +236,12 @@ class AlgoConfig:
               "algo.negative_advantage_scale", eta,
               "with algo.advantage=reinforce it needs algo.reinforce_baseline=true (the "
               "raw return has no sign to be optimistic about); use 1.0 otherwise")
+        w = self.optimistic_others
+        check(0.0 <= w <= 1.0, "algo.optimistic_others", w, "must be in [0, 1]")
+        q_modules = [k for k, v in ADVANTAGES.items() if "central_q" in v.critics]
+        check(w == 0.0 or self.advantage in q_modules, "algo.optimistic_others", w,
+              f"needs the centralised Q-critic of algo.advantage in {q_modules} (the "
+              f"others' best reply is a max over its joint actions); use 0.0 otherwise")
 
 
 @dataclass

@@ -103,20 +103,16 @@ critics each one trains and the function that computes it):
   baseline the return is cut at the fragment end (nothing to bootstrap from): use
   fragments much longer than the reward horizon.
 
-Optimistic advantage (``algo.negative_advantage_scale`` = eta; 1.0, the default, is the
-paper's COMA bit for bit): Zhao et al., "Optimistic Multi-Agent Policy Gradient", ICML
-2024 (arXiv 2311.01953, OptiMAPPO), against relative over-generalisation -- an agent's
-part of the optimal joint action looks bad while its partner still explores (climbing,
-penalty). The advantage of step 4, of whichever module, reaches the actor through a
-Leaky ReLU, ``A' = max(A, 0) + eta * min(A, 0)``, before the optional standardisation
-(the order of the authors' code); eta = 0 is their clipped advantage. What it changes in
-the paper's algorithm: eq. 5's gradient is no longer an unbiased estimate of the gradient
-of the expected return; actions that did worse than the baseline are pushed down eta
-times as hard (with eta = 0, only through the softmax's normalisation and the entropy
-bonus), so the actor climbs towards the best joint outcomes it has seen rather than the
-best reply to the partner's current, still exploring, policy. Critics, their targets and
-the baseline are unchanged. Refused with ``reinforce`` without a learned baseline (the raw
-return has no sign to be optimistic about). Gain and price: experiments/optimism/.
+Against relative over-generalisation (a's part of the optimal joint action looks bad while
+the others still explore), two options change only the actor's advantage; both are off by
+default (the paper's COMA bit for bit); gain and price: experiments/optimism/.
+``negative_advantage_scale`` = eta < 1 (Zhao et al., ICML 2024, OptiMAPPO): any module's
+advantage becomes ``max(A, 0) + eta * min(A, 0)`` before standardisation, so eq. 5 (now
+biased) pushes worse-than-baseline actions down eta times as hard. ``optimistic_others`` =
+w > 0 (after Pareto-AC, Christianos et al., TMLR 2023; coma and central_qv): eq. 4 reads
+``(1 - w) Q(s, (u^-a, .)) + w max_{u^-a'} Q(s, (u^-a', .))`` from the critic before its
+step, valuing a's actions as if the others gave their best reply; unlike Pareto-AC the
+critic keeps on-policy targets. Why and how: :func:`marl.advantages.optimistic_others`.
 
 With one agent the counterfactual baseline ``sum_u pi(u) Q(s, u)`` is ``V(s)``: COMA is
 then an actor-critic with a Q-critic, which is how the bandit, CartPole and Pong run.
@@ -125,12 +121,13 @@ then an actor-critic with a Q-critic, which is how the bandit, CartPole and Pong
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+import marl.advantages as advantages
 from marl.advantages import ADVANTAGES, AdvantageInputs, normalise, optimistic
 from marl.config import AlgoConfig, ConfigError
 from marl.critics import CriticBatch, CriticNet, TDCritic, guarded_step, make_optimizer
@@ -194,6 +191,7 @@ class Learner(nn.Module):
             for kind in kinds
         })
         self.policy = ExploringPolicy(self.actor, cfg, spec.has_action_mask)
+        self.joint = advantages.joint_actions(n, a) if cfg.optimistic_others else None
         self.n_updates = 0
 
     # ------------------------------------------------------------------ update
@@ -278,6 +276,9 @@ class Learner(nn.Module):
         now, nxt = self._critic_batches(ro, hs, stays)
         for kind, critic in self.critics.items():
             with torch.no_grad():
+                if kind == "central_q" and self.joint is not None:  # Pareto-AC's max
+                    x.q["central_q_best"] = advantages.best_others_q(lambda u, net=critic.net: net(
+                        replace(now, actions=u)), self.joint, tuple(now.actions.shape[:-1]))
                 x.next_values[kind] = critic.values(nxt, target=True)  # [T, B, N]
                 x.targets[kind] = td_lambda_targets(x.rewards, x.next_values[kind],
                                                     ro.terminated, ro.truncated,
@@ -292,6 +293,9 @@ class Learner(nn.Module):
 
     def _advantage(self, x: AdvantageInputs) -> tuple[Tensor, Tensor]:
         """(advantage, baseline), both ``[T, B, N]``, of ``algo.advantage``."""
+        if self.joint is not None:  # the Q it reads leans on the others' best reply
+            x = replace(x, q={**x.q, "central_q": advantages.optimistic_others(
+                x.q["central_q"], x.q["central_q_best"], self.cfg.optimistic_others)})
         return self.advantage.fn(x)
 
     def _actor_step(self, pi: Tensor, soft: Tensor, actions: Tensor, adv: Tensor,

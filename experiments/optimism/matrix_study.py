@@ -1,6 +1,7 @@
-"""Plain vs optimistic COMA on the climbing and penalty games: the converged joint action
-per seed, appended to a JSON file as each run ends (a long study survives interruption
-and can be resumed: rows already in the file are skipped).
+"""Plain COMA, optimistic advantages and the others' best reply on the climbing and
+penalty games: the converged joint action per seed, appended to a JSON file as each run
+ends (a long study survives interruption and can be resumed: rows already in the file
+are skipped).
 
     python experiments/optimism/matrix_study.py --seeds 10 \
         --json experiments/optimism/matrix_results.json --out runs/optimism/matrix \
@@ -45,6 +46,18 @@ for _k in (100, 50, 10, 0):
     STUDIES[f"penalty{_k}_optimistic"] = ("coma_penalty_optimistic", [f"env.k={_k}.0"])
     STUDIES[f"penalty{_k}_central_v_optimistic"] = ("coma_penalty_optimistic", [
         f"env.k={_k}.0", "algo.advantage=central_v"])
+    # the others' best reply (algo.optimistic_others = w, 0.9 in the experiment)
+    STUDIES[f"penalty{_k}_pareto"] = ("coma_penalty_pareto", [f"env.k={_k}.0"])
+# its ablations: w = 1 (pure Pareto-AC Q), w = 0.5, Pareto-AC's Q - V(s) (central_qv),
+# composed with eta = 0, and with the optimistic run's entropy bonus
+for _game in ("climbing", "penalty100"):
+    _exp = "coma_climbing_pareto" if _game == "climbing" else "coma_penalty_pareto"
+    STUDIES[f"{_game}_pareto_w1"] = (_exp, ["algo.optimistic_others=1.0"])
+    STUDIES[f"{_game}_pareto_w0.5"] = (_exp, ["algo.optimistic_others=0.5"])
+    STUDIES[f"{_game}_central_qv_pareto"] = (_exp, ["algo.advantage=central_qv"])
+    STUDIES[f"{_game}_pareto_optimistic"] = (_exp, OPT)
+    STUDIES[f"{_game}_pareto_entropy"] = (_exp, ["algo.entropy_coef=0.05"])
+STUDIES["climbing_pareto"] = ("coma_climbing_pareto", [])
 
 
 def main() -> None:
