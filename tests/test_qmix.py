@@ -244,6 +244,18 @@ def test_epsilon_anneals_over_env_steps():
     assert learner.policy.anneal(5000) == pytest.approx(0.1)
 
 
+@pytest.mark.parametrize("experiment", ["qmix_smax_3m", "qmix_smax_2s3z", "qmix_boxpush"])
+def test_algo_vdn_on_a_qmix_experiment_is_vdn(experiment):
+    """``+experiment=qmix_X algo=vdn`` (the VDN rows of the tables) gets the VDN mixer with
+    the experiment's other settings, not a run named vdn that mixes with QMIX."""
+    qmix = compose_config([f"+experiment={experiment}"]).algo
+    vdn = compose_config([f"+experiment={experiment}", "algo=vdn"]).algo
+    assert (qmix.name, qmix.vd.mixer) == ("qmix", "qmix")
+    assert (vdn.name, vdn.vd.mixer) == ("vdn", "vdn")
+    assert vdn.vd.batch_episodes == qmix.vd.batch_episodes
+    assert vdn.target_update_interval == qmix.target_update_interval
+
+
 # ------------------------------------------------------------------ bad input
 def test_unknown_mixer_lists_the_known_ones():
     with pytest.raises(ConfigError, match=r"algo.vd.mixer = 'qtran'.*\['vdn', 'qmix'\]"):
