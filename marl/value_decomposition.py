@@ -184,11 +184,11 @@ class QLearner(nn.Module):
 
     # ------------------------------------------------------------------ update
     def update(self, ro: Rollout) -> QStats:
-        """Store the fragment; train once the buffer holds a batch; stats on the fragment
-        and the last gradient step."""
+        """Store the fragment; train once the buffer holds a batch. Stats: the fragment
+        under the network that acted on it, and the last gradient step."""
         vd = self.cfg.vd
         self.buffer.add(ro)
-        trained: dict[str, float] = {}
+        stats = self._fragment_stats(ro)
         if self.buffer.size >= vd.batch_episodes:
             if self.n_grad_steps == 0:  # the mixer's state scale, fixed from the first data
                 stored = self.buffer.store.state[: self.buffer.size]
@@ -197,8 +197,11 @@ class QLearner(nn.Module):
             for _ in range(vd.updates_per_fragment):
                 batch, _ = self.buffer.sample(vd.batch_episodes)
                 trained = self.train_step(batch)
+                stats.td_loss, stats.grad_norm = trained["td_loss"], trained["grad_norm"]
+                stats.td_target, stats.q_tot = trained["td_target"], trained["q_tot"]
         self.n_updates += 1
-        return self._fragment_stats(ro, trained)
+        stats.grad_steps = self.n_grad_steps
+        return stats
 
     def q_values(self, ep: Episodes, target: bool = False) -> Tensor:
         """Utilities ``[T+1, E, N, A]`` of every situation of the episodes, unrolled from
@@ -264,8 +267,8 @@ class QLearner(nn.Module):
                 tgt.load_state_dict(net.state_dict())
 
     @torch.no_grad()
-    def _fragment_stats(self, ro: Rollout, trained: dict[str, float]) -> QStats:
-        """Diagnostics on the fragment just collected and the last gradient step."""
+    def _fragment_stats(self, ro: Rollout) -> QStats:
+        """Diagnostics on the fragment just collected (training fields still None)."""
         q, _ = self.agent.unroll(ro.obs[:-1], ro.prev_actions[:-1], ro.first[:-1], ro.h0)
         amask = ro.action_mask[:-1] if self.spec.has_action_mask else None
         pi = epsilon_greedy_probs(q, ro.eps[:, None, None, None], amask)  # [T, B, N, A]
@@ -276,7 +279,7 @@ class QLearner(nn.Module):
         return QStats(
             eps=float(ro.eps[0]), mask=mask, pi=pi, greedy_q=greedy_q * mask,
             gap=(taken - greedy_q) * mask, entropy=_masked_mean(entropy, mask),
-            grad_steps=self.n_grad_steps, buffer_episodes=self.buffer.size, **trained)
+            grad_steps=self.n_grad_steps, buffer_episodes=self.buffer.size)
 
     def check_finite(self) -> None:
         """Raise :class:`NonFiniteError` naming the first NaN/inf parameter."""
