@@ -8,17 +8,19 @@ scripts) builds through :func:`build`, and registers the config schemas through
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 
 from marl.config import Config, to_config
 from marl.envs import ENV_CONFIGS, make_vec_env
-from marl.envs.base import VecEnv
-from marl.learner import Learner
+from marl.envs.base import EnvSpec, VecEnv
+from marl.learner import Learner, update_metrics
 from marl.runner import Runner
-from marl.value_decomposition import QLearner, env_max_steps
+from marl.value_decomposition import QLearner, env_max_steps, q_metrics
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 if not CONF_DIR.is_dir():  # installed as a wheel: conf/ ships inside the package
@@ -62,3 +64,9 @@ def build(cfg: Config, num_envs: int, seed: int | None = None
     runner = Runner(env, cfg.train.fragment_len, learner.policy.hidden_dim, seed=seed)
     return env, learner, runner
 
+
+
+def metrics_fn(cfg: Config) -> Callable[[Any, EnvSpec], dict[str, float]]:
+    """The metrics of :func:`build`'s learner: what its ``update`` returns, with the env
+    spec -> flat ``loss/``, ``train/`` and ``credit/`` metrics."""
+    return update_metrics if cfg.algo.vd is None else q_metrics

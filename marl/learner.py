@@ -132,7 +132,7 @@ from marl.advantages import ADVANTAGES, AdvantageInputs, normalise, optimistic
 from marl.config import AlgoConfig, ConfigError
 from marl.critics import CriticBatch, CriticNet, TDCritic, guarded_step, make_optimizer
 from marl.envs.base import EnvSpec
-from marl.errors import NonFiniteError
+from marl.errors import NonFiniteError, check_finite
 from marl.nets import Actor
 from marl.policy import (
     ExploringPolicy,
@@ -475,9 +475,7 @@ class Learner(nn.Module):
 
     def check_finite(self) -> None:
         """Raise :class:`NonFiniteError` naming the first NaN/inf parameter."""
-        for name, p in self.named_parameters():
-            if not torch.isfinite(p).all():
-                raise NonFiniteError(f"parameter {name} has non-finite values")
+        check_finite(self)
 
     # ------------------------------------------------------------ persistence
     def state_dict_full(self) -> dict[str, Any]:

@@ -5,7 +5,9 @@ COMA's actors act under an epsilon floor on the softmax over the available actio
 training. Everything about that policy lives here: the maths the learner differentiates
 (:func:`masked_softmax`, :func:`floor_mix`), the sampling the runner does
 (:func:`sample_categorical`), the schedule (:func:`epsilon_at`) and the object the runner
-acts with (:class:`ExploringPolicy`).
+acts with (:class:`ExploringPolicy`). The value-based learners (VDN, QMIX) act with the
+epsilon-greedy variant on the same schedule (:func:`epsilon_greedy_probs`,
+:class:`EpsilonGreedyPolicy`).
 
 Shape letters: B envs, N agents, A actions, H actor hidden units.
 """
@@ -99,15 +101,37 @@ class ExploringPolicy:
         self.eps = self.epsilon(env_steps)
         return self.eps
 
+    def probs(self, out: Tensor, eps: float | Tensor, mask: Tensor | None) -> Tensor:
+        """The exploring policy ``[..., A]`` on the actor's outputs ``[..., A]``."""
+        return exploration_probs(out, eps, mask)
+
     @torch.inference_mode()
     def act(self, obs: Tensor, prev_actions: Tensor, first: Tensor, action_mask: Tensor,
             h: Tensor, greedy: bool = False) -> tuple[Tensor, Tensor]:
         if self.hidden_dim:
             h = h * (~first).to(h.dtype)[:, None, None]
-        logits, h = self.actor(obs, prev_actions, h)
+        out, h = self.actor(obs, prev_actions, h)
         mask = action_mask if self.use_mask else None
         if greedy:
             if mask is not None:
-                logits = logits.masked_fill(~mask, float("-inf"))
-            return logits.argmax(-1), h
-        return sample_categorical(exploration_probs(logits, self.eps, mask)), h
+                out = out.masked_fill(~mask, float("-inf"))
+            return out.argmax(-1), h
+        return sample_categorical(self.probs(out, self.eps, mask)), h
+
+
+def epsilon_greedy_probs(q: Tensor, eps: float | Tensor, mask: Tensor | None) -> Tensor:
+    """``(1 - eps)`` on the greedy available action plus ``eps`` spread uniformly over the
+    available ones: ``[..., A]`` utilities -> ``[..., A]`` probabilities."""
+    if mask is not None:
+        q = q.masked_fill(~mask, float("-inf"))
+    greedy = torch.nn.functional.one_hot(q.argmax(-1), q.shape[-1]).to(torch.float32)
+    return floor_mix(greedy, eps, mask)
+
+
+class EpsilonGreedyPolicy(ExploringPolicy):
+    """Value-based acting (VDN, QMIX): the actor outputs utilities, the policy is
+    epsilon-greedy over the available actions, on the same schedule; greedy acting is the
+    same argmax."""
+
+    def probs(self, out: Tensor, eps: float | Tensor, mask: Tensor | None) -> Tensor:
+        return epsilon_greedy_probs(out, eps, mask)

@@ -26,7 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from marl.build import CONF_DIR, build, build_env, register_configs
+from marl.build import CONF_DIR, build, build_env, metrics_fn, register_configs
 from marl.checkpoint import (
     CheckpointError,
     latest_checkpoint,
@@ -37,7 +37,6 @@ from marl.checkpoint import (
 from marl.config import Config, ConfigError, to_config
 from marl.errors import NonFiniteError, TrainingInterrupted
 from marl.files import write_gif, write_json_atomic
-from marl.learner import update_metrics
 from marl.logging import Logger, Progress, WandbSink
 from marl.metrics import peak_rss_mib, summarise_episodes
 from marl.plots import make_plots
@@ -114,6 +113,7 @@ class Trainer:
         torch.set_num_threads(tc.torch_threads)
         seed_everything(cfg.seed)
         self.env, self.learner, self.runner = build(cfg, tc.num_envs)
+        self.update_metrics = metrics_fn(cfg)
         self.eval_env = build_env(cfg, tc.eval_episodes, seed=cfg.seed + 1_000_003)
         self.spec = self.env.spec
         self.eval_rng = np.random.default_rng(cfg.seed + 7)
@@ -292,7 +292,7 @@ class Trainer:
             self.env_steps = self.runner.env_steps
             t1 = time.perf_counter()
             try:
-                train_metrics = update_metrics(self.learner.update(ro), self.spec)
+                train_metrics = self.update_metrics(self.learner.update(ro), self.spec)
             except NonFiniteError as e:
                 last = latest_checkpoint(self.ckpt_dir)
                 raise NonFiniteError(

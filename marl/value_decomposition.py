@@ -30,15 +30,18 @@ recorded action is the runner's "0" and its observation is whatever the env show
 nothing it "does" after death reaches ``Q_tot`` or the targets.
 
 Acting: epsilon-greedy over the available actions with epsilon annealed linearly over
-env steps (:class:`EpsilonGreedyPolicy`, the shared schedule of :mod:`marl.policy`).
+env steps (:class:`marl.policy.EpsilonGreedyPolicy`, the shared schedule).
 
-Metrics: the trainer reports any learner through :func:`marl.learner.update_metrics`,
-so :meth:`QLearner.update` returns the shared :class:`~marl.learner.UpdateStats`:
-``loss/critic_qtot`` is the TD loss of ``Q_tot``, ``train/td_target`` its mean target,
-``train/pi/*`` the epsilon-greedy policy on the fragment, ``train/baseline`` the mean
-greedy utility ``max_u Q_a``, ``train/advantage_abs`` and ``credit/*/advantage_mean``
-the utility of the taken action minus the greedy one (``<= 0``), ``loss/actor_grad_norm``
-the gradient norm of the TD loss; there is no policy gradient (``loss/actor`` is 0).
+Metrics: :meth:`QLearner.update` returns :class:`QStats`, and :func:`q_metrics` turns
+them into flat metrics (the trainer takes that function from
+:func:`marl.build.metrics_fn`): ``loss/critic_qtot`` the TD loss of ``Q_tot``,
+``loss/critic_qtot_grad_norm`` its gradient norm, ``train/td_target`` and ``train/q_tot``
+the batch's mean target and ``Q_tot``, ``train/q_greedy`` the mean greedy utility
+``max_u Q_a`` on the fragment, ``train/q_gap`` the taken action's utility minus the
+greedy one (``<= 0``; 0 once epsilon is 0), ``train/entropy`` and ``train/pi/*`` the
+epsilon-greedy policy, ``train/grad_steps``, ``train/buffer_episodes``, and per agent
+``credit/<agent>/utility`` (its mean greedy utility: the share of ``Q_tot`` the mixer
+is handed) and ``credit/<agent>/q_gap``.
 
 Shape letters: T time, E episodes, B envs, N agents, O observation, S state, A actions.
 """
@@ -46,48 +49,68 @@ Shape letters: T time, E episodes, B envs, N agents, O observation, S state, A a
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from marl.config import AlgoConfig
 from marl.critics import make_optimizer
 from marl.envs.base import EnvSpec
-from marl.errors import NonFiniteError
-from marl.learner import UpdateStats
+from marl.errors import NonFiniteError, check_finite
 from marl.nets import MIXERS, Actor, make_mixer
-from marl.policy import ExploringPolicy, floor_mix, sample_categorical
+from marl.policy import EpsilonGreedyPolicy, epsilon_greedy_probs
 from marl.replay import EpisodeBuffer, Episodes
 from marl.returns import td_lambda_targets
 from marl.rollout import Rollout
 
 
-def epsilon_greedy_probs(q: Tensor, eps: float | Tensor, mask: Tensor | None) -> Tensor:
-    """``(1 - eps)`` on the greedy available action plus ``eps`` spread uniformly over the
-    available ones: ``[..., A]`` utilities -> ``[..., A]`` probabilities."""
-    if mask is not None:
-        q = q.masked_fill(~mask, float("-inf"))
-    greedy = F.one_hot(q.argmax(-1), q.shape[-1]).to(torch.float32)
-    return floor_mix(greedy, eps, mask)
+@dataclass
+class QStats:
+    """What one update saw and did; :func:`q_metrics` turns it into metrics. The
+    training fields are None until the buffer holds a batch."""
+
+    eps: float  # epsilon the fragment was collected with
+    mask: Tensor  # [T, B, N] float: agent acted
+    pi: Tensor  # [T, B, N, A] epsilon-greedy policy on the fragment
+    greedy_q: Tensor  # [T, B, N] max over available actions of Q_a
+    gap: Tensor  # [T, B, N] Q_a(taken) - max_u Q_a
+    entropy: float
+    grad_steps: int
+    buffer_episodes: int
+    td_loss: float | None = None
+    grad_norm: float | None = None
+    td_target: float | None = None  # mean over the batch's filled steps
+    q_tot: float | None = None
 
 
-class EpsilonGreedyPolicy(ExploringPolicy):
-    """The agent network as the runner sees it: epsilon-greedy on its utilities."""
+def _masked_mean(x: Tensor, mask: Tensor) -> float:
+    return float((x * mask).sum() / mask.sum().clamp_min(1.0))
 
-    @torch.inference_mode()
-    def act(self, obs: Tensor, prev_actions: Tensor, first: Tensor, action_mask: Tensor,
-            h: Tensor, greedy: bool = False) -> tuple[Tensor, Tensor]:
-        if self.hidden_dim:
-            h = h * (~first).to(h.dtype)[:, None, None]
-        q, h = self.actor(obs, prev_actions, h)
-        mask = action_mask if self.use_mask else None
-        if greedy:
-            if mask is not None:
-                q = q.masked_fill(~mask, float("-inf"))
-            return q.argmax(-1), h
-        return sample_categorical(epsilon_greedy_probs(q, self.eps, mask)), h
+
+def q_metrics(s: QStats, spec: EnvSpec) -> dict[str, float]:
+    """:class:`QStats` -> flat ``loss/``, ``train/`` and ``credit/`` metrics (module
+    docstring)."""
+    mask = s.mask
+    m: dict[str, float] = {}
+    if s.td_loss is not None:
+        m.update({"loss/critic_qtot": s.td_loss, "loss/critic_qtot_grad_norm": s.grad_norm,
+                  "train/td_target": s.td_target, "train/q_tot": s.q_tot})
+    m.update({
+        "train/epsilon": s.eps, "train/entropy": s.entropy,
+        "train/q_greedy": _masked_mean(s.greedy_q, mask), "train/q_gap": _masked_mean(s.gap, mask),
+        "train/grad_steps": float(s.grad_steps), "train/buffer_episodes": float(s.buffer_episodes),
+    })
+    if spec.n_actions <= 16:  # small action spaces: the policy itself
+        probs = (s.pi * mask[..., None]).sum((0, 1)) / mask.sum((0, 1)).clamp_min(1.0)[..., None]
+        for i, agent in enumerate(spec.agents):
+            for u in range(spec.n_actions):
+                m[f"train/pi/{agent}/{u}"] = float(probs[i, u])
+    for i, agent in enumerate(spec.agents):
+        m[f"credit/{agent}/utility"] = _masked_mean(s.greedy_q[..., i], mask[..., i])
+        m[f"credit/{agent}/q_gap"] = _masked_mean(s.gap[..., i], mask[..., i])
+    return m
 
 
 def value_targets(q_next: Tensor, q_next_target: Tensor, avail_next: Tensor,
@@ -160,12 +183,12 @@ class QLearner(nn.Module):
         return [*self.agent.parameters(), *self.mixer.parameters()]
 
     # ------------------------------------------------------------------ update
-    def update(self, ro: Rollout) -> UpdateStats:
-        """Store the fragment; train once the buffer holds a batch; stats on the fragment."""
+    def update(self, ro: Rollout) -> QStats:
+        """Store the fragment; train once the buffer holds a batch. Stats: the fragment
+        under the network that acted on it, and the last gradient step."""
         vd = self.cfg.vd
         self.buffer.add(ro)
-        loss = grad_norm = None
-        target = torch.zeros(1, 1)
+        stats = self._fragment_stats(ro)
         if self.buffer.size >= vd.batch_episodes:
             if self.n_grad_steps == 0:  # the mixer's state scale, fixed from the first data
                 stored = self.buffer.store.state[: self.buffer.size]
@@ -173,9 +196,12 @@ class QLearner(nn.Module):
                 self.target_mixer.set_state_scale(stored)
             for _ in range(vd.updates_per_fragment):
                 batch, _ = self.buffer.sample(vd.batch_episodes)
-                loss, grad_norm, target = self.train_step(batch)
+                trained = self.train_step(batch)
+                stats.td_loss, stats.grad_norm = trained["td_loss"], trained["grad_norm"]
+                stats.td_target, stats.q_tot = trained["td_target"], trained["q_tot"]
         self.n_updates += 1
-        return self._fragment_stats(ro, loss, grad_norm, target)
+        stats.grad_steps = self.n_grad_steps
+        return stats
 
     def q_values(self, ep: Episodes, target: bool = False) -> Tensor:
         """Utilities ``[T+1, E, N, A]`` of every situation of the episodes, unrolled from
@@ -191,8 +217,9 @@ class QLearner(nn.Module):
         q, _ = net.unroll(obs, prev, first, h0)
         return q
 
-    def loss(self, ep: Episodes) -> tuple[Tensor, Tensor]:
-        """Masked mean squared TD error of ``Q_tot`` and the targets ``[T, E]``."""
+    def loss(self, ep: Episodes) -> tuple[Tensor, dict[str, float]]:
+        """Masked mean squared TD error of ``Q_tot``, and the mean target and ``Q_tot``
+        over the filled steps."""
         cfg = self.cfg
         q = self.q_values(ep)  # [T+1, E, N, A]
         alive, avail = _time_first(ep.alive).float(), _time_first(ep.avail)
@@ -208,11 +235,13 @@ class QLearner(nn.Module):
         q_tot = self.mixer(chosen, state[:-1])  # [T, E]
         filled = _time_first(ep.filled).float()
         loss = ((q_tot - targets) ** 2 * filled).sum() / filled.sum().clamp_min(1.0)
-        return loss, targets
+        return loss, {"td_target": _masked_mean(targets, filled),
+                      "q_tot": _masked_mean(q_tot.detach(), filled)}
 
-    def train_step(self, ep: Episodes) -> tuple[float, float, Tensor]:
-        """One gradient step on a batch of episodes; returns (loss, grad norm, targets)."""
-        loss, targets = self.loss(ep)
+    def train_step(self, ep: Episodes) -> dict[str, float]:
+        """One gradient step on a batch of episodes; returns the TD loss, its gradient
+        norm, the mean target and ``Q_tot``."""
+        loss, diag = self.loss(ep)
         if not torch.isfinite(loss):
             raise NonFiniteError(f"TD loss of Q_tot is {loss.item()}")
         self.opt.zero_grad(set_to_none=True)
@@ -223,7 +252,7 @@ class QLearner(nn.Module):
         self.opt.step()
         self.n_grad_steps += 1
         self._update_targets()
-        return loss.item(), float(grad), targets
+        return {"td_loss": loss.item(), "grad_norm": float(grad), **diag}
 
     @torch.no_grad()
     def _update_targets(self) -> None:
@@ -238,9 +267,8 @@ class QLearner(nn.Module):
                 tgt.load_state_dict(net.state_dict())
 
     @torch.no_grad()
-    def _fragment_stats(self, ro: Rollout, loss: float | None, grad_norm: float | None,
-                        target: Tensor) -> UpdateStats:
-        """Diagnostics on the fragment just collected (see the module docstring)."""
+    def _fragment_stats(self, ro: Rollout) -> QStats:
+        """Diagnostics on the fragment just collected (training fields still None)."""
         q, _ = self.agent.unroll(ro.obs[:-1], ro.prev_actions[:-1], ro.first[:-1], ro.h0)
         amask = ro.action_mask[:-1] if self.spec.has_action_mask else None
         pi = epsilon_greedy_probs(q, ro.eps[:, None, None, None], amask)  # [T, B, N, A]
@@ -248,21 +276,14 @@ class QLearner(nn.Module):
         taken = q.gather(-1, ro.actions[..., None]).squeeze(-1)
         mask = ro.alive[:-1].float()
         entropy = -(pi * torch.log(pi.clamp_min(1e-10))).sum(-1)
-        trained = loss is not None
-        return UpdateStats(
-            eps=float(ro.eps[0]), mask=mask, pi=pi, adv=(taken - greedy_q) * mask,
-            baseline=greedy_q * mask, pg_loss=0.0,
-            entropy=float((entropy * mask).sum() / mask.sum().clamp_min(1.0)),
-            actor_grad_norm=grad_norm if trained else 0.0,
-            critic_loss={"qtot": loss} if trained else {},
-            critic_grad_norm={"qtot": grad_norm} if trained else {},
-            td_target=target.mean().expand_as(mask) if trained else None)
+        return QStats(
+            eps=float(ro.eps[0]), mask=mask, pi=pi, greedy_q=greedy_q * mask,
+            gap=(taken - greedy_q) * mask, entropy=_masked_mean(entropy, mask),
+            grad_steps=self.n_grad_steps, buffer_episodes=self.buffer.size)
 
     def check_finite(self) -> None:
         """Raise :class:`NonFiniteError` naming the first NaN/inf parameter."""
-        for name, p in self.named_parameters():
-            if not torch.isfinite(p).all():
-                raise NonFiniteError(f"parameter {name} has non-finite values")
+        check_finite(self)
 
     # ------------------------------------------------------------ persistence
     def state_dict_full(self) -> dict[str, Any]:

@@ -11,13 +11,15 @@ import pytest
 import torch
 from conftest import QUIET, compose_config, make_trainer
 
-from marl.build import build
+from marl.build import build, metrics_fn
 from marl.checkpoint import list_checkpoints, load_checkpoint
 from marl.config import ConfigError
 from marl.envs.base import EnvSpec
+from marl.errors import NonFiniteError
 from marl.nets import QMixer, VDNMixer
+from marl.policy import epsilon_greedy_probs
 from marl.replay import Episodes
-from marl.value_decomposition import QLearner, epsilon_greedy_probs, value_targets
+from marl.value_decomposition import QLearner, q_metrics, value_targets
 
 Tensor = torch.Tensor
 
@@ -242,6 +244,18 @@ def test_epsilon_anneals_over_env_steps():
     assert learner.policy.anneal(5000) == pytest.approx(0.1)
 
 
+@pytest.mark.parametrize("experiment", ["qmix_smax_3m", "qmix_smax_2s3z", "qmix_boxpush"])
+def test_algo_vdn_on_a_qmix_experiment_is_vdn(experiment):
+    """``+experiment=qmix_X algo=vdn`` (the VDN rows of the tables) gets the VDN mixer with
+    the experiment's other settings, not a run named vdn that mixes with QMIX."""
+    qmix = compose_config([f"+experiment={experiment}"]).algo
+    vdn = compose_config([f"+experiment={experiment}", "algo=vdn"]).algo
+    assert (qmix.name, qmix.vd.mixer) == ("qmix", "qmix")
+    assert (vdn.name, vdn.vd.mixer) == ("vdn", "vdn")
+    assert vdn.vd.batch_episodes == qmix.vd.batch_episodes
+    assert vdn.target_update_interval == qmix.target_update_interval
+
+
 # ------------------------------------------------------------------ bad input
 def test_unknown_mixer_lists_the_known_ones():
     with pytest.raises(ConfigError, match=r"algo.vd.mixer = 'qtran'.*\['vdn', 'qmix'\]"):
@@ -297,6 +311,40 @@ def test_resume_is_exact_with_the_replay_buffer(tmp_path):
     make_trainer(cut, [*run, "resume=true"]).run()
     assert rows(cut) == rows(ref)
     assert sum("loss/critic_qtot" in r for r in rows(ref)) >= 8, "training started late"
+
+
+# ------------------------------------------------------------------ metrics, checks
+def test_metrics_are_the_value_learners_own():
+    """build()'s metrics function for a VD run reads QStats: the TD loss once training
+    started, no policy-gradient keys; the taken action's utility is never above the
+    greedy one, and equals it when acting greedily (eps = 0)."""
+    cfg = compose_config(TINY_Q)
+    env, learner, runner = build(cfg, cfg.train.num_envs)
+    assert metrics_fn(cfg) is q_metrics
+    torch.manual_seed(0)
+    m: dict[str, float] = {}
+    while "loss/critic_qtot" not in m:
+        m = q_metrics(learner.update(runner.collect(learner.policy)), env.spec)
+    assert not any(k.startswith("loss/actor") or "advantage" in k for k in m)
+    assert m["train/q_gap"] < 0.0 and m["train/epsilon"] == 1.0
+    assert m["train/grad_steps"] == 1.0 and m["train/buffer_episodes"] >= 8
+    assert {f"credit/{a}/utility" for a in env.spec.agents} <= set(m)
+    learner.policy.eps = 0.0
+    m = q_metrics(learner.update(runner.collect(learner.policy)), env.spec)
+    assert m["train/q_gap"] == 0.0 and m["train/entropy"] == 0.0
+    assert all(m[f"credit/{a}/q_gap"] == 0.0 for a in env.spec.agents)
+    env.close()
+
+
+def test_a_non_finite_parameter_is_named():
+    cfg = compose_config(TINY_Q)
+    env, learner, _ = build(cfg, 2)
+    learner.check_finite()
+    with torch.no_grad():
+        next(learner.mixer.parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(NonFiniteError, match="parameter mixer"):
+        learner.check_finite()
+    env.close()
 
 
 # ------------------------------------------------------------------ learning
