@@ -132,7 +132,7 @@ from marl.advantages import ADVANTAGES, AdvantageInputs, normalise, optimistic
 from marl.config import AlgoConfig, ConfigError
 from marl.critics import CriticBatch, CriticNet, TDCritic, guarded_step, make_optimizer
 from marl.envs.base import EnvSpec
-from marl.errors import NonFiniteError, check_finite
+from marl.errors import check_finite
 from marl.nets import Actor
 from marl.policy import (
     ExploringPolicy,

@@ -56,9 +56,9 @@ import torch
 from torch import Tensor, nn
 
 from marl.config import AlgoConfig
-from marl.critics import make_optimizer
+from marl.critics import guarded_step, make_optimizer
 from marl.envs.base import EnvSpec
-from marl.errors import NonFiniteError, check_finite
+from marl.errors import check_finite
 from marl.nets import MIXERS, Actor, make_mixer
 from marl.policy import EpsilonGreedyPolicy, epsilon_greedy_probs
 from marl.replay import EpisodeBuffer, Episodes
@@ -242,17 +242,11 @@ class QLearner(nn.Module):
         """One gradient step on a batch of episodes; returns the TD loss, its gradient
         norm, the mean target and ``Q_tot``."""
         loss, diag = self.loss(ep)
-        if not torch.isfinite(loss):
-            raise NonFiniteError(f"TD loss of Q_tot is {loss.item()}")
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad = nn.utils.clip_grad_norm_(self._params(), self.cfg.grad_clip)
-        if not torch.isfinite(grad):
-            raise NonFiniteError(f"gradient norm of the TD loss is {grad.item()}")
-        self.opt.step()
+        grad = guarded_step(loss, self._params(), self.opt, self.cfg.grad_clip,
+                            "TD (Q_tot)")
         self.n_grad_steps += 1
         self._update_targets()
-        return {"td_loss": loss.item(), "grad_norm": float(grad), **diag}
+        return {"td_loss": loss.item(), "grad_norm": grad, **diag}
 
     @torch.no_grad()
     def _update_targets(self) -> None:
