@@ -177,7 +177,8 @@ class Learner(nn.Module):
         pixel_scale = 1.0 / 255.0 if spec.obs_dtype == "uint8" else 1.0
         self.actor = Actor(spec.obs_shape, n, a, cfg.actor_hidden, rnn=cfg.rnn,
                            shared=cfg.share_actor, pixel_scale=pixel_scale,
-                           init=cfg.actor_init, value_head=cfg.shared_torso)
+                           init=cfg.actor_init, value_head=cfg.shared_torso,
+                           conv_torso=cfg.conv_torso)
         self.actor_opt = make_optimizer(self.actor.parameters(), cfg.optimizer, cfg.actor_lr,
                                         cfg.rmsprop_alpha, cfg.opt_eps)
         self.advantage = ADVANTAGES[cfg.advantage]
