@@ -17,7 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from marl.advantages import ADVANTAGES
-from marl.nets import MIXERS
+from marl.nets import CONV_TORSOS, MIXERS
 from marl.returns import TEAM_REWARDS
 
 ACTOR_UPDATES = ("pg", "ppo")
@@ -103,6 +103,9 @@ class AlgoConfig:
     """Max global gradient norm, per network."""
     actor_hidden: list[int] = field(default_factory=lambda: [64, 64])
     """Actor widths; with rnn the first one is the GRU size."""
+    conv_torso: str = "nature"
+    """Image observations: the actor's conv stack, nature (Mnih et al. 2015) or dqn2013
+    (Mnih et al. 2013, ~3x cheaper; marl.nets.CONV_TORSOS)."""
     rnn: bool = False
     """GRU actor (recurrent, as in the paper) instead of a feed-forward one."""
     actor_init: str = "orthogonal"
@@ -186,6 +189,8 @@ class AlgoConfig:
               "choose adam or rmsprop")
         check(self.actor_init in ("orthogonal", "mirrored"), "algo.actor_init",
               self.actor_init, "choose orthogonal or mirrored")
+        check(self.conv_torso in CONV_TORSOS, "algo.conv_torso", self.conv_torso,
+              f"choose one of {list(CONV_TORSOS)}")
         check(0.0 < self.rmsprop_alpha < 1.0, "algo.rmsprop_alpha", self.rmsprop_alpha,
               "must be in (0, 1)")
         for k in ("actor_hidden", "critic_hidden"):

@@ -38,29 +38,43 @@ def _ortho(layer: nn.Linear | nn.Conv2d, gain: float) -> nn.Module:
     return layer
 
 
+CONV_TORSOS: dict[str, tuple[tuple[int, int, int], ...]] = {
+    "nature": ((32, 8, 4), (64, 4, 2), (64, 3, 1)),
+    "dqn2013": ((16, 8, 4), (32, 4, 2)),
+}
+"""Conv torso name (``algo.conv_torso``) -> its layers as (channels, kernel, stride), each
+followed by a ReLU. ``nature``: Mnih et al. 2015 (Nature DQN, CleanRL's PPO), ~9.3M
+multiply-adds per 84x84x4 frame with its 512-unit layer; ``dqn2013``: Mnih et al. 2013
+(the first DQN, also A3C's), ~3M with a 256-unit layer: ~3x cheaper."""
+
+
 class ObsEncoder(nn.Module):
     """Own observation -> first hidden pre-activation ``[..., H]``.
 
     Vectors (``obs_shape == (O,)``) go through a linear layer; images
-    (``(C, H, W)``, uint8 or float in [0, 255] / [0, 1]) through the Nature-DQN conv
-    stack then a linear layer.
+    (``(C, H, W)``, uint8 or float in [0, 255] / [0, 1]) through the conv stack
+    ``CONV_TORSOS[torso]`` then a linear layer.
     """
 
-    def __init__(self, obs_shape: Sequence[int], hidden: int, pixel_scale: float = 1.0):
+    def __init__(self, obs_shape: Sequence[int], hidden: int, pixel_scale: float = 1.0,
+                 torso: str = "nature"):
         super().__init__()
+        if torso not in CONV_TORSOS:
+            raise ValueError(f"conv torso {torso!r} unknown: choose one of {list(CONV_TORSOS)}")
         self.obs_shape = tuple(obs_shape)
         self.pixel_scale = pixel_scale
         if len(self.obs_shape) == 1:
             self.conv = None
             self.fc = _ortho(nn.Linear(self.obs_shape[0], hidden), math.sqrt(2))
         elif len(self.obs_shape) == 3:
+            layers: list[nn.Module] = []
             c = self.obs_shape[0]
-            self.conv = nn.Sequential(
-                _ortho(nn.Conv2d(c, 32, 8, stride=4), math.sqrt(2)), nn.ReLU(),
-                _ortho(nn.Conv2d(32, 64, 4, stride=2), math.sqrt(2)), nn.ReLU(),
-                _ortho(nn.Conv2d(64, 64, 3, stride=1), math.sqrt(2)), nn.ReLU(),
-                nn.Flatten(),
-            ).to(memory_format=torch.channels_last)
+            for out, kernel, stride in CONV_TORSOS[torso]:
+                layers += [_ortho(nn.Conv2d(c, out, kernel, stride=stride), math.sqrt(2)),
+                           nn.ReLU()]
+                c = out
+            self.conv = nn.Sequential(*layers, nn.Flatten()).to(
+                memory_format=torch.channels_last)
             with torch.no_grad():
                 n_flat = self.conv(torch.zeros(1, *self.obs_shape)).shape[-1]
             self.fc = _ortho(nn.Linear(n_flat, hidden), math.sqrt(2))
@@ -96,6 +110,7 @@ class Actor(nn.Module):
         agent_id, last_action: include those one-hots in the input.
         value_head: also a value head V(o^a, u^a_prev, a) on the same torso
             (:meth:`unroll_values`): the shared torso of a one-agent pixel actor-critic.
+        conv_torso: image observations: the conv stack, a key of :data:`CONV_TORSOS`.
     """
 
     def __init__(
@@ -111,6 +126,7 @@ class Actor(nn.Module):
         pixel_scale: float = 1.0,
         init: str = "orthogonal",
         value_head: bool = False,
+        conv_torso: str = "nature",
     ):
         super().__init__()
         if not hidden:
@@ -123,7 +139,7 @@ class Actor(nn.Module):
         copies = 1 if shared else n_agents
         self.nets = nn.ModuleList(
             _ActorNet(obs_shape, n_agents, n_actions, hidden, rnn, agent_id, last_action,
-                      pixel_scale, value_head)
+                      pixel_scale, value_head, conv_torso)
             for _ in range(copies)
         )
         if init == "mirrored":
@@ -216,10 +232,10 @@ def mirror_hidden_units(net: _ActorNet) -> None:
 
 class _ActorNet(nn.Module):
     def __init__(self, obs_shape, n_agents, n_actions, hidden, rnn, agent_id, last_action,
-                 pixel_scale, value_head=False):
+                 pixel_scale, value_head=False, conv_torso="nature"):
         super().__init__()
         h0 = hidden[0]
-        self.encoder = ObsEncoder(obs_shape, h0, pixel_scale)
+        self.encoder = ObsEncoder(obs_shape, h0, pixel_scale, conv_torso)
         self.id_emb = nn.Embedding(n_agents, h0) if agent_id else None
         # row A is "no previous action": kept at zero, like an all-zero one-hot.
         self.act_emb = nn.Embedding(n_actions + 1, h0, padding_idx=n_actions) if last_action \

@@ -16,6 +16,7 @@ from rollouts import random_rollout
 from marl.config import AlgoConfig, ConfigError
 from marl.envs.base import EnvSpec
 from marl.learner import Learner, ppo_objective, value_error
+from marl.nets import ObsEncoder
 
 SPEC = EnvSpec(agents=("a", "b"), obs_shape=(4,), state_dim=3, n_actions=5)
 ONE = EnvSpec(agents=("a",), obs_shape=(4,), state_dim=4, n_actions=3, state_is_concat_obs=True)
@@ -260,3 +261,26 @@ def test_shared_torso_ppo_balances_cartpole(tmp_path):
         "algo.actor_lr=1e-3", "train.total_env_steps=150000",
         "train.eval_every_env_steps=0", "train.eval_episodes=20", "seed=0"])
     assert summary["eval/return_mean"] >= 400, json.dumps(summary)
+
+
+# ------------------------------------------------------------------ pixel torso
+@pytest.mark.parametrize("torso, convs, flat", [
+    ("nature", [(32, 4, 8, 4), (64, 32, 4, 2), (64, 64, 3, 1)], 64 * 7 * 7),
+    ("dqn2013", [(16, 4, 8, 4), (32, 16, 4, 2)], 32 * 9 * 9),
+])
+def test_conv_torso_layers(torso, convs, flat):
+    """algo.conv_torso picks the conv stack: (out, in, kernel, stride) per layer."""
+    enc = ObsEncoder((4, 84, 84), 256, 1 / 255, torso)
+    got = [(m.out_channels, m.in_channels, m.kernel_size[0], m.stride[0])
+           for m in enc.conv if isinstance(m, torch.nn.Conv2d)]
+    assert got == convs
+    assert enc.fc.in_features == flat
+    frames = torch.randint(0, 256, (3, 2, 4, 84, 84), dtype=torch.uint8)
+    assert enc(frames).shape == (3, 2, 256)
+
+
+def test_ppo_pong_uses_the_small_torso_and_bad_torso_is_refused():
+    cfg = compose_config(["+experiment=ppo_pong"]).algo
+    assert cfg.conv_torso == "dqn2013" and cfg.actor_hidden == [256]
+    with pytest.raises(ConfigError, match="algo.conv_torso.*nature"):
+        compose_config(["+experiment=ppo_pong", "algo.conv_torso=resnet"])

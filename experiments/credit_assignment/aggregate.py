@@ -1,7 +1,7 @@
 """Aggregate a sweep: a Markdown table per experiment and learning curves with 95% CIs.
 
-    python experiments/credit_assignment/aggregate.py SWEEP_DIR [SWEEP_DIR ...] \
-        [--out experiments/credit_assignment] [--threshold 0.9]
+    python experiments/credit_assignment/aggregate.py [SWEEP_DIR ...] \
+        [--previous results.json] [--out experiments/credit_assignment] [--threshold 0.9]
 
 Every directory under a SWEEP_DIR holding ``.hydra/config.yaml`` is a run; a run counts
 once it has written ``summary.json`` (unfinished or failed runs are listed, not used).
@@ -18,6 +18,14 @@ replicates. For each group:
   (``eval/credit/<agent>/push_share``, the smaller of the agents'): 0.5 = equal work,
   0 = one robot never moved the box.
 
+``--previous FILE`` merges the per-run records of an earlier ``results.json`` whose run
+directories are no longer on disk: a run found under a SWEEP_DIR replaces a previous
+record of the same experiment, algorithm and seed, so aggregating again over the merged
+file is idempotent. Every run carries ``produced``: the UTC date its ``summary.json`` was
+written, kept from the earlier file for merged records; the tables name the dates of each
+row's runs. Learning curves are stored in ``results.json`` (``curve``) from now on;
+records merged from a file that has none are left out of the plots (the plot says so).
+
 Writes ``<out>/results.md`` (tables), ``<out>/results.json`` (per-run numbers) and
 ``<out>/curves_<experiment>.png`` (eval success and return vs env steps, mean and 95% CI
 band per algorithm).
@@ -30,6 +38,7 @@ import json
 import math
 import sys
 from collections import defaultdict
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +100,30 @@ def read_run(run_dir: Path, threshold: float) -> dict[str, Any]:
                   if k.startswith("eval/credit/") and k.endswith("/push_share")]
         run["min_push_share"] = min(shares) if shares else (0.0 if run["success"] else None)
         run["wall_time_s"] = s.get("wall_time_s")
+        run["produced"] = datetime.fromtimestamp(summary.stat().st_mtime, timezone.utc) \
+            .strftime("%Y-%m-%d")
     return run
+
+
+def merge_previous(runs: list[dict[str, Any]], previous: Path, threshold: float,
+                   produced: str = "unknown") -> list[dict[str, Any]]:
+    """``runs`` plus the finished records of an earlier ``results.json`` that no run in
+    ``runs`` replaces (same experiment, algorithm and seed). The earlier file must have
+    used the same threshold (its steps-to-threshold are taken as they are). Records
+    without a ``produced`` date get ``produced``."""
+    data = json.loads(previous.read_text())
+    if data.get("threshold") != threshold:
+        raise SystemExit(f"error: {previous} was aggregated at threshold "
+                         f"{data.get('threshold')}, not {threshold}: its steps to threshold "
+                         "cannot be merged")
+    have = {(r["name"], r["algo"], r["seed"]) for r in runs}
+    kept = []
+    for r in data["runs"]:
+        if r.get("finished") and (r["name"], r["algo"], r["seed"]) not in have:
+            r = {"curve": [], **r, "merged_from": str(previous)}
+            r.setdefault("produced", produced)
+            kept.append(r)
+    return runs + kept
 
 
 def find_runs(sweep_dirs: list[Path], threshold: float) -> list[dict[str, Any]]:
@@ -148,6 +180,7 @@ def table(algos: dict[str, list[dict[str, Any]]], threshold: float) -> list[dict
             "final return": _fmt(*mean_ci([r["return"] for r in rs])),
             f"env steps to {threshold:.0%} success": _fmt_steps(reached, len(rs)),
             "lazier robot's push share": _fmt(*mean_ci(shares), digits=2),
+            "runs produced": ", ".join(sorted({r.get("produced", "unknown") for r in rs})),
         })
     return rows
 
@@ -169,7 +202,10 @@ def curves(name: str, algos: dict[str, list[dict[str, Any]]], out: Path) -> None
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    no_curve = [a for a in sorted(algos, key=_algo_key) if not any(r["curve"] for r in algos[a])]
     for algo in sorted(algos, key=_algo_key):
+        if algo in no_curve:
+            continue
         by_step: dict[int, list[tuple[float, float]]] = defaultdict(list)
         for r in algos[algo]:
             for s, succ, ret in r["curve"]:
@@ -190,20 +226,33 @@ def curves(name: str, algos: dict[str, list[dict[str, Any]]], out: Path) -> None
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
+    if no_curve:
+        fig.text(0.5, 0.005, f"no stored curve (merged records): {', '.join(no_curve)}",
+                 ha="center", fontsize=8)
+    fig.tight_layout(rect=(0, 0.03 if no_curve else 0, 1, 1))
     fig.savefig(out, dpi=110)
     plt.close(fig)
 
 
-def aggregate(sweep_dirs: list[Path], out_dir: Path, threshold: float = 0.9) -> dict[str, Any]:
-    """Read the sweeps, write results.md, results.json and the curves; return the tables."""
+def aggregate(sweep_dirs: list[Path], out_dir: Path, threshold: float = 0.9,
+              previous: Path | None = None, previous_produced: str = "unknown"
+              ) -> dict[str, Any]:
+    """Read the sweeps (and ``previous``), write results.md, results.json and the curves;
+    return the tables."""
     runs = find_runs(sweep_dirs, threshold)
+    merged = 0
+    if previous is not None:
+        n_new = len(runs)
+        runs = merge_previous(runs, previous, threshold, previous_produced)
+        merged = len(runs) - n_new
     grouped = group(runs)
     out_dir.mkdir(parents=True, exist_ok=True)
     unfinished = [r["dir"] for r in runs if not r["finished"]]
     parts = ["# Results\n",
              f"Generated by `aggregate.py` from {len(runs)} run directories "
-             f"({len(runs) - len(unfinished)} finished). Mean ± 95% CI half-width over seeds "
+             f"({len(runs) - len(unfinished)} finished"
+             + (f"; {merged} of them merged from an earlier results.json" if merged else "")
+             + "). Mean ± 95% CI half-width over seeds "
              "(t-distribution); success and return are the final greedy evaluation.\n"]
     tables: dict[str, list[dict[str, str]]] = {}
     for name in sorted(grouped):
@@ -217,18 +266,24 @@ def aggregate(sweep_dirs: list[Path], out_dir: Path, threshold: float = 0.9) -> 
     (out_dir / "results.md").write_text("\n".join(parts))
     (out_dir / "results.json").write_text(json.dumps(
         {"threshold": threshold, "tables": tables,
-         "runs": [{k: v for k, v in r.items() if k != "curve"} for r in runs]}, indent=1) + "\n")
+         "runs": runs}, indent=1) + "\n")
     return {"tables": tables, "runs": runs}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("sweep_dirs", nargs="+", type=Path, help="multirun sweep directories")
+    p.add_argument("sweep_dirs", nargs="*", type=Path, help="multirun sweep directories")
+    p.add_argument("--previous", type=Path, default=None,
+                   help="an earlier results.json whose runs are merged (see above)")
+    p.add_argument("--previous-produced", default="unknown",
+                   help="'produced' of merged records that have none (e.g. their date)")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
                    help="where results.md, results.json and curves_*.png go")
     p.add_argument("--threshold", type=float, default=0.9, help="success rate to reach")
     a = p.parse_args(argv)
-    result = aggregate(a.sweep_dirs, a.out, a.threshold)
+    if not a.sweep_dirs and a.previous is None:
+        p.error("give at least one sweep directory or --previous")
+    result = aggregate(a.sweep_dirs, a.out, a.threshold, a.previous, a.previous_produced)
     print((a.out / "results.md").read_text())
     return 0 if result["tables"] else 1
 
