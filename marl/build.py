@@ -65,7 +65,6 @@ def build(cfg: Config, num_envs: int, seed: int | None = None
     return env, learner, runner
 
 
-
 def metrics_fn(cfg: Config) -> Callable[[Any, EnvSpec], dict[str, float]]:
     """The metrics of :func:`build`'s learner: what its ``update`` returns, with the env
     spec -> flat ``loss/``, ``train/`` and ``credit/`` metrics."""

@@ -6,7 +6,9 @@ under pytest's rootdir-relative import mode, as for ``tests/rollouts.py``).
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
@@ -29,6 +31,18 @@ TINY = [
 
 QUIET = ["logger.plots=[]", "logger.wandb.mode=disabled"]
 """No plots, no W&B."""
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_script(relative: str) -> ModuleType:
+    """A script of ``experiments/`` (not a package) as a module: ``load_script(
+    "experiments/credit_assignment/aggregate.py")``."""
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem + "_" + path.parent.name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def compose(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:

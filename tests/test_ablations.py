@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose
+from conftest import compose, load_script
 from rollouts import random_rollout
 from torch.nn import functional as F
 
@@ -25,7 +23,6 @@ T, B, N, O, S, A = 4, 3, 2, 3, 4, 3  # noqa: E741 - the shape letters of the doc
 SPEC = EnvSpec(agents=("a", "b"), obs_shape=(O,), state_dim=S, n_actions=A)
 ABLATIONS = ("coma", "central_qv", "central_v", "iac_v", "iac_q")
 GAMMA, LAM, EPS = 0.9, 0.7, 0.2
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def tiny_fragment(seed: int = 0) -> Rollout:
@@ -253,11 +250,7 @@ def test_algo_switch_works_with_any_experiment(algo, experiment):
 
 # ---------------------------------------------------------------- slacker premise
 def _scripted():
-    path = ROOT / "experiments" / "credit_assignment" / "scripted.py"
-    spec = importlib.util.spec_from_file_location("ca_scripted", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("experiments/credit_assignment/scripted.py")
 
 
 def test_slacker_experiment_makes_loitering_cost_return():

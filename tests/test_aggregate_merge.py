@@ -4,22 +4,16 @@ were produced."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_script
 
 
 def _agg():
-    path = ROOT / "experiments" / "credit_assignment" / "aggregate.py"
-    spec = importlib.util.spec_from_file_location("ca_aggregate_merge", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("experiments/credit_assignment/aggregate.py")
 
 
 def _run(d: Path, algo: str, seed: int, curve: list[tuple[int, float]]) -> None:

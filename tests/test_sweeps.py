@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -12,10 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import QUIET, compose
+from conftest import QUIET, compose, load_script
 from conftest import TINY as BASE
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = [*BASE, *QUIET, "train.eval_every_env_steps=800", "train.log_every_env_steps=400"]
 
 
@@ -142,11 +140,7 @@ def test_optuna_objective_is_the_final_greedy_return(tmp_path):
 
 # ---------------------------------------------------------------- aggregate.py
 def _aggregate_module():
-    path = ROOT / "experiments" / "credit_assignment" / "aggregate.py"
-    spec = importlib.util.spec_from_file_location("ca_aggregate", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("experiments/credit_assignment/aggregate.py")
 
 
 def fake_run(d: Path, name: str, algo: str, seed: int, curve: list[tuple[int, float]],
@@ -207,10 +201,7 @@ def test_aggregate_on_synthetic_sweep_gives_the_known_answer(tmp_path):
 
 
 def test_smax_versus_coma_is_welchs_t_on_the_final_win_rates():
-    path = ROOT / "experiments" / "smax" / "ablation" / "aggregate.py"
-    spec = importlib.util.spec_from_file_location("smax_aggregate", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("experiments/smax/ablation/aggregate.py")
     # coma 0.4, 0.6 (mean 0.5, var/n 0.01); qv 0.1, 0.2, 0.3 (mean 0.2, var/n 0.01/3):
     # diff 0.3, se sqrt(0.04/3) = 0.11547; Welch df = (0.04/3)^2 / (0.01^2 + (0.01/3)^2 / 2)
     # = 1.684 -> 1: t_{0.975, 1} = 12.706 -> half-width 1.4672
