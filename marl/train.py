@@ -89,6 +89,33 @@ def _config_dict(cfg: Config) -> dict[str, Any]:
     return _flatten(dataclasses.asdict(cfg))
 
 
+def _schema_defaults(cls: type = Config, prefix: str = "") -> dict[str, Any]:
+    """Flattened defaults of the config schema: a key a checkpoint predates (a field added
+    since) may resume when this run leaves it at its default, which keeps the old
+    behaviour."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f"{prefix}{f.name}"] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+            if dataclasses.is_dataclass(value):
+                out.update(_schema_defaults(type(value), f"{prefix}{f.name}."))
+            else:
+                out[f"{prefix}{f.name}"] = value
+    return out
+
+
+def config_diff(mine: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+    """Keys whose values differ between this run's config and a checkpoint's, leaving out
+    those a resume may change and those the checkpoint predates at their default."""
+    defaults = _schema_defaults()
+    return sorted(k for k in set(mine) | set(theirs)
+                  if mine.get(k) != theirs.get(k)
+                  and not any(k == p or k.startswith(p) for p in RESUME_MAY_CHANGE)
+                  and not (k not in theirs and k in defaults and mine[k] == defaults[k]))
+
+
 class Trainer:
     """Owns one run: envs, runner, learner, loggers, counters, checkpoints.
 
@@ -171,9 +198,7 @@ class Trainer:
             return None
         state = load_checkpoint(path)
         mine, theirs = _config_dict(self.cfg), state.get("config", {})
-        diff = sorted(k for k in set(mine) | set(theirs)
-                      if mine.get(k) != theirs.get(k)
-                      and not any(k == p or k.startswith(p) for p in RESUME_MAY_CHANGE))
+        diff = config_diff(mine, theirs)
         if diff:
             shown = ", ".join(f"{k}: {theirs.get(k)!r} -> {mine.get(k)!r}" for k in diff[:6])
             raise CheckpointError(

@@ -114,6 +114,22 @@ def test_resume_refuses_another_configuration(tmp_path):
     assert "different configuration" in err and "algo.actor_lr" in err
 
 
+def test_config_diff_lets_a_checkpoint_predate_a_field_left_at_its_default():
+    """A field added since the checkpoint was written resumes when this run keeps its
+    default (the old behaviour); set to anything else, or changed, it is refused."""
+    from marl.train import config_diff
+    old = {"algo.actor_lr": 1e-3, "train.total_env_steps": 10}
+    mine = {"algo.actor_lr": 1e-3, "train.total_env_steps": 20,
+            "algo.optimistic_others": 0.0}
+    assert config_diff(mine, old) == []
+    assert config_diff({**mine, "algo.optimistic_others": 0.9}, old) == [
+        "algo.optimistic_others"]
+    assert config_diff(mine, {**old, "algo.optimistic_others": 0.9}) == [
+        "algo.optimistic_others"]
+    assert config_diff({**mine, "algo.not_a_field": 1}, old) == ["algo.not_a_field"]
+    assert config_diff({**mine, "algo.actor_lr": 0.1}, old) == ["algo.actor_lr"]
+
+
 def test_existing_run_dir_needs_resume(tmp_path):
     run_dir = tmp_path / "run"
     proc = start(run_dir, ["train.total_env_steps=2000"])
