@@ -423,6 +423,7 @@ def main(dcfg: DictConfig) -> float:
         if fresh_dir and not multirun:  # a sweep keeps the job's failed.json for its summary
             shutil.rmtree(run_dir, ignore_errors=True)
         return _fail(run_dir, str(e), 2, multirun)
+    (run_dir / "failed.json").unlink(missing_ok=True)  # an earlier attempt's, now stale
     try:
         summary = trainer.run()
     except TrainingInterrupted as e:
