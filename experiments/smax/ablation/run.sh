@@ -6,9 +6,10 @@
 # One run per line of the plan below, PARALLEL (default 2) at a time, each in
 # RUNS_DIR/<experiment>/<algo>_s<seed>; a run with a summary.json is skipped, so the
 # script resumes a partial table. Every run is `python -m marl.train +experiment=<exp>
-# algo=<algo> seed=<seed>` with the experiment's settings, 0.9M env steps; the PPO rows
-# (mappo, ippo) change only what PPO needs (no epsilon floor, an entropy bonus, 40-step
-# fragments, two critic steps per fragment: PPO_OVERRIDES). The QMIX and VDN rows are
+# algo=<algo> seed=<seed>` with the experiment's settings (2M env steps); the PPO rows
+# (mappo, ippo) change only what PPO needs (no epsilon floor, entropy bonus 0.01,
+# standardised advantages, 40-step fragments, two critic steps per fragment:
+# PPO_OVERRIDES). The QMIX and VDN rows are
 # `+experiment=qmix_smax_<map> algo=qmix|vdn name=coma_smax_<map>`: the value-decomposition
 # learner at its own settings and length (experiments/value_decomposition/README.md),
 # named into the same table. Then:
@@ -17,20 +18,20 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 RUNS=${1:-runs/smax}
 PARALLEL=${2:-2}
-STEPS=900000
-PPO_OVERRIDES="algo.eps_start=0 algo.eps_end=0 algo.entropy_coef=0.01 algo.actor_lr=1e-3 algo.critic_updates=2 train.fragment_len=40"
+STEPS=2000000
+PPO_OVERRIDES="algo.eps_start=0 algo.eps_end=0 algo.entropy_coef=0.01 algo.normalize_advantage=true algo.actor_lr=1e-3 algo.critic_updates=2 train.fragment_len=40"
 export WANDB_MODE=${WANDB_MODE:-disabled}
-plan() {
+plan() {  # the paper's question first (COMA v central-V v IAC-V), 2s3z's COMA among them
+  local s a
   for s in 0 1 2 3 4; do
-    for a in coma central_qv central_v iac_q iac_v mappo ippo qmix vdn; do
-      echo "coma_smax_3m $a $s"
-    done
+    for a in coma central_v iac_v; do echo "coma_smax_3m $a $s"; done
+    if ((s < 3)); then echo "coma_smax_2s3z coma $s"; fi
   done
-  for s in 0 1 2; do
-    for a in coma central_qv central_v iac_q iac_v mappo ippo qmix vdn; do
-      echo "coma_smax_2s3z $a $s"
-    done
-  done
+  for s in 0 1 2; do for a in central_v iac_v; do echo "coma_smax_2s3z $a $s"; done; done
+  for s in 0 1 2 3 4; do for a in central_qv iac_q mappo ippo qmix vdn; do
+    echo "coma_smax_3m $a $s"; done; done
+  for s in 0 1 2; do for a in central_qv iac_q mappo ippo qmix vdn; do
+    echo "coma_smax_2s3z $a $s"; done; done
 }
 one() {
   local exp=$1 algo=$2 seed=$3 extra=""
