@@ -133,6 +133,7 @@ from marl.config import AlgoConfig, ConfigError
 from marl.critics import CriticBatch, CriticNet, TDCritic, guarded_step, make_optimizer
 from marl.envs.base import EnvSpec
 from marl.errors import check_finite
+from marl.metrics import masked_mean, policy_metrics
 from marl.nets import Actor
 from marl.policy import (
     ExploringPolicy,
@@ -554,10 +555,6 @@ def _shared_value_kind(spec: EnvSpec, cfg: AlgoConfig, kinds: tuple[str, ...]) -
     return kinds[0]
 
 
-def _masked_mean(x: Tensor, mask: Tensor) -> float:
-    return float((x * mask).sum() / mask.sum().clamp_min(1.0))
-
-
 def update_metrics(s: UpdateStats, spec: EnvSpec) -> dict[str, float]:
     """:class:`UpdateStats` -> flat ``loss/``, ``train/`` and ``credit/`` metrics."""
     mask = s.mask
@@ -568,22 +565,18 @@ def update_metrics(s: UpdateStats, spec: EnvSpec) -> dict[str, float]:
     if s.critic_loss:
         m["loss/critic"] = next(iter(s.critic_loss.values()))
     if s.td_target is not None:
-        m["train/td_target"] = _masked_mean(s.td_target, mask)
+        m["train/td_target"] = masked_mean(s.td_target, mask)
     m.update({
         "loss/actor": s.pg_loss,
         "loss/actor_grad_norm": s.actor_grad_norm,
         "loss/entropy": s.entropy,
         "train/epsilon": s.eps,
-        "train/baseline": _masked_mean(s.baseline, mask),
-        "train/advantage_abs": _masked_mean(s.adv.abs(), mask),
+        "train/baseline": masked_mean(s.baseline, mask),
+        "train/advantage_abs": masked_mean(s.adv.abs(), mask),
     })
     for k, v in s.ppo.items():
         m[f"loss/ppo_{k}"] = v
-    if spec.n_actions <= 16:  # small action spaces: the policy itself
-        probs = (s.pi * mask[..., None]).sum((0, 1)) / mask.sum((0, 1))[..., None]
-        for i, agent in enumerate(spec.agents):
-            for u in range(spec.n_actions):
-                m[f"train/pi/{agent}/{u}"] = float(probs[i, u])
+    m.update(policy_metrics(s.pi, mask, spec))
     for i, agent in enumerate(spec.agents):
-        m[f"credit/{agent}/advantage_mean"] = _masked_mean(s.adv[..., i], mask[..., i])
+        m[f"credit/{agent}/advantage_mean"] = masked_mean(s.adv[..., i], mask[..., i])
     return m

@@ -9,6 +9,21 @@ import numpy as np
 from marl.envs.base import EnvSpec
 
 
+def masked_mean(x, mask) -> float:
+    """Mean of tensor ``x`` where ``mask`` (same shape, float) is 1; 0 if nowhere."""
+    return float((x * mask).sum() / mask.sum().clamp_min(1.0))
+
+
+def policy_metrics(pi, mask, spec: EnvSpec) -> dict[str, float]:
+    """``train/pi/<agent>/<action>``: the mean policy ``pi`` ``[T, B, N, A]`` over the
+    steps where ``mask`` ``[T, B, N]`` is 1, for small action spaces (<= 16) only."""
+    if spec.n_actions > 16:
+        return {}
+    probs = (pi * mask[..., None]).sum((0, 1)) / mask.sum((0, 1)).clamp_min(1.0)[..., None]
+    return {f"train/pi/{agent}/{u}": float(probs[i, u])
+            for i, agent in enumerate(spec.agents) for u in range(spec.n_actions)}
+
+
 def credit_metrics(stats: dict[str, np.ndarray], agents: tuple[str, ...]) -> dict[str, float]:
     """Who did the work, from per-episode counts the env reports (box pushing does).
 

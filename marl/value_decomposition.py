@@ -59,6 +59,7 @@ from marl.config import AlgoConfig
 from marl.critics import guarded_step, make_optimizer
 from marl.envs.base import EnvSpec
 from marl.errors import check_finite
+from marl.metrics import masked_mean, policy_metrics
 from marl.nets import MIXERS, Actor, make_mixer
 from marl.policy import EpsilonGreedyPolicy, epsilon_greedy_probs
 from marl.replay import EpisodeBuffer, Episodes
@@ -85,10 +86,6 @@ class QStats:
     q_tot: float | None = None
 
 
-def _masked_mean(x: Tensor, mask: Tensor) -> float:
-    return float((x * mask).sum() / mask.sum().clamp_min(1.0))
-
-
 def q_metrics(s: QStats, spec: EnvSpec) -> dict[str, float]:
     """:class:`QStats` -> flat ``loss/``, ``train/`` and ``credit/`` metrics (module
     docstring)."""
@@ -99,17 +96,13 @@ def q_metrics(s: QStats, spec: EnvSpec) -> dict[str, float]:
                   "train/td_target": s.td_target, "train/q_tot": s.q_tot})
     m.update({
         "train/epsilon": s.eps, "train/entropy": s.entropy,
-        "train/q_greedy": _masked_mean(s.greedy_q, mask), "train/q_gap": _masked_mean(s.gap, mask),
+        "train/q_greedy": masked_mean(s.greedy_q, mask), "train/q_gap": masked_mean(s.gap, mask),
         "train/grad_steps": float(s.grad_steps), "train/buffer_episodes": float(s.buffer_episodes),
     })
-    if spec.n_actions <= 16:  # small action spaces: the policy itself
-        probs = (s.pi * mask[..., None]).sum((0, 1)) / mask.sum((0, 1)).clamp_min(1.0)[..., None]
-        for i, agent in enumerate(spec.agents):
-            for u in range(spec.n_actions):
-                m[f"train/pi/{agent}/{u}"] = float(probs[i, u])
+    m.update(policy_metrics(s.pi, mask, spec))
     for i, agent in enumerate(spec.agents):
-        m[f"credit/{agent}/utility"] = _masked_mean(s.greedy_q[..., i], mask[..., i])
-        m[f"credit/{agent}/q_gap"] = _masked_mean(s.gap[..., i], mask[..., i])
+        m[f"credit/{agent}/utility"] = masked_mean(s.greedy_q[..., i], mask[..., i])
+        m[f"credit/{agent}/q_gap"] = masked_mean(s.gap[..., i], mask[..., i])
     return m
 
 
@@ -235,8 +228,8 @@ class QLearner(nn.Module):
         q_tot = self.mixer(chosen, state[:-1])  # [T, E]
         filled = _time_first(ep.filled).float()
         loss = ((q_tot - targets) ** 2 * filled).sum() / filled.sum().clamp_min(1.0)
-        return loss, {"td_target": _masked_mean(targets, filled),
-                      "q_tot": _masked_mean(q_tot.detach(), filled)}
+        return loss, {"td_target": masked_mean(targets, filled),
+                      "q_tot": masked_mean(q_tot.detach(), filled)}
 
     def train_step(self, ep: Episodes) -> dict[str, float]:
         """One gradient step on a batch of episodes; returns the TD loss, its gradient
@@ -272,7 +265,7 @@ class QLearner(nn.Module):
         entropy = -(pi * torch.log(pi.clamp_min(1e-10))).sum(-1)
         return QStats(
             eps=float(ro.eps[0]), mask=mask, pi=pi, greedy_q=greedy_q * mask,
-            gap=(taken - greedy_q) * mask, entropy=_masked_mean(entropy, mask),
+            gap=(taken - greedy_q) * mask, entropy=masked_mean(entropy, mask),
             grad_steps=self.n_grad_steps, buffer_episodes=self.buffer.size)
 
     def check_finite(self) -> None:
