@@ -106,10 +106,14 @@ def _schema_defaults(cls: type = Config, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def config_diff(mine: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+def config_diff(mine: dict[str, Any], theirs: dict[str, Any],
+                env_schema: type | None = None) -> list[str]:
     """Keys whose values differ between this run's config and a checkpoint's, leaving out
-    those a resume may change and those the checkpoint predates at their default."""
+    those a resume may change and those the checkpoint predates at their default
+    (``env.*`` ones too when ``env_schema``, the env's config dataclass, is given)."""
     defaults = _schema_defaults()
+    if env_schema is not None and dataclasses.is_dataclass(env_schema):
+        defaults.update(_schema_defaults(env_schema, "env."))
     return sorted(k for k in set(mine) | set(theirs)
                   if mine.get(k) != theirs.get(k)
                   and not any(k == p or k.startswith(p) for p in RESUME_MAY_CHANGE)
@@ -198,7 +202,7 @@ class Trainer:
             return None
         state = load_checkpoint(path)
         mine, theirs = _config_dict(self.cfg), state.get("config", {})
-        diff = config_diff(mine, theirs)
+        diff = config_diff(mine, theirs, type(self.cfg.env))
         if diff:
             shown = ", ".join(f"{k}: {theirs.get(k)!r} -> {mine.get(k)!r}" for k in diff[:6])
             raise CheckpointError(

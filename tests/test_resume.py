@@ -130,6 +130,20 @@ def test_config_diff_lets_a_checkpoint_predate_a_field_left_at_its_default():
     assert config_diff({**mine, "algo.actor_lr": 0.1}, old) == ["algo.actor_lr"]
 
 
+def test_config_diff_walks_the_env_schema_for_env_fields():
+    """The same for an env field: Config.env is typed Any, so the env's own schema says
+    what its defaults are."""
+    from marl.envs.configs import BoxPushEnvConfig
+    from marl.train import config_diff
+    default = BoxPushEnvConfig().step_penalty
+    old = {"env.width": 5}
+    mine = {"env.width": 5, "env.step_penalty": default}
+    assert config_diff(mine, old) == ["env.step_penalty"]  # no schema: refused
+    assert config_diff(mine, old, BoxPushEnvConfig) == []
+    assert config_diff({**mine, "env.step_penalty": default + 0.5}, old,
+                       BoxPushEnvConfig) == ["env.step_penalty"]
+
+
 def test_existing_run_dir_needs_resume(tmp_path):
     run_dir = tmp_path / "run"
     proc = start(run_dir, ["train.total_env_steps=2000"])
