@@ -112,7 +112,7 @@ def config_diff(mine: dict[str, Any], theirs: dict[str, Any],
     those a resume may change and those the checkpoint predates at their default
     (``env.*`` ones too when ``env_schema``, the env's config dataclass, is given)."""
     defaults = _schema_defaults()
-    if env_schema is not None and dataclasses.is_dataclass(env_schema):
+    if dataclasses.is_dataclass(env_schema):  # False for None
         defaults.update(_schema_defaults(env_schema, "env."))
     return sorted(k for k in set(mine) | set(theirs)
                   if mine.get(k) != theirs.get(k)
