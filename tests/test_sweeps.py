@@ -218,3 +218,33 @@ def test_smax_versus_coma_is_welchs_t_on_the_final_win_rates():
     assert rows["iac_v"]["final win rate, COMA minus other"] == "+0.800 ± 0.023"
     assert rows["qmix"]["reading"] == "no difference shown (CI contains 0)"
     assert rows["central_v"]["reading"].startswith("too few seeds")
+
+
+def test_smax_aggregate_merges_previous_results_and_a_new_run_replaces_its_record(tmp_path):
+    mod = load_script("experiments/smax/ablation/aggregate.py")
+    first = tmp_path / "first"
+    fake_run(first / "coma_s0", "coma_smax_3m", "coma", 0, [(1_000_000, 0.5), (2_000_000, 0.6)],
+             (0.6, 1.0))
+    fake_run(first / "coma_s1", "coma_smax_3m", "coma", 1, [(2_000_000, 0.7)], (0.7, 1.2))
+    out1 = tmp_path / "out1"
+    assert mod.main([str(first), "--out", str(out1), "--threshold", "0.8"]) == 0
+    # the first runs' directories are gone; seed 1 is run again, seed 2 is new
+    second = tmp_path / "second"
+    fake_run(second / "coma_s1", "coma_smax_3m", "coma", 1, [(2_000_000, 0.9)], (0.9, 1.5))
+    fake_run(second / "coma_s2", "coma_smax_3m", "coma", 2, [(2_000_000, 0.8)], (0.8, 1.4))
+    out2 = tmp_path / "out2"
+    assert mod.main([str(second), "--previous", str(out1 / "results.json"), "--out", str(out2),
+                     "--threshold", "0.8"]) == 0
+    saved = json.loads((out2 / "results.json").read_text())
+    by_seed = {r["seed"]: r for r in saved["runs"]}
+    assert sorted(by_seed) == [0, 1, 2]
+    assert by_seed[1]["success"] == 0.9 and "merged_from" not in by_seed[1]  # the new run
+    assert by_seed[0]["merged_from"] and by_seed[0]["curve"] == [[1_000_000, 0.5, 0.5],
+                                                                 [2_000_000, 0.6, 0.6]]
+    row = saved["tables"]["coma_smax_3m"]["algorithms"][0]
+    # 0.6, 0.9, 0.8: mean 0.767, sd 0.1528, t_{0.975, 2} = 4.3027 -> 0.380
+    assert row["seeds"] == "3" and row["final success"] == "0.767 ± 0.379"
+    assert "1 of them merged" in (out2 / "results.md").read_text()
+    with pytest.raises(SystemExit, match="threshold"):
+        mod.main(["--previous", str(out1 / "results.json"), "--out", str(out2),
+                  "--threshold", "0.9"])
