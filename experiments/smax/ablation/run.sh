@@ -6,7 +6,8 @@
 # One run per line of the plan below, PARALLEL (default 2) at a time, each in
 # RUNS_DIR/<experiment>/<algo>_s<seed>; a run with a summary.json is skipped, so the
 # script resumes a partial table. Every run is `python -m marl.train +experiment=<exp>
-# algo=<algo> seed=<seed>` with the experiment's settings (2M env steps); the PPO rows
+# algo=<algo> seed=<seed>` with the experiment's settings at 2M env steps and 128 envs
+# (coma_smax_3m itself now runs 32 envs for 4M: the table was made before); the PPO rows
 # (mappo, ippo) change only what PPO needs (no epsilon floor, entropy bonus 0.01,
 # standardised advantages, 40-step fragments, two critic steps per fragment:
 # PPO_OVERRIDES). The QMIX and VDN rows are
@@ -46,7 +47,7 @@ one() {
   [[ $algo == mappo || $algo == ippo ]] && extra=$PPO_OVERRIDES
   # shellcheck disable=SC2086
   nice -n 5 python -m marl.train +experiment="$exp" algo="$algo" algo.team_reward=off \
-    seed="$seed" train.total_env_steps=$STEPS logger.progress=false \
+    seed="$seed" train.total_env_steps=$STEPS train.num_envs=128 logger.progress=false \
     checkpoint.every_env_steps=300000 resume=true $extra hydra.run.dir="$dir" > "$dir.log" 2>&1
 }
 export -f one
