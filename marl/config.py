@@ -106,6 +106,11 @@ class AlgoConfig:
     conv_torso: str = "nature"
     """Image observations: the actor's conv stack, nature (Mnih et al. 2015) or dqn2013
     (Mnih et al. 2013, ~3x cheaper; marl.nets.CONV_TORSOS)."""
+    conv_bf16: bool = False
+    """Image observations: run the actor's conv stack in bfloat16 (CPU autocast; weights,
+    optimiser state and everything after the convs stay float32). Faster only on CPUs with
+    bf16 instructions (AMX, avx512_bf16); emulated elsewhere, it was 4.3x slower
+    (experiments/classics/README.md)."""
     rnn: bool = False
     """GRU actor (recurrent, as in the paper) instead of a feed-forward one."""
     actor_init: str = "orthogonal"

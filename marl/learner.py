@@ -176,7 +176,7 @@ class Learner(nn.Module):
         self.actor = Actor(spec.obs_shape, n, a, cfg.actor_hidden, rnn=cfg.rnn,
                            shared=cfg.share_actor, pixel_scale=pixel_scale,
                            init=cfg.actor_init, value_head=cfg.shared_torso,
-                           conv_torso=cfg.conv_torso)
+                           conv_torso=cfg.conv_torso, conv_bf16=cfg.conv_bf16)
         self.actor_opt = make_optimizer(self.actor.parameters(), cfg.optimizer, cfg.actor_lr,
                                         cfg.rmsprop_alpha, cfg.opt_eps)
         self.advantage = ADVANTAGES[cfg.advantage]
