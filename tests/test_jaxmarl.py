@@ -315,6 +315,20 @@ PRESET_RUNS = {
 }
 
 
+def test_smax_2s3z_preset_is_3m_on_another_map():
+    """coma_smax_2s3z reuses coma_smax_3m's algo and train settings (it extends it): only
+    the map and the name differ."""
+    from conftest import compose_config
+    from omegaconf import OmegaConf
+
+    a, b = (OmegaConf.to_container(OmegaConf.structured(compose_config([f"+experiment={e}"])))
+            for e in ("coma_smax_3m", "coma_smax_2s3z"))
+    assert a["algo"] == b["algo"] and a["train"] == b["train"]
+    assert (a["env"]["scenario"], b["env"]["scenario"]) == ("3m", "2s3z")
+    assert {k for k in a if a[k] != b[k]} == {"env", "name"}
+    assert {k for k in a["env"] if a["env"][k] != b["env"][k]} == {"scenario"}
+
+
 @pytest.mark.parametrize("run", sorted(PRESET_RUNS))
 def test_every_preset_trains(run, tmp_path):
     from test_pettingzoo_experiments import TINY, check_summary, train
