@@ -234,6 +234,20 @@ def test_ippo_and_mappo_compose():
                            "algo.actor_update=ppo"]).algo.advantage == "coma"
 
 
+def test_ippo_boxpush_preset_is_the_tables_ippo_row():
+    """+experiment=ippo_boxpush is coma_boxpush with algo=ippo at the table's IPPO row
+    settings (experiments/credit_assignment/README.md): the same config but the name."""
+    from omegaconf import OmegaConf
+
+    row = ["+experiment=coma_boxpush", "algo=ippo", "algo.entropy_coef=0.003",
+           "train.num_envs=64", "train.fragment_len=10", "train.total_env_steps=2000000"]
+    a, b = (OmegaConf.to_container(OmegaConf.structured(compose_config(o)))
+            for o in (row, ["+experiment=ippo_boxpush"]))
+    assert {k for k in a if a[k] != b[k]} == {"name"}
+    assert (a["name"], b["name"]) == ("coma_boxpush", "ippo_boxpush")
+    assert b["algo"]["name"] == "ippo" and b["algo"]["entropy_coef"] == 0.003
+
+
 # ------------------------------------------------------------------ learning
 def _train(tmp_path, overrides: list[str]) -> dict:
     return make_trainer(tmp_path, [*overrides, "logger.wandb.mode=disabled",

@@ -8,7 +8,8 @@ units for nature, 256 for dqn2013), one thread: forward + backward + Adam step o
 an acting forward at B = 16; then the CPU time of ``ppo_pong``'s env alone (ale-py's
 ``AtariVectorEnv``, B = 16, random actions). Frames are uint8 ``[4, 84, 84]``, as Pong's. CPU time
 (``time.process_time``), so neighbours on a shared machine change the numbers less than
-wall-clock; ``--bf16`` runs the passes under ``torch.autocast("cpu", bfloat16)``.
+wall-clock; ``--bf16`` builds the actor with ``conv_bf16=True`` (``algo.conv_bf16``: the conv
+stack under bfloat16 autocast, the heads in float32), as a run with that option trains.
 """
 
 from __future__ import annotations
@@ -41,20 +42,19 @@ def bench_torso(name: str, bf16: bool) -> tuple[float, float, float]:
     prev = torch.zeros(1, 256, 1, dtype=torch.long)
     first = torch.zeros(1, 256, dtype=torch.bool)
     actor = Actor((4, 84, 84), 1, 6, [WIDTH[name]], pixel_scale=1 / 255, value_head=True,
-                  conv_torso=name)
+                  conv_torso=name, conv_bf16=bf16)
     opt = torch.optim.Adam(actor.parameters(), 2.5e-4)
     h0 = actor.initial_hidden(256)
 
     def train_step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits, v, _ = actor.unroll_values(frames, prev, first, h0)
-        loss = logits.float().logsumexp(-1).mean() + v.float().pow(2).mean()
+        logits, v, _ = actor.unroll_values(frames, prev, first, h0)
+        loss = logits.logsumexp(-1).mean() + v.pow(2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
 
     def no_grad(b: int) -> None:
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.no_grad():
             actor.unroll_values(frames[:, :b], prev[:, :b], first[:, :b], h0[:b])
 
     return cpu_ms(train_step, 10), cpu_ms(lambda: no_grad(256), 10), \
