@@ -36,7 +36,7 @@ Per fragment (``[T, B]`` steps from B parallel envs):
      actor is replayed from ``ro.h0``, and its minibatches are whole env sequences),
      so ``r == 1`` on the first minibatch. IPPO = iac_v + ppo, MAPPO = central_v + ppo.
      With ``shared_torso`` the V-critic is a head on the actor's torso: one forward and
-     one backward per minibatch for both losses (``+ value_coef * (V - G^lambda)^2``,
+     one backward per minibatch for both losses (``+ value_coef * 0.5 (V - G^lambda)^2``,
      optionally clipped around the old value), bootstrapping from the current value
      head (no target copy, as in the usual PPO); otherwise the critics are trained
      in steps 2-3 as for ``pg``.
@@ -239,7 +239,7 @@ class Learner(nn.Module):
                             return_reset_on_reward=cfg.return_reset_on_reward)
         stats_critic = self._critic_step(ro, hs, stays, alive, x)
         if self.shared_kind:  # the actor's value head: V now, V next, TD(lambda) targets
-            self._shared_value_targets(ro, v_all, hs, x)
+            self._shared_value_targets(ro, v_all, hs, stays, x)
 
         # 4. Advantage of the chosen module (eq. 4 for coma), detached: no gradient
         # reaches the critics or the baseline through the actor's loss.
@@ -317,7 +317,7 @@ class Learner(nn.Module):
     def _ppo_update(self, ro: Rollout, pi_old: Tensor, adv: Tensor, x: AdvantageInputs
                     ) -> tuple[float, float, float, dict[str, float]]:
         """PPO's actor update: ``epochs`` passes in ``minibatches`` random minibatches,
-        one clipped optimiser step each on :func:`ppo_loss` (and, with ``shared_torso``,
+        one clipped optimiser step each on :func:`ppo_objective` (and, with ``shared_torso``,
         the value loss through the same torso). Samples are the T x B steps of a
         feed-forward actor, or the B env sequences of a GRU actor (replayed from
         ``ro.h0``). Returns the last epoch's mean (surrogate loss, entropy, gradient norm)
@@ -406,15 +406,18 @@ class Learner(nn.Module):
             }
 
     @torch.no_grad()
-    def _shared_value_targets(self, ro: Rollout, v_all: Tensor, hs: Tensor,
+    def _shared_value_targets(self, ro: Rollout, v_all: Tensor, hs: Tensor, stays: Tensor,
                               x: AdvantageInputs) -> None:
         """The value head's outputs (``v_all`` ``[T + 1, B, N]``) as the shared critic's
-        ``q``, ``next_values`` and TD(lambda) ``targets`` in ``x``."""
+        ``q``, ``next_values`` and TD(lambda) ``targets`` in ``x``: the same targets as a
+        separate critic's (the team reward, a leaving agent continuing with the team's
+        target through ``stays``)."""
         kind = self.shared_kind
         x.q[kind] = v_all[:-1, ..., None]  # [T, B, N, 1]
         x.next_values[kind] = self._next_values(ro, v_all, hs)
-        x.targets[kind] = td_lambda_targets(ro.rewards, x.next_values[kind], x.terminated,
-                                            x.truncated, self.cfg.gamma, self.cfg.td_lambda)
+        x.targets[kind] = td_lambda_targets(x.rewards, x.next_values[kind], ro.terminated,
+                                            ro.truncated, self.cfg.gamma, self.cfg.td_lambda,
+                                            stays=stays)
 
     def _next_values(self, ro: Rollout, v_all: Tensor, hs: Tensor) -> Tensor:
         """``[T, B, N]`` value-head values of the next situation: ``v_all[t + 1]``, or of

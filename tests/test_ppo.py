@@ -17,6 +17,7 @@ from marl.config import AlgoConfig, ConfigError
 from marl.envs.base import EnvSpec
 from marl.learner import Learner, ppo_objective, value_error
 from marl.nets import ObsEncoder
+from marl.returns import td_lambda_targets, team_rewards
 
 SPEC = EnvSpec(agents=("a", "b"), obs_shape=(4,), state_dim=3, n_actions=5)
 ONE = EnvSpec(agents=("a",), obs_shape=(4,), state_dim=4, n_actions=3, state_is_concat_obs=True)
@@ -174,6 +175,26 @@ def test_shared_torso_bootstraps_from_the_final_observation():
     torch.testing.assert_close(nxt[3, 2], v_fin[0, 0])
     assert not torch.allclose(nxt[3, 2], v[4, 2])
     torch.testing.assert_close(nxt[0], v[1])
+
+
+def test_shared_torso_targets_follow_the_team_reward_and_dead_agent_rules():
+    """The value head's TD(lambda) targets are a separate critic's: the team reward
+    (``team_reward=sum``), and an agent that dies mid-episode continues with the team's
+    target (``stays``), not ``r_t`` as if its episode had ended."""
+    learner = _ppo_learner(SPEC, advantage="iac_v", shared_torso=True, team_reward="sum")
+    ro = random_rollout(6, 4, 2, 4, 3, 5, (4, 1), (3, 2))
+    ro.alive[3:, 0, 1] = False  # agent b of env 0 acts last at t = 2
+    _, v, hs = learner.actor.unroll_values(ro.obs, ro.prev_actions, ro.first, ro.h0)
+    nxt = learner._next_values(ro, v, hs)
+    alive = ro.alive[:-1]
+    stays = torch.where(ro.truncated[..., None], ro.final_alive, ro.alive[1:])
+    team = team_rewards(ro.rewards, alive, "sum")
+    expect = td_lambda_targets(team, nxt, ro.terminated, ro.truncated, learner.cfg.gamma,
+                               learner.cfg.td_lambda, stays=stays)
+    got = learner.update(ro).td_target
+    torch.testing.assert_close(got[alive], expect[alive])
+    assert got[2, 0, 1] != team[2, 0, 1]  # the dead agent's last step bootstraps
+    torch.testing.assert_close(team[0, 0, 0], team[0, 0, 1])  # one reward for the team
 
 
 def test_lr_anneals_linearly_to_zero():
