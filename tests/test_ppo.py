@@ -117,8 +117,8 @@ def test_one_epoch_one_minibatch_is_the_policy_gradient(rnn):
         torch.testing.assert_close(nets[1][k], nets[0][k], rtol=1e-5, atol=1e-6)
 
 
-def test_several_epochs_differ_from_pg():
-    """The multi-epoch update is not the single pg step (the loop really iterates)."""
+def test_more_epochs_take_more_steps():
+    """Three epochs do not end where one does (the epoch loop really iterates)."""
     ro = random_rollout(5, 4, 2, 4, 3, 5, (2, 1), (3, 2))
     out = []
     for epochs in (1, 3):
@@ -161,6 +161,10 @@ def test_shared_torso_value_head_replaces_the_critic():
     assert "central_v" in stats.critic_loss
     assert not torch.equal(head_before, learner.actor.nets[0].value[0].weight)
     assert not torch.equal(torso_before, learner.actor.nets[0].encoder.fc.weight)
+    # the value loss pulls V towards the fragment's targets (its sign and its targets)
+    _, v_after, _ = learner.actor.unroll_values(ro.obs, ro.prev_actions, ro.first, ro.h0)
+    err = [float(((w.detach()[:-1] - stats.td_target) ** 2).mean()) for w in (v, v_after)]
+    assert err[1] < 0.9 * err[0], err
 
 
 def test_shared_torso_bootstraps_from_the_final_observation():
