@@ -117,6 +117,45 @@ def test_one_epoch_one_minibatch_is_the_policy_gradient(rnn):
         torch.testing.assert_close(nets[1][k], nets[0][k], rtol=1e-5, atol=1e-6)
 
 
+MASKED = EnvSpec(agents=("a", "b"), obs_shape=(4,), state_dim=3, n_actions=5,
+                 has_action_mask=True)
+
+
+def _masked_rollout_with_a_death(junk_seed: int | None = None):
+    """Agent a may never take action 4; agent b of env 0 dies after t = 2. With
+    ``junk_seed`` b's observations and rewards after its death are other noise (its
+    actions stay "0", as the runner records a dead agent's)."""
+    ro = random_rollout(6, 4, 2, 4, 3, 5, (4, 1), (3, 2), eps=0.3)
+    ro.action_mask[..., 0, 4] = False
+    ro.actions[..., 0] %= 4
+    ro.alive[3:, 0, 1] = False
+    ro.actions[3:, 0, 1] = 0
+    if junk_seed is not None:
+        g = torch.Generator().manual_seed(junk_seed)
+        ro.obs[3:, 0, 1] = torch.randn(4, 4, generator=g)
+        ro.rewards[3:, 0, 1] = 10 * torch.randn(3, generator=g)
+    ro.prev_actions[1:] = ro.actions.masked_fill(ro.first[1:, :, None], 5)
+    return ro
+
+
+@pytest.mark.parametrize("advantage", ["coma", "central_v", "iac_v"])
+def test_ppo_respects_action_masks_and_ignores_the_dead(advantage):
+    """Acting and the update use the same masked policy (ratio 1 on the first minibatch,
+    the forbidden action keeps probability 0), and nothing recorded for an agent after
+    it died moves the actor."""
+    nets = []
+    for junk in (None, 7):
+        learner = _ppo_learner(MASKED, advantage=advantage, epochs=2, seed=1)
+        torch.manual_seed(2)
+        ro = _masked_rollout_with_a_death(junk)
+        stats = learner.update(ro)
+        assert stats.ppo["first_ratio_dev"] < 1e-5
+        assert float(stats.pi[..., 0, 4].max()) == 0.0
+        nets.append(learner.actor.state_dict())
+    for k in nets[0]:
+        torch.testing.assert_close(nets[1][k], nets[0][k])
+
+
 def test_more_epochs_take_more_steps():
     """Three epochs do not end where one does (the epoch loop really iterates)."""
     ro = random_rollout(5, 4, 2, 4, 3, 5, (2, 1), (3, 2))
