@@ -22,6 +22,10 @@ from marl.returns import TEAM_REWARDS
 
 ACTOR_UPDATES = ("pg", "ppo")
 """``algo.actor_update``: the paper's policy gradient or PPO's clipped multi-epoch update."""
+CRITIC_UPDATES = ("fragment", "ppo")
+"""``algo.critic_update``: ``critic_updates`` steps per fragment on targets from the
+target critic (the paper's), or one step per PPO minibatch on targets from the critic
+itself (MAPPO's and CleanRL's code)."""
 
 PLOT_NAMES = ("learning_curve", "action_probs")
 """Plots a run can draw at its end (``logger.plots``; see :mod:`marl.plots`)."""
@@ -123,7 +127,13 @@ class AlgoConfig:
     critic_own_obs: bool = True
     """Give the centralised critic the agent's own observation besides the state."""
     critic_updates: int = 1
-    """Critic gradient steps per fragment, before the actor step."""
+    """Critic gradient steps per fragment, before the actor step (critic_update=fragment)."""
+    critic_update: str = "fragment"
+    """fragment: ``critic_updates`` steps per fragment before the actor's, on TD(lambda)
+    targets bootstrapped from the target critic (the paper's); ppo (with
+    actor_update=ppo): one step on each of the actor's minibatches, epochs x minibatches
+    per fragment, on targets bootstrapped from the critic before the update (no target
+    network), as MAPPO's and CleanRL's code train the value."""
     target_update_interval: int = 10
     """Hard target-critic copy every this many critic updates (ignored with target_tau)."""
     target_tau: float | None = None
@@ -231,6 +241,12 @@ class AlgoConfig:
               "algo.shared_torso", self.shared_torso,
               "needs a single V-critic: algo.advantage central_v or iac_v")
         check(self.value_coef > 0, "algo.value_coef", self.value_coef, "must be > 0")
+        check(self.critic_update in CRITIC_UPDATES, "algo.critic_update", self.critic_update,
+              f"choose one of {list(CRITIC_UPDATES)}")
+        check(self.critic_update == "fragment" or (ppo and not self.shared_torso),
+              "algo.critic_update", self.critic_update, "ppo trains separate critics in "
+              "the actor's PPO minibatches: needs algo.actor_update=ppo and "
+              "algo.shared_torso=false (the shared value head already learns there)")
         check(self.value_clip is None or self.value_clip > 0, "algo.value_clip",
               self.value_clip, "must be null or > 0")
         check(self.value_clip is None or self.shared_torso, "algo.value_clip",

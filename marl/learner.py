@@ -22,6 +22,8 @@ Per fragment (``[T, B]`` steps from B parallel envs):
    agent's reward is first replaced by the team's (the paper's game has one reward).
 3. Critic update: regress ``Q(s_t, u_t)`` onto those targets (masked MSE), one or more
    gradient steps; refresh the target critic every ``target_update_interval`` updates.
+   With ``critic_update=ppo`` (and the ppo actor update) the targets bootstrap from the
+   critic itself and it takes one step on each of the actor's PPO minibatches instead.
 4. Counterfactual advantage (eq. 4), from the critic's Q on this fragment, detached:
    ``A^a = Q(s, u)[u^a] - sum_{u'} pi^a(u' | tau^a) Q(s, (u^-a, u'))[u']``.
 5. Actor update (``algo.actor_update``), minus an optional entropy bonus on the softmax:
@@ -142,6 +144,7 @@ from marl.policy import (
     masked_softmax,
     sample_categorical,
 )
+from marl.ppo import ppo_objective, value_error
 from marl.returns import td_lambda_targets, team_rewards
 from marl.rollout import Rollout
 
@@ -195,6 +198,7 @@ class Learner(nn.Module):
         self.policy = ExploringPolicy(self.actor, cfg, spec.has_action_mask)
         self.joint = advantages.joint_actions(n, a) if cfg.optimistic_others else None
         self.n_updates = 0
+        self._epoch_batch: CriticBatch | None = None  # critic_update=ppo: this fragment's
 
     # ------------------------------------------------------------------ update
     def update(self, ro: Rollout) -> UpdateStats:
@@ -258,6 +262,9 @@ class Learner(nn.Module):
         if self.shared_kind:  # the value head was trained with the actor
             stats_critic["loss"][self.shared_kind] = ppo_stats.pop("value_loss")
             stats_critic["grad_norm"][self.shared_kind] = grad_norm
+        for k in self.critics if self._epoch_batch is not None else ():
+            stats_critic["loss"][k] = ppo_stats.pop(f"critic_loss/{k}")
+            stats_critic["grad_norm"][k] = ppo_stats.pop(f"critic_grad/{k}")
         self.n_updates += 1
         first = next(iter(x.targets), None)
         return UpdateStats(
@@ -270,21 +277,28 @@ class Learner(nn.Module):
                      x: AdvantageInputs) -> dict[str, dict[str, float]]:
         """Steps 2-3 for every critic: TD(lambda) targets from its target copy (into
         ``x.next_values`` / ``x.targets``), then ``critic_updates`` regression steps; its
-        output before them goes to ``x.q``. Returns the last step's loss and grad norm."""
+        output before them goes to ``x.q``. Returns the last step's loss and grad norm.
+        With ``critic_update=ppo`` the targets bootstrap from the critic itself and its
+        steps are left to the PPO minibatches (``now`` is kept for them)."""
         cfg = self.cfg
         stats: dict[str, dict[str, float]] = {"loss": {}, "grad_norm": {}}
         if not self.critics:
             return stats
         now, nxt = self._critic_batches(ro, hs, stays)
+        in_epochs = cfg.critic_update == "ppo"
+        self._epoch_batch = now if in_epochs else None
         for kind, critic in self.critics.items():
             with torch.no_grad():
                 if kind == "central_q" and self.joint is not None:  # Pareto-AC's max
                     x.q["central_q_best"] = advantages.best_others_q(lambda u, net=critic.net: net(
                         replace(now, actions=u)), self.joint, tuple(now.actions.shape[:-1]))
-                x.next_values[kind] = critic.values(nxt, target=True)  # [T, B, N]
+                x.next_values[kind] = critic.values(nxt, target=not in_epochs)  # [T, B, N]
                 x.targets[kind] = td_lambda_targets(x.rewards, x.next_values[kind],
                                                     ro.terminated, ro.truncated,
                                                     cfg.gamma, cfg.td_lambda, stays=stays)
+                if in_epochs:
+                    x.q[kind] = critic.net(now)
+                    continue
             for i in range(cfg.critic_updates):
                 o, info = critic.update(now, x.targets[kind], alive)
                 if i == 0:
@@ -347,6 +361,10 @@ class Learner(nn.Module):
         if self.shared_kind:
             data["ret"] = x.targets[self.shared_kind]
             data["v_old"] = x.q[self.shared_kind].squeeze(-1)
+        epoch_critics = self.critics if self._epoch_batch is not None else {}
+        if epoch_critics:  # critic_update=ppo: their inputs are the actor's and the state
+            data["state"] = self._epoch_batch.state
+            data.update({f"ret/{k}": x.targets[k] for k in epoch_critics})
         data = {k: rows_of(v) for k, v in data.items()}
         first_dev = None
         for _ in range(cfg.epochs):
@@ -359,6 +377,11 @@ class Learner(nn.Module):
                 d = {k: v.index_select(1, idx) for k, v in data.items()}
                 h0 = ro.h0[idx] if self.actor.rnn else ro.h0.new_zeros(mb, spec.n_agents, 0)
                 out = self._ppo_step(d, h0)
+                for k, critic in epoch_critics.items():
+                    _, info = critic.update(CriticBatch(d["state"], d["obs"], d["actions"],
+                                                        d["prev"]), d[f"ret/{k}"], d["mask"])
+                    out[f"critic_loss/{k}"] = info["loss"]
+                    out[f"critic_grad/{k}"] = info["grad_norm"]
                 dev = out.pop("ratio_dev")
                 first_dev = dev if first_dev is None else first_dev
                 for k, v in out.items():
@@ -516,28 +539,6 @@ class Learner(nn.Module):
         for k, c in self.critics.items():
             c.load_state_dict_full(sd["critics"][k])
         self.n_updates = int(sd["n_updates"])
-
-
-def ppo_objective(logp: Tensor, logp_old: Tensor, adv: Tensor, clip: float
-                  ) -> tuple[Tensor, Tensor]:
-    """PPO's clipped surrogate (Schulman et al., 2017, eq. 7), per sample, to maximise:
-    ``min(r A, clip(r, 1 - clip, 1 + clip) A)`` with ``r = exp(logp - logp_old)``.
-
-    All ``[...]``; ``logp_old`` and ``adv`` are constants (no gradient through them).
-    Returns (objective, ratio)."""
-    ratio = torch.exp(logp - logp_old.detach())
-    adv = adv.detach()
-    return torch.min(ratio * adv, ratio.clamp(1.0 - clip, 1.0 + clip) * adv), ratio
-
-
-def value_error(v: Tensor, v_old: Tensor, ret: Tensor, clip: float | None) -> Tensor:
-    """Per-sample value loss ``0.5 (V - G)^2``; with ``clip``, PPO's clipped variant
-    ``0.5 max((V - G)^2, (V_old + clip(V - V_old, -clip, clip) - G)^2)``."""
-    err = (v - ret.detach()) ** 2
-    if clip is not None:
-        v_clip = v_old + (v - v_old).clamp(-clip, clip)
-        err = torch.max(err, (v_clip - ret.detach()) ** 2)
-    return 0.5 * err
 
 
 def _shared_value_kind(spec: EnvSpec, cfg: AlgoConfig, kinds: tuple[str, ...]) -> str | None:

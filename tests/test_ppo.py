@@ -240,6 +240,61 @@ def test_shared_torso_targets_follow_the_team_reward_and_dead_agent_rules():
     torch.testing.assert_close(team[0, 0, 0], team[0, 0, 1])  # one reward for the team
 
 
+# ------------------------------------------ separate critics in the PPO epochs
+def _perturb(net: torch.nn.Module, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
+
+
+@pytest.mark.parametrize("advantage", ["central_v", "iac_v", "coma"])
+def test_critic_update_ppo_is_one_fragment_step_at_one_epoch_of_one_minibatch(advantage):
+    """With one epoch of one minibatch and target == critic (a fresh learner), training
+    the critic in the PPO epochs takes exactly the fragment step: same critic, same actor."""
+    ro = random_rollout(5, 4, 2, 4, 3, 5, (2, 1), (3, 2))
+    nets = []
+    for mode in ("fragment", "ppo"):
+        learner = _ppo_learner(advantage=advantage, epochs=1, minibatches=1, seed=1,
+                               critic_update=mode)
+        torch.manual_seed(2)
+        stats = learner.update(ro)
+        assert set(stats.critic_loss) == set(learner.critics)
+        nets.append(learner.state_dict())
+    for k in nets[0]:
+        torch.testing.assert_close(nets[1][k], nets[0][k])
+
+
+def test_critic_update_ppo_steps_per_minibatch_and_bootstraps_from_the_critic():
+    """epochs x minibatches critic steps per fragment; the TD(lambda) targets bootstrap
+    from the critic before the update, not from its (stale) target copy."""
+    ro = random_rollout(6, 4, 2, 4, 3, 5, (2, 1), (3, 2))
+    targets = {}
+    for name, mode, sync in (("ppo", "ppo", False), ("synced", "fragment", True),
+                             ("stale", "fragment", False)):
+        learner = _ppo_learner(advantage="central_v", epochs=3, minibatches=2, seed=1,
+                               critic_update=mode)
+        critic = learner.critics["central_v"]
+        _perturb(critic.net, 5)  # the critic moves away from its target copy...
+        if sync:  # ...unless the copy is refreshed
+            critic.target.load_state_dict(critic.net.state_dict())
+        torch.manual_seed(2)
+        targets[name] = learner.update(ro).td_target
+        assert critic.n_updates == (6 if mode == "ppo" else 1)
+    torch.testing.assert_close(targets["ppo"], targets["synced"])
+    assert not torch.allclose(targets["ppo"], targets["stale"])
+
+
+@pytest.mark.parametrize("overrides", [
+    ["algo.critic_update=epochs"],
+    ["algo.critic_update=ppo", "algo.actor_update=pg"],
+    ["algo.critic_update=ppo", "algo.advantage=iac_v", "algo.shared_torso=true"],
+])
+def test_bad_critic_update_names_the_field(overrides):
+    with pytest.raises(ConfigError, match="algo.critic_update"):
+        compose_config(["+experiment=coma_boxpush", "algo=mappo", *overrides])
+
+
 def test_lr_anneals_linearly_to_zero():
     learner = _ppo_learner(advantage="central_v", lr_anneal_steps=3 * 24, actor_lr=1e-3,
                            critic_lr=2e-3, minibatches=1)
@@ -319,16 +374,19 @@ def _train(tmp_path, overrides: list[str]) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algo", ["mappo", "ippo"])
-def test_ppo_solves_small_light_box(tmp_path, algo):
+@pytest.mark.parametrize("algo,extra", [("mappo", []), ("ippo", []),
+                                        ("mappo", ["algo.critic_update=ppo"])],
+                         ids=["mappo", "ippo", "mappo-critic_update_ppo"])
+def test_ppo_solves_small_light_box(tmp_path, algo, extra):
     """4x4 grid, light box (test_learning's COMA task) in 300k steps, at the entropy bonus
-    PPO's standardised advantages want (0.003, experiments/credit_assignment/README.md).
-    One seed is at the mercy of the CPU's numerics (mappo seed 0 ended at 0.84 on one CPU,
-    1.00 on another), so two of seeds 0-2 must solve it; a random policy succeeds ~never."""
+    PPO's standardised advantages want (0.003, experiments/credit_assignment/README.md);
+    also with the critic trained in the PPO minibatches. One seed is at the mercy of the
+    CPU's numerics (mappo seed 0 ended at 0.84 on one CPU, 1.00 on another), so two of
+    seeds 0-2 must solve it; a random policy succeeds ~never."""
     results = {}
     for seed in range(3):
         summary = _train(tmp_path / f"s{seed}", [
-            "+experiment=coma_boxpush", f"algo={algo}", "env.width=4", "env.height=4",
+            *extra, "+experiment=coma_boxpush", f"algo={algo}", "env.width=4", "env.height=4",
             "env.box_weight=1", "env.max_steps=25", "algo.eps_anneal_steps=100000",
             "algo.entropy_coef=0.003",
             "train.total_env_steps=300000", "train.eval_every_env_steps=0",
