@@ -198,7 +198,6 @@ class Learner(nn.Module):
         self.policy = ExploringPolicy(self.actor, cfg, spec.has_action_mask)
         self.joint = advantages.joint_actions(n, a) if cfg.optimistic_others else None
         self.n_updates = 0
-        self._epoch_batch: CriticBatch | None = None  # critic_update=ppo: this fragment's
 
     # ------------------------------------------------------------------ update
     def update(self, ro: Rollout) -> UpdateStats:
@@ -262,7 +261,7 @@ class Learner(nn.Module):
         if self.shared_kind:  # the value head was trained with the actor
             stats_critic["loss"][self.shared_kind] = ppo_stats.pop("value_loss")
             stats_critic["grad_norm"][self.shared_kind] = grad_norm
-        for k in self.critics if self._epoch_batch is not None else ():
+        for k in self.critics if cfg.critic_update == "ppo" else ():
             stats_critic["loss"][k] = ppo_stats.pop(f"critic_loss/{k}")
             stats_critic["grad_norm"][k] = ppo_stats.pop(f"critic_grad/{k}")
         self.n_updates += 1
@@ -279,14 +278,13 @@ class Learner(nn.Module):
         ``x.next_values`` / ``x.targets``), then ``critic_updates`` regression steps; its
         output before them goes to ``x.q``. Returns the last step's loss and grad norm.
         With ``critic_update=ppo`` the targets bootstrap from the critic itself and its
-        steps are left to the PPO minibatches (``now`` is kept for them)."""
+        steps are left to the PPO minibatches."""
         cfg = self.cfg
         stats: dict[str, dict[str, float]] = {"loss": {}, "grad_norm": {}}
         if not self.critics:
             return stats
         now, nxt = self._critic_batches(ro, hs, stays)
         in_epochs = cfg.critic_update == "ppo"
-        self._epoch_batch = now if in_epochs else None
         for kind, critic in self.critics.items():
             with torch.no_grad():
                 if kind == "central_q" and self.joint is not None:  # Pareto-AC's max
@@ -361,9 +359,9 @@ class Learner(nn.Module):
         if self.shared_kind:
             data["ret"] = x.targets[self.shared_kind]
             data["v_old"] = x.q[self.shared_kind].squeeze(-1)
-        epoch_critics = self.critics if self._epoch_batch is not None else {}
-        if epoch_critics:  # critic_update=ppo: their inputs are the actor's and the state
-            data["state"] = self._epoch_batch.state
+        epoch_critics = self.critics if cfg.critic_update == "ppo" else {}
+        if epoch_critics:  # their inputs (_critic_batches' now) are the actor's and the state
+            data["state"] = ro.state[:-1]
             data.update({f"ret/{k}": x.targets[k] for k in epoch_critics})
         data = {k: rows_of(v) for k, v in data.items()}
         first_dev = None
