@@ -309,6 +309,22 @@ def test_lr_anneals_linearly_to_zero():
         assert s == pytest.approx(e)
 
 
+def test_lr_anneal_continues_from_a_checkpoint_not_from_the_start():
+    """A resumed learner picks the anneal up where the checkpoint left it (its update
+    count is saved), so its third update runs at 1/3 of the learning rates, not at 1."""
+    kw = dict(advantage="central_v", lr_anneal_steps=3 * 24, actor_lr=1e-3, critic_lr=2e-3,
+              minibatches=1)
+    ro = random_rollout(6, 4, 2, 4, 3, 5, (2, 1), (3, 2))  # 24 env steps per update
+    first = _ppo_learner(**kw)
+    for _ in range(2):
+        first.update(ro)
+    resumed = _ppo_learner(seed=1, **kw)
+    resumed.load_state_dict_full(first.state_dict_full())
+    resumed.update(ro)
+    assert resumed.actor_opt.param_groups[0]["lr"] == pytest.approx(1e-3 / 3)
+    assert resumed.critics["central_v"].opt.param_groups[0]["lr"] == pytest.approx(2e-3 / 3)
+
+
 # ------------------------------------------------------------------ bad input
 @pytest.mark.parametrize("override,field", [
     ("algo.clip=0", "algo.clip"),
