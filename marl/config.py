@@ -133,7 +133,8 @@ class AlgoConfig:
     targets bootstrapped from the target critic (the paper's); ppo (with
     actor_update=ppo): one step on each of the actor's minibatches, epochs x minibatches
     per fragment, on targets bootstrapped from the critic before the update (no target
-    network), as MAPPO's and CleanRL's code train the value."""
+    network), as MAPPO's and CleanRL's code train the value; ``critic_updates``,
+    ``target_update_interval`` and ``target_tau`` then have no effect."""
     target_update_interval: int = 10
     """Hard target-critic copy every this many critic updates (ignored with target_tau)."""
     target_tau: float | None = None
