@@ -36,7 +36,8 @@ Per fragment (``[T, B]`` steps from B parallel envs):
      actor's parameters before this update (the runner acted with them) under the
      fragment's own epsilon (``ro.eps``), recomputed in step 1 without a graph (a GRU
      actor is replayed from ``ro.h0``, and its minibatches are whole env sequences),
-     so ``r == 1`` on the first minibatch. IPPO = iac_v + ppo, MAPPO = central_v + ppo.
+     so ``r == 1`` on the first minibatch (a minibatch with no living agent is skipped,
+     not stepped). IPPO = iac_v + ppo, MAPPO = central_v + ppo.
      With ``shared_torso`` the V-critic is a head on the actor's torso: one forward and
      one backward per minibatch for both losses (``+ value_coef * 0.5 (V - G^lambda)^2``,
      optionally clipped around the old value), bootstrapping from the current value
@@ -366,13 +367,18 @@ class Learner(nn.Module):
         data = {k: rows_of(v) for k, v in data.items()}
         first_dev = None
         for _ in range(cfg.epochs):
-            sums: dict[str, float] = {}  # means over the last epoch's minibatches
+            sums: dict[str, float] = {}  # sums over the last epoch's minibatches
+            used = 0
             perm = torch.randperm(rows)
             for i in range(cfg.minibatches):
                 idx = perm[i * mb:(i + 1) * mb]
                 # index_select: ~5x faster than v[:, idx] on the uint8 frames (CPU time
                 # per 256-frame Pong minibatch 1.1 ms vs 5.3 ms)
                 d = {k: v.index_select(1, idx) for k, v in data.items()}
+                if not bool(d["mask"].any()):
+                    continue  # no living sample: a step on its zero loss would still move
+                    # the weights by Adam's momentum
+                used += 1
                 h0 = ro.h0[idx] if self.actor.rnn else ro.h0.new_zeros(mb, spec.n_agents, 0)
                 out = self._ppo_step(d, h0)
                 for k, critic in epoch_critics.items():
@@ -383,7 +389,11 @@ class Learner(nn.Module):
                 dev = out.pop("ratio_dev")
                 first_dev = dev if first_dev is None else first_dev
                 for k, v in out.items():
-                    sums[k] = sums.get(k, 0.0) + v / cfg.minibatches
+                    sums[k] = sums.get(k, 0.0) + v
+        if not used:
+            raise ValueError("the fragment has no step with a living agent: nothing for "
+                             "PPO to learn from")
+        sums = {k: v / used for k, v in sums.items()}
         if not self.shared_kind:
             del sums["value_loss"]
         return sums.pop("pg_loss"), sums.pop("entropy"), sums.pop("grad_norm"), \

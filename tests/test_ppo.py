@@ -156,6 +156,24 @@ def test_ppo_respects_action_masks_and_ignores_the_dead(advantage):
         torch.testing.assert_close(nets[1][k], nets[0][k])
 
 
+def test_a_minibatch_with_no_living_sample_takes_no_step():
+    """GRU minibatches of one env sequence each; env 0's agents are dead throughout. Its
+    minibatch has a zero loss, and a step on it would still move the weights by the
+    optimiser's momentum, so the actor and the critic step 2 epochs x 3 minibatches."""
+    learner = _ppo_learner(advantage="central_v", rnn=True, epochs=2, minibatches=4,
+                           critic_update="ppo")
+    ro = random_rollout(6, 4, 2, 4, 3, 5, (2, 1), (3, 2), eps=0.3)
+    ro.h0 = torch.randn(4, 2, 64)
+    ro.alive[:, 0] = False
+    learner.update(ro)
+    steps = {int(s["step"]) for s in learner.actor_opt.state.values()}
+    assert steps == {6}
+    assert learner.critics["central_v"].n_updates == 6
+    ro.alive[:] = False
+    with pytest.raises(ValueError, match="no step with a living agent"):
+        learner.update(ro)
+
+
 def test_more_epochs_take_more_steps():
     """Three epochs do not end where one does (the epoch loop really iterates)."""
     ro = random_rollout(5, 4, 2, 4, 3, 5, (2, 1), (3, 2))
