@@ -173,7 +173,8 @@ class AlgoConfig:
     value clipping); null = off."""
     lr_anneal_steps: int = 0
     """Anneal actor and critic learning rates linearly to 0 over this many env steps
-    (counted as T x B per update); 0 = constant."""
+    (counted as T x B per update); 0 = constant. To anneal over the whole run, whatever
+    its length: ``algo.lr_anneal_steps='${train.total_env_steps}'``."""
     negative_advantage_scale: float = 1.0
     """eta of the optimistic advantage (Zhao et al. 2024): the actor sees max(A, 0) +
     eta * min(A, 0), before any standardisation; in [0, 1], 1 = unchanged (the paper's

@@ -327,6 +327,12 @@ def test_lr_anneals_linearly_to_zero():
         assert s == pytest.approx(e)
 
 
+def test_lr_anneal_can_follow_the_runs_length():
+    cfg = compose_config(["+experiment=coma_boxpush", "algo=mappo", "train.total_env_steps=1234",
+                          "algo.lr_anneal_steps=${train.total_env_steps}"])
+    assert cfg.algo.lr_anneal_steps == 1234
+
+
 def test_lr_anneal_continues_from_a_checkpoint_not_from_the_start():
     """A resumed learner picks the anneal up where the checkpoint left it (its update
     count is saved), so its third update runs at 1/3 of the learning rates, not at 1."""
