@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 from conftest import compose, load_script
@@ -277,3 +278,55 @@ def test_slacker_experiment_makes_loitering_cost_return():
     d_both = mod.scripted_eval(default, "both push", episodes=400, seed=1)
     d_aside = mod.scripted_eval(default, "one idles, out of the way", episodes=400, seed=1)
     assert d_both["eval/return_mean"] - d_aside["eval/return_mean"] < 0.02
+
+
+# ------------------------------------------------------- how a policy's losses fail
+def _failures():
+    return load_script("experiments/credit_assignment/failures.py")
+
+
+@pytest.mark.parametrize(("robots", "box", "actions", "kind"), [
+    # 5x5; actions 1 up, 2 down, 3 left, 4 right; y = 0 is the top row
+    ([(2, 3), (1, 2)], (2, 2), (1, 4), "conflict"),      # up and right at once
+    ([(2, 3), (3, 2)], (2, 2), (1, 3), "conflict"),      # up and left
+    ([(2, 1), (0, 0)], (2, 0), (1, 0), "into wall"),     # up, off the top row
+    ([(2, 3), (2, 1)], (2, 2), (1, 0), "blocked"),       # up, into a robot that stays
+    ([(0, 0), (3, 2)], (2, 2), (0, 3), "other push"),    # robot_1 alone, left, free cell
+    ([(1, 2), (3, 2)], (2, 2), (0, 3), "blocked"),       # the same into robot_0, waiting
+    ([(2, 3), (2, 3)], (2, 2), (1, 1), "other push"),    # both up from one cell
+    ([(2, 3), (0, 0)], (2, 2), (1, 0), "other push"),    # alone, up, free cell
+    ([(2, 3), (1, 2)], (2, 2), (0, 0), "no push"),       # beside the box, waiting
+    ([(0, 0), (4, 4)], (2, 2), (4, 1), "no push"),       # moving elsewhere
+])
+def test_failure_step_kinds_hand_worked(robots, box, actions, kind):
+    mod = _failures()
+    got = mod.classify_step(np.array([robots]), np.array([box]), np.array([actions]), 5, 5)
+    assert mod.KINDS[int(got[0])] == kind
+
+
+def test_failure_step_kinds_agree_with_the_env():
+    """On random play, a step is "other push" whenever the box moved, and the box never
+    moves on a conflict, a push into the wall or into a waiting robot, or with no push;
+    positions() reads the env's global state back into the cells the env uses."""
+    from marl.envs import make_vec_env
+    mod = _failures()
+    cfg = _scripted().env_config("coma_boxpush")
+    env = make_vec_env(cfg, 256, seed=3)
+    buf = env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(200):
+        robots, box, _ = mod.positions(buf.state, cfg.width, cfg.height)
+        t0 = buf.state[:, 8].copy()
+        actions = rng.integers(0, 5, (256, 2))
+        kind = mod.classify_step(robots, box, actions, cfg.width, cfg.height)
+        env.step(actions)
+        _, box_after, _ = mod.positions(buf.state, cfg.width, cfg.height)
+        same_episode = ~(buf.terminated | buf.truncated)
+        moved = np.any(box_after != box, -1) & same_episode
+        assert np.all(kind[moved] == mod.KINDS.index("other push"))
+        still = same_episode & (kind != mod.KINDS.index("other push"))
+        assert not np.any(moved[still])
+        assert np.all(buf.state[same_episode, 8] > t0[same_episode])
+        seen.update(mod.KINDS[k] for k in np.unique(kind))
+    assert seen == set(mod.KINDS)
