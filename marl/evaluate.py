@@ -13,7 +13,7 @@ Keys (Hydra-style ``key=value``, any order):
 * ``max_frames`` (the run's ``train.video_max_frames``), ``fps`` (``train.video_fps``).
 
 It rebuilds the run's env and learner from the run's own composed config, loads the
-learner's state (``state["learner"]``), runs :func:`marl.runner.evaluate` greedily and
+learner's networks (from ``state["learner"]``), runs :func:`marl.runner.evaluate` greedily and
 writes ``eval_<env_steps>.json`` into the run directory (the same ``eval/...`` metrics
 as training's evaluation, plus the checkpoint, episodes, seed), and with ``video=true``
 ``videos/evaluate_<env_steps>.gif``. The last line printed names the JSON file.
@@ -142,8 +142,8 @@ def run(args: EvalArgs) -> dict[str, Any]:
     seed = cfg.seed + 3_000_017 if args.seed is None else args.seed
     torch.manual_seed(seed)
     env, learner, _ = build(cfg, args.episodes, seed=seed)
-    try:
-        learner.load_state_dict_full(state["learner"])
+    try:  # networks only: a replay buffer (value decomposition) is laid out per train env
+        learner.load_networks(state["learner"])
     except (KeyError, RuntimeError, ValueError, TypeError) as e:
         raise EvaluateError(f"checkpoint {ckpt} does not fit the run's config "
                             f"({type(e).__name__}: {str(e).splitlines()[0]})") from e

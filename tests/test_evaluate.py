@@ -106,3 +106,20 @@ def test_not_a_run_dir_no_checkpoint_and_corrupt_checkpoint(run_dir, tmp_path, c
     shutil.copytree(run_dir / "checkpoints", other / "checkpoints")
     assert ev.main([f"run_dir={other}"]) == 2
     assert "does not fit the run's config" in capsys.readouterr().err
+
+
+def test_value_decomposition_run_evaluates_with_any_number_of_episodes(tmp_path):
+    """A VDN run's checkpoint holds its replay buffer, laid out for its 8 train envs:
+    evaluation loads the networks only, so 5 episodes (5 envs) work."""
+    run = tmp_path / "vdn"
+    proc = subprocess.run([sys.executable, "-m", "marl.train", "+experiment=qmix_boxpush",
+                           "algo=vdn", "env.width=4", "env.height=4", "env.max_steps=12",
+                           "algo.vd.episode_limit=12", "algo.vd.batch_episodes=8",
+                           "algo.vd.buffer_episodes=64", "train.num_envs=8",
+                           "train.fragment_len=5", "train.total_env_steps=400",
+                           "train.eval_every_env_steps=0", *QUIET, f"hydra.run.dir={run}"],
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = ev.run(ev.parse_args([f"run_dir={run}", "episodes=5"]))
+    assert summary["algo"] == "vdn" and summary["eval/episodes"] == 5

@@ -13,7 +13,8 @@ greedy success, the failed episodes, and what each step of a failed episode was:
 * ``no push``: no robot pushes (they are away from the box, or wait beside it).
 
 It also prints the policy's confidence (the mean over robots and steps of the largest
-action probability of the actor's softmax) in failed and in won episodes, and the share
+action probability of the actor's softmax; none for a value-decomposition run, whose
+network outputs Q-values) in failed and in won episodes, and the share
 of failed episodes whose box started off the hole's row and column (two push directions
 needed; ``all`` gives that share over every episode), and the box's start cell (x, y;
 y = 0 the top row) with the largest share of episodes lost. Positions are read from the
@@ -79,7 +80,7 @@ def analyse(run_dir: Path, episodes: int, seed: int) -> dict:
     if ckpt is None:
         raise SystemExit(f"{run_dir}: no checkpoint")
     env, learner, _ = build(cfg, episodes, seed=seed)
-    learner.load_state_dict_full(load_checkpoint(ckpt)["learner"])
+    learner.load_networks(load_checkpoint(ckpt)["learner"])
     policy, w, h = learner.policy, cfg.env.width, cfg.env.height
     b, n, a = env.num_envs, env.spec.n_agents, env.spec.n_actions
     buf = env.reset(seed=seed)
@@ -99,6 +100,8 @@ def analyse(run_dir: Path, episodes: int, seed: int) -> dict:
         hh = hid * (~first).to(hid.dtype)[:, None, None] if policy.hidden_dim else hid
         out, _ = policy.actor(obs, prev, hh)
         conf = torch.softmax(out.masked_fill(~mask, float("-inf")), -1).amax(-1).mean(-1)
+        if cfg.algo.vd is not None:  # Q-values, not a policy: no confidence to report
+            conf = torch.full_like(conf, float("nan"))
         robots, box, _ = positions(buf.state, w, h)
         hid = act_step(env, policy, obs, prev, first, mask, alive, hid, True, actions)
         kind = classify_step(robots, box, actions.numpy(), w, h)
