@@ -14,7 +14,8 @@ greedy success, the failed episodes, and what each step of a failed episode was:
 
 It also prints the policy's confidence (the mean over robots and steps of the largest
 action probability of the actor's softmax; none for a value-decomposition run, whose
-network outputs Q-values) in failed and in won episodes, and the share
+network outputs Q-values) in failed and in won episodes; with a ``central_v`` critic
+(central_v, MAPPO), its mean V(s_t) over the steps of failed and of won episodes; the share
 of failed episodes whose box started off the hole's row and column (two push directions
 needed; ``all`` gives that share over every episode), and the box's start cell (x, y;
 y = 0 the top row) with the largest share of episodes lost. Positions are read from the
@@ -31,6 +32,7 @@ import torch
 
 from marl.build import build
 from marl.checkpoint import latest_checkpoint, load_checkpoint
+from marl.critics import CriticBatch
 from marl.envs.boxpush import ACTION_DELTAS
 from marl.evaluate import load_run_config
 from marl.runner import act_step, next_prev_actions
@@ -96,7 +98,14 @@ def analyse(run_dir: Path, episodes: int, seed: int) -> dict:
     robots, box, hole = positions(buf.state, w, h)
     diagonal_start = (box[:, 0] != hole[:, 0]) & (box[:, 1] != hole[:, 1])
     box_start = box.copy()
+    critic = dict(getattr(learner, "critics", {})).get("central_v")
+    v_sum = np.zeros(b)
     while running.any():
+        if critic is not None:  # V(s_t) (the mean over agents of one shared value)
+            v = critic.values(CriticBatch(torch.from_numpy(buf.state)[None].clone(),
+                                          obs[None].clone(), actions[None].clone(),
+                                          prev[None].clone()))
+            v_sum[running] += v[0].mean(-1).numpy()[running]
         hh = hid * (~first).to(hid.dtype)[:, None, None] if policy.hidden_dim else hid
         out, _ = policy.actor(obs, prev, hh)
         conf = torch.softmax(out.masked_fill(~mask, float("-inf")), -1).amax(-1).mean(-1)
@@ -128,6 +137,10 @@ def analyse(run_dir: Path, episodes: int, seed: int) -> dict:
         "diagonal_start_failed": float(diagonal_start[lost].mean()) if lost.any()
         else float("nan"),
         "diagonal_start_all": float(diagonal_start.mean()),
+        "value_failed": float((v_sum / length)[lost].mean()) if critic and lost.any()
+        else float("nan"),
+        "value_won": float((v_sum / length)[won].mean()) if critic and won.any()
+        else float("nan"),
         "worst_box_start": (tuple(int(v) for v in cells[worst]), int(n_lost[worst]),
                             int(n_start[worst])),
     }
@@ -143,15 +156,16 @@ def main() -> None:
         p.error(f"--episodes {args.episodes}: must be >= 1")
     torch.set_num_threads(1)
     print("| run | greedy success | failed | " + " | ".join(KINDS)
-          + " | confidence failed / won | diagonal start failed / all "
+          + " | confidence failed / won | central V failed / won | diagonal start failed / all "
           "| box start lost most often (lost / started there) |")
-    print("|---" * (7 + len(KINDS) - 1) + "|")
+    print("|---" * (7 + len(KINDS)) + "|")
     for d in args.run_dirs:
         r = analyse(d, args.episodes, args.seed)
         shares = " | ".join(f"{r['step_share'][k]:.2f}" for k in KINDS)
         cell, lost, started = r["worst_box_start"]
         print(f"| {d} | {r['success']:.3f} | {r['failed']} | {shares} | "
               f"{r['confidence_failed']:.3f} / {r['confidence_won']:.3f} | "
+              f"{r['value_failed']:.3f} / {r['value_won']:.3f} | "
               f"{r['diagonal_start_failed']:.2f} / {r['diagonal_start_all']:.2f} | "
               f"{cell} {lost} / {started} |", flush=True)
 
