@@ -32,6 +32,14 @@ TINY = [
 QUIET = ["logger.plots=[]", "logger.wandb.mode=disabled"]
 """No plots, no W&B."""
 
+TINY_Q = [
+    "+experiment=qmix_boxpush", "env.width=4", "env.height=4", "env.box_weight=1",
+    "env.max_steps=12", "algo.vd.episode_limit=12", "algo.vd.batch_episodes=8",
+    "algo.vd.buffer_episodes=64", "train.num_envs=8", "train.fragment_len=5",
+    "train.eval_episodes=4", "logger.progress=false", *QUIET,
+]
+"""A value-decomposition run small enough for a test (8 envs, 12-step episodes)."""
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

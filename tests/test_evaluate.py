@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import QUIET
+from conftest import QUIET, TINY_Q
 from conftest import TINY as BASE
 
 from marl import evaluate as ev
@@ -112,12 +112,9 @@ def test_value_decomposition_run_evaluates_with_any_number_of_episodes(tmp_path)
     """A VDN run's checkpoint holds its replay buffer, laid out for its 8 train envs:
     evaluation loads the networks only, so 5 episodes (5 envs) work."""
     run = tmp_path / "vdn"
-    proc = subprocess.run([sys.executable, "-m", "marl.train", "+experiment=qmix_boxpush",
-                           "algo=vdn", "env.width=4", "env.height=4", "env.max_steps=12",
-                           "algo.vd.episode_limit=12", "algo.vd.batch_episodes=8",
-                           "algo.vd.buffer_episodes=64", "train.num_envs=8",
-                           "train.fragment_len=5", "train.total_env_steps=400",
-                           "train.eval_every_env_steps=0", *QUIET, f"hydra.run.dir={run}"],
+    proc = subprocess.run([sys.executable, "-m", "marl.train", *TINY_Q, "algo=vdn",
+                           "train.total_env_steps=400", "train.eval_every_env_steps=0",
+                           f"hydra.run.dir={run}"],
                           cwd=tmp_path, env=_env(), capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import QUIET, compose_config, make_trainer
+from conftest import QUIET, TINY_Q, compose_config, make_trainer
 
 from marl.build import build, metrics_fn
 from marl.checkpoint import list_checkpoints, load_checkpoint
@@ -22,13 +22,6 @@ from marl.replay import Episodes
 from marl.value_decomposition import QLearner, q_metrics, value_targets
 
 Tensor = torch.Tensor
-
-TINY_Q = [
-    "+experiment=qmix_boxpush", "env.width=4", "env.height=4", "env.box_weight=1",
-    "env.max_steps=12", "algo.vd.episode_limit=12", "algo.vd.batch_episodes=8",
-    "algo.vd.buffer_episodes=64", "train.num_envs=8", "train.fragment_len=5",
-    "train.eval_episodes=4", "logger.progress=false", *QUIET,
-]
 
 
 def random_mixer(seed: int, n: int = 3, s: int = 5, std: float = 2.0) -> QMixer:
