@@ -137,9 +137,9 @@ def analyse(run_dir: Path, episodes: int, seed: int) -> dict:
         "diagonal_start_failed": float(diagonal_start[lost].mean()) if lost.any()
         else float("nan"),
         "diagonal_start_all": float(diagonal_start.mean()),
-        "value_failed": float((v_sum / length)[lost].mean()) if critic and lost.any()
+        "value_failed": float((v_sum / length)[lost].mean()) if critic is not None and lost.any()
         else float("nan"),
-        "value_won": float((v_sum / length)[won].mean()) if critic and won.any()
+        "value_won": float((v_sum / length)[won].mean()) if critic is not None and won.any()
         else float("nan"),
         "worst_box_start": (tuple(int(v) for v in cells[worst]), int(n_lost[worst]),
                             int(n_start[worst])),
