@@ -393,18 +393,20 @@ def test_ippo_and_mappo_compose():
                            "algo.actor_update=ppo"]).algo.advantage == "coma"
 
 
-def test_ippo_boxpush_preset_is_the_tables_ippo_row():
-    """+experiment=ippo_boxpush is coma_boxpush with algo=ippo at the table's IPPO row
-    settings (experiments/credit_assignment/README.md): the same config but the name."""
+@pytest.mark.parametrize("algo,entropy", [("ippo", 0.003), ("mappo", 0.03)])
+def test_ppo_boxpush_presets_are_the_tables_rows(algo, entropy):
+    """+experiment=ippo_boxpush / mappo_boxpush are coma_boxpush with algo=ippo / mappo at
+    the table's rows' settings (experiments/credit_assignment/README.md): the same config
+    but the name."""
     from omegaconf import OmegaConf
 
-    row = ["+experiment=coma_boxpush", "algo=ippo", "algo.entropy_coef=0.003",
+    row = ["+experiment=coma_boxpush", f"algo={algo}", f"algo.entropy_coef={entropy}",
            "train.num_envs=64", "train.fragment_len=10", "train.total_env_steps=2000000"]
     a, b = (OmegaConf.to_container(OmegaConf.structured(compose_config(o)))
-            for o in (row, ["+experiment=ippo_boxpush"]))
+            for o in (row, [f"+experiment={algo}_boxpush"]))
     assert {k for k in a if a[k] != b[k]} == {"name"}
-    assert (a["name"], b["name"]) == ("coma_boxpush", "ippo_boxpush")
-    assert b["algo"]["name"] == "ippo" and b["algo"]["entropy_coef"] == 0.003
+    assert (a["name"], b["name"]) == ("coma_boxpush", f"{algo}_boxpush")
+    assert b["algo"]["name"] == algo and b["algo"]["entropy_coef"] == entropy
 
 
 # ------------------------------------------------------------------ learning
