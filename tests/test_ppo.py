@@ -420,11 +420,11 @@ def _train(tmp_path, overrides: list[str]) -> dict:
                                         ("mappo", ["algo.critic_update=ppo"])],
                          ids=["mappo", "ippo", "mappo-critic_update_ppo"])
 def test_ppo_solves_small_light_box(tmp_path, algo, extra):
-    """4x4 grid, light box (test_learning's COMA task) in 300k steps, at the entropy bonus
-    PPO's standardised advantages want (0.003, experiments/credit_assignment/README.md);
-    also with the critic trained in the PPO minibatches. One seed is at the mercy of the
-    CPU's numerics (mappo seed 0 ended at 0.84 on one CPU, 1.00 on another), so two of
-    seeds 0-2 must solve it; a random policy succeeds ~never."""
+    """4x4 grid, light box (test_learning's COMA task) in 300k steps, at entropy bonus
+    0.003 for both (the IPPO row's of experiments/credit_assignment/README.md; the MAPPO
+    row's there is 0.03); also with the critic trained in the PPO minibatches. One seed is
+    at the mercy of the CPU's numerics (mappo seed 0 ended at 0.84 on one CPU, 1.00 on
+    another), so two of seeds 0-2 must solve it; a random policy succeeds ~never."""
     results = {}
     for seed in range(3):
         summary = _train(tmp_path / f"s{seed}", [
