@@ -34,7 +34,7 @@ import torch
 
 from marl.build import CONF_DIR, build, build_env
 from marl.build import compose_config as _compose
-from marl.metrics import peak_rss_mib
+from marl.io.metrics import peak_rss_mib
 
 
 def bench_raw_env(num_envs: int, seconds: float, overrides: list[str]) -> float:

@@ -15,12 +15,12 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 
+from marl.algos.coma.learner import Learner, update_metrics
+from marl.algos.vd.learner import QLearner, env_max_steps, q_metrics
 from marl.config import Config, to_config
+from marl.core.runner import Runner
 from marl.envs import ENV_CONFIGS, make_vec_env
 from marl.envs.base import EnvSpec, VecEnv
-from marl.learner import Learner, update_metrics
-from marl.runner import Runner
-from marl.value_decomposition import QLearner, env_max_steps, q_metrics
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 if not CONF_DIR.is_dir():  # installed as a wheel: conf/ ships inside the package

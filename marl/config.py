@@ -16,9 +16,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from marl.advantages import ADVANTAGES
-from marl.nets import CONV_TORSOS, MIXERS
-from marl.returns import TEAM_REWARDS
+from marl.algos.coma.advantages import ADVANTAGES
+from marl.core.nets import CONV_TORSOS, MIXERS
+from marl.core.returns import TEAM_REWARDS
 
 ACTOR_UPDATES = ("pg", "ppo")
 """``algo.actor_update``: the paper's policy gradient or PPO's clipped multi-epoch update."""
@@ -28,7 +28,7 @@ target critic (the paper's), or one step per PPO minibatch on targets from the c
 itself (MAPPO's and CleanRL's code)."""
 
 PLOT_NAMES = ("learning_curve", "action_probs")
-"""Plots a run can draw at its end (``logger.plots``; see :mod:`marl.plots`)."""
+"""Plots a run can draw at its end (``logger.plots``; see :mod:`marl.io.plots`)."""
 
 
 class ConfigError(ValueError):
@@ -44,7 +44,7 @@ def check(ok: bool, name: str, value: Any, allowed: str) -> None:
 @dataclass
 class ValueDecompositionConfig:
     """The off-policy value-decomposition learner (VDN / QMIX, ``algo.vd``;
-    :mod:`marl.value_decomposition`). Shared with COMA's fields: gamma, td_lambda
+    :mod:`marl.algos.vd.learner`). Shared with COMA's fields: gamma, td_lambda
     (0 = one-step double-Q targets), optimizer, opt_eps, rmsprop_alpha, grad_clip,
     actor_hidden / rnn / share_actor (the agent utility network), target_update_interval
     and target_tau (target networks, counted in updates), eps_* (epsilon-greedy)."""
@@ -109,7 +109,7 @@ class AlgoConfig:
     """Actor widths; with rnn the first one is the GRU size."""
     conv_torso: str = "nature"
     """Image observations: the actor's conv stack, nature (Mnih et al. 2015) or dqn2013
-    (Mnih et al. 2013, ~3x cheaper; marl.nets.CONV_TORSOS)."""
+    (Mnih et al. 2013, ~3x cheaper; marl.core.nets.CONV_TORSOS)."""
     conv_bf16: bool = False
     """Image observations: run the actor's conv stack in bfloat16 (CPU autocast; weights,
     optimiser state and everything after the convs stay float32). Faster only on CPUs with

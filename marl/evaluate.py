@@ -13,7 +13,7 @@ Keys (Hydra-style ``key=value``, any order):
 * ``max_frames`` (the run's ``train.video_max_frames``), ``fps`` (``train.video_fps``).
 
 It rebuilds the run's env and learner from the run's own composed config, loads the
-learner's networks (from ``state["learner"]``), runs :func:`marl.runner.evaluate` greedily and
+learner's networks (from ``state["learner"]``), runs :func:`marl.core.runner.evaluate` greedily and
 writes ``eval_<env_steps>.json`` into the run directory (the same ``eval/...`` metrics
 as training's evaluation, plus the checkpoint, episodes, seed), and with ``video=true``
 ``videos/evaluate_<env_steps>.gif``. The last line printed names the JSON file.
@@ -35,14 +35,14 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
+from marl.algos.coma.learner import Learner
 from marl.build import build, build_env
-from marl.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from marl.config import Config, ConfigError, to_config
+from marl.core.runner import evaluate, record_episode
 from marl.envs import ENV_CONFIGS
-from marl.files import write_gif, write_json_atomic
-from marl.learner import Learner
-from marl.metrics import summarise_episodes
-from marl.runner import evaluate, record_episode
+from marl.io.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from marl.io.files import write_gif, write_json_atomic
+from marl.io.metrics import summarise_episodes
 
 USAGE = ("usage: python -m marl.evaluate run_dir=<dir> [episodes=100] [video=true] "
          "[checkpoint=<file>] [seed=<int>] [max_frames=<int>] [fps=<int>]")

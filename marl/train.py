@@ -27,20 +27,20 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from marl.build import CONF_DIR, build, build_env, metrics_fn, register_configs
-from marl.checkpoint import (
+from marl.config import Config, ConfigError, to_config
+from marl.core.runner import evaluate, record_episode
+from marl.io.checkpoint import (
     CheckpointError,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
     save_checkpoint,
 )
-from marl.config import Config, ConfigError, to_config
-from marl.errors import NonFiniteError, TrainingInterrupted
-from marl.files import write_gif, write_json_atomic
-from marl.logging import Logger, Progress, WandbSink
-from marl.metrics import peak_rss_mib, summarise_episodes
-from marl.plots import make_plots
-from marl.runner import evaluate, record_episode
+from marl.io.errors import NonFiniteError, TrainingInterrupted
+from marl.io.files import write_gif, write_json_atomic
+from marl.io.logging import Logger, Progress, WandbSink
+from marl.io.metrics import peak_rss_mib, summarise_episodes
+from marl.io.plots import make_plots
 
 __all__ = ["CONF_DIR", "Trainer", "main"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from marl.rollout import Rollout
+from marl.core.rollout import Rollout
 
 
 def random_rollout(T: int, B: int, N: int, O: int, S: int, A: int,  # noqa: E741, N803

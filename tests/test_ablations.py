@@ -13,12 +13,12 @@ from conftest import compose, load_script
 from rollouts import random_rollout
 from torch.nn import functional as F
 
-from marl.advantages import ADVANTAGES
+from marl.algos.coma.advantages import ADVANTAGES
+from marl.algos.coma.critics import CriticBatch, CriticNet, local_inputs
+from marl.algos.coma.learner import Learner, update_metrics
 from marl.config import AlgoConfig, to_config
-from marl.critics import CriticBatch, CriticNet, local_inputs
+from marl.core.rollout import Rollout
 from marl.envs.base import EnvSpec
-from marl.learner import Learner, update_metrics
-from marl.rollout import Rollout
 
 T, B, N, O, S, A = 4, 3, 2, 3, 4, 3  # noqa: E741 - the shape letters of the docs
 SPEC = EnvSpec(agents=("a", "b"), obs_shape=(O,), state_dim=S, n_actions=A)

@@ -7,10 +7,10 @@ import itertools
 import pytest
 import torch
 
-from marl.advantages import counterfactual_advantage, normalise
-from marl.critics import central_q_input_dim, central_q_inputs
-from marl.nets import Critic
-from marl.policy import exploration_probs
+from marl.algos.coma.advantages import counterfactual_advantage, normalise
+from marl.algos.coma.critics import central_q_input_dim, central_q_inputs
+from marl.core.nets import Critic
+from marl.core.policy import exploration_probs
 
 
 def _tiny_setup(n=3, a=3, s_dim=4, o_dim=2, seed=0):
@@ -113,7 +113,7 @@ def test_shape_mismatch_raises():
 
 
 def test_sample_categorical_matches_probabilities_and_never_draws_masked():
-    from marl.policy import sample_categorical
+    from marl.core.policy import sample_categorical
 
     torch.manual_seed(0)
     probs = torch.tensor([[0.1, 0.0, 0.6, 0.3], [0.0, 0.0, 0.0, 1.0], [0.5, 0.5, 0.0, 0.0]])

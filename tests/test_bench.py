@@ -10,7 +10,7 @@ import pytest
 
 import marl.build
 from marl import bench
-from marl.learner import Learner
+from marl.algos.coma.learner import Learner
 
 STEP_S, UPDATE_S = 1e-3, 5e-3
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from marl.critics import central_q_inputs, central_v_inputs, local_inputs
-from marl.nets import Actor
+from marl.algos.coma.critics import central_q_inputs, central_v_inputs, local_inputs
+from marl.core.nets import Actor
 
 N, A, S, O, B = 3, 4, 5, 6, 7  # noqa: E741 - the shape letters of the docs
 
@@ -137,8 +137,8 @@ def test_mirrored_init_never_starts_with_a_dead_layer():
 
 
 def test_guarded_step_refuses_non_finite_loss_and_gradient_before_stepping():
-    from marl.critics import guarded_step
-    from marl.errors import NonFiniteError
+    from marl.algos.coma.critics import guarded_step
+    from marl.io.errors import NonFiniteError
 
     net = torch.nn.Linear(2, 1)
     with torch.no_grad():

@@ -14,7 +14,7 @@ from conftest import QUIET, TINY_Q
 from conftest import TINY as BASE
 
 from marl import evaluate as ev
-from marl.checkpoint import list_checkpoints
+from marl.io.checkpoint import list_checkpoints
 
 TINY = [*BASE, *QUIET, "train.eval_every_env_steps=0", "train.log_every_env_steps=1000"]
 

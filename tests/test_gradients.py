@@ -20,7 +20,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from marl.policy import exploration_probs
+from marl.core.policy import exploration_probs
 
 
 def test_sigmoid_policy_log_prob_gradient_is_label_minus_prob():

@@ -6,10 +6,10 @@ import pytest
 import torch
 from rollouts import random_rollout
 
+from marl.algos.coma.learner import Learner, update_metrics
 from marl.config import AlgoConfig
+from marl.core.rollout import Rollout
 from marl.envs.base import EnvSpec
-from marl.learner import Learner, update_metrics
-from marl.rollout import Rollout
 
 T, B, N, O, S, A = 6, 4, 2, 3, 4, 3  # noqa: E741 - the shape letters of the docs
 SPEC = EnvSpec(agents=("a", "b"), obs_shape=(O,), state_dim=S, n_actions=A)
@@ -54,7 +54,7 @@ def test_reward_after_termination_does_not_leak_into_the_ended_episode():
     ro = fragment()
     torch.manual_seed(0)
     learner = Learner(SPEC, AlgoConfig())
-    from marl.returns import td_lambda_targets
+    from marl.core.returns import td_lambda_targets
 
     def targets(rew):
         return td_lambda_targets(rew, torch.zeros(T, B, N), ro.terminated, ro.truncated,
@@ -205,7 +205,7 @@ def test_learner_uses_the_epsilon_that_acted():
         logits, _ = learner.actor.unroll(ro.obs[:-1], ro.prev_actions[:-1], ro.first[:-1],
                                          ro.h0)
     seen = _spy_update(learner, ro)
-    from marl.policy import exploration_probs
+    from marl.core.policy import exploration_probs
 
     torch.testing.assert_close(seen["x"].pi.detach(), exploration_probs(logits, 0.37))
     assert update_metrics(seen["stats"], SPEC)["train/epsilon"] == pytest.approx(0.37)
@@ -227,7 +227,7 @@ def test_no_gradient_flows_through_the_advantage_or_its_baseline(advantage):
     with torch.no_grad():
         a_const, _ = before.advantage.fn(adv)
     logits, _ = before.actor.unroll(ro.obs[:-1], ro.prev_actions[:-1], ro.first[:-1], ro.h0)
-    from marl.policy import exploration_probs
+    from marl.core.policy import exploration_probs
 
     pi = exploration_probs(logits, ro.eps[:, None, None, None])
     logp = torch.log(pi.gather(-1, ro.actions[..., None]).squeeze(-1))

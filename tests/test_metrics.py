@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from marl.envs.base import EnvSpec
-from marl.metrics import credit_metrics, summarise_episodes
+from marl.io.metrics import credit_metrics, summarise_episodes
 
 SPEC = EnvSpec(agents=("robot_0", "robot_1"), obs_shape=(3,), state_dim=2, n_actions=5,
                success_metric="success")

@@ -15,8 +15,8 @@ from conftest import compose_config, make_trainer
 from rollouts import random_rollout
 from torch import Tensor
 
-import marl.learner as learner_module
-from marl.advantages import (
+import marl.algos.coma.learner as learner_module
+from marl.algos.coma.advantages import (
     ADVANTAGES,
     best_others_q,
     counterfactual_advantage,
@@ -25,10 +25,10 @@ from marl.advantages import (
     optimistic,
     optimistic_others,
 )
+from marl.algos.coma.critics import CriticBatch
+from marl.algos.coma.learner import Learner
 from marl.config import AlgoConfig, ConfigError
-from marl.critics import CriticBatch
 from marl.envs.base import EnvSpec
-from marl.learner import Learner
 
 T, B, N, O, S, A = 6, 4, 2, 3, 4, 3  # noqa: E741 - the shape letters of the docs
 SPEC = EnvSpec(agents=("a", "b"), obs_shape=(O,), state_dim=S, n_actions=A)

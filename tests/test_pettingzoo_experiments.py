@@ -20,8 +20,8 @@ import pytest
 from conftest import compose
 from omegaconf import OmegaConf
 
-from marl.checkpoint import list_checkpoints
 from marl.config import to_config
+from marl.io.checkpoint import list_checkpoints
 from marl.train import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,11 +13,11 @@ import torch
 from conftest import compose_config, make_trainer
 from rollouts import random_rollout
 
+from marl.algos.coma.learner import Learner, ppo_objective, value_error
 from marl.config import AlgoConfig, ConfigError
+from marl.core.nets import ObsEncoder
+from marl.core.returns import td_lambda_targets, team_rewards
 from marl.envs.base import EnvSpec
-from marl.learner import Learner, ppo_objective, value_error
-from marl.nets import ObsEncoder
-from marl.returns import td_lambda_targets, team_rewards
 
 SPEC = EnvSpec(agents=("a", "b"), obs_shape=(4,), state_dim=3, n_actions=5)
 ONE = EnvSpec(agents=("a",), obs_shape=(4,), state_dim=4, n_actions=3, state_is_concat_obs=True)

@@ -11,15 +11,15 @@ import pytest
 import torch
 from conftest import QUIET, TINY_Q, compose_config, make_trainer
 
+from marl.algos.vd.learner import QLearner, q_metrics, value_targets
+from marl.algos.vd.replay import Episodes
 from marl.build import build, metrics_fn
-from marl.checkpoint import list_checkpoints, load_checkpoint
 from marl.config import ConfigError
+from marl.core.nets import QMixer, VDNMixer
+from marl.core.policy import epsilon_greedy_probs
 from marl.envs.base import EnvSpec
-from marl.errors import NonFiniteError
-from marl.nets import QMixer, VDNMixer
-from marl.policy import epsilon_greedy_probs
-from marl.replay import Episodes
-from marl.value_decomposition import QLearner, q_metrics, value_targets
+from marl.io.checkpoint import list_checkpoints, load_checkpoint
+from marl.io.errors import NonFiniteError
 
 Tensor = torch.Tensor
 

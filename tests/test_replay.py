@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from marl.algos.vd.replay import EpisodeBuffer, buffer_bytes
+from marl.core.rollout import Rollout
 from marl.envs.base import EnvSpec
-from marl.replay import EpisodeBuffer, buffer_bytes
-from marl.rollout import Rollout
 
 SPEC = EnvSpec(agents=("a", "b"), obs_shape=(2,), state_dim=3, n_actions=4,
                has_action_mask=True)

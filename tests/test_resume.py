@@ -15,8 +15,8 @@ import pytest
 import torch
 from conftest import make_trainer
 
-from marl.checkpoint import list_checkpoints, load_checkpoint
-from marl.errors import NonFiniteError
+from marl.io.checkpoint import list_checkpoints, load_checkpoint
+from marl.io.errors import NonFiniteError
 from marl.train import Trainer
 
 RUN = [

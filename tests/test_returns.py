@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from marl.returns import discounted_returns, td_lambda_targets, team_rewards
+from marl.core.returns import discounted_returns, td_lambda_targets, team_rewards
 
 
 def reference_td_lambda(rewards, next_values, terminated, truncated, gamma, lam):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from marl.core.runner import Runner, evaluate
 from marl.envs.base import EnvSpec, VecBuffers
-from marl.runner import Runner, evaluate
 
 A = 3
 SPEC = EnvSpec(agents=("a", "b"), obs_shape=(1,), state_dim=1, n_actions=A)
@@ -119,8 +119,8 @@ def test_gru_hidden_state_is_carried_across_fragments_and_reset_at_episode_start
     zero at every episode start and the previous fragment's last one at a fragment start
     inside an episode."""
     from marl.config import AlgoConfig
-    from marl.nets import Actor
-    from marl.policy import ExploringPolicy
+    from marl.core.nets import Actor
+    from marl.core.policy import ExploringPolicy
 
     torch.manual_seed(0)
     actor = Actor(SPEC.obs_shape, 2, A, hidden=(8,), rnn=True)

@@ -16,11 +16,11 @@ import pytest
 import torch
 from conftest import train_quietly
 
+from marl.algos.coma.learner import Learner, update_metrics
 from marl.config import AlgoConfig
+from marl.core.policy import exploration_probs
+from marl.core.rollout import Rollout
 from marl.envs.base import EnvSpec
-from marl.learner import Learner, update_metrics
-from marl.policy import exploration_probs
-from marl.rollout import Rollout
 
 T, B, O, S, A = 6, 5, 3, 2, 4  # noqa: E741 - the shape letters of the docs
 SPEC = EnvSpec(agents=("player_0",), obs_shape=(O,), state_dim=S, n_actions=A)
@@ -113,7 +113,7 @@ def test_one_agent_critic_input_never_sees_the_own_action():
     torch.manual_seed(0)
     learner = Learner(SPEC, AlgoConfig())
     net = learner.critics["central_q"].net
-    from marl.critics import CriticBatch
+    from marl.algos.coma.critics import CriticBatch
 
     base = net.inputs(CriticBatch(ro.state[:-1], ro.obs[:-1], ro.actions, ro.prev_actions[:-1]))
     other = (ro.actions + 1) % A

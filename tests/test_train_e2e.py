@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY as BASE
 
-from marl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
+from marl.io.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 
 TINY = [*BASE, "train.eval_every_env_steps=800", "train.log_every_env_steps=400",
         "checkpoint.every_env_steps=1000", "checkpoint.keep=2"]

@@ -15,9 +15,9 @@ import sys
 
 import torch
 
+from marl.algos.coma.learner import Learner
 from marl.config import AlgoConfig
 from marl.envs.bandit import BanditCore
-from marl.learner import Learner
 
 
 def dead_seeds(init: str, n_seeds: int = 64) -> list[int]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from marl.plots import plt, read_metrics
+from marl.io.plots import plt, read_metrics
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
     python experiments/classics/torso_bench.py [--threads 1] [--bf16]
 
-For each torso of :data:`marl.nets.CONV_TORSOS` (with ``ppo_pong``'s head widths: 512
+For each torso of :data:`marl.core.nets.CONV_TORSOS` (with ``ppo_pong``'s head widths: 512
 units for nature, 256 for dqn2013), one thread: forward + backward + Adam step over a
 256-frame PPO minibatch (policy and value heads), a no-grad forward over 256 frames, and
 an acting forward at B = 16; then the CPU time of ``ppo_pong``'s env alone (ale-py's
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from marl.build import build_env, compose_config
-from marl.nets import CONV_TORSOS, Actor
+from marl.core.nets import CONV_TORSOS, Actor
 
 WIDTH = {"nature": 512, "dqn2013": 256}
 

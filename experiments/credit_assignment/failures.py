@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from marl.algos.coma.critics import CriticBatch
 from marl.build import build
-from marl.checkpoint import latest_checkpoint, load_checkpoint
-from marl.critics import CriticBatch
+from marl.core.runner import act_step, next_prev_actions
 from marl.envs.boxpush import ACTION_DELTAS
 from marl.evaluate import load_run_config
-from marl.runner import act_step, next_prev_actions
+from marl.io.checkpoint import latest_checkpoint, load_checkpoint
 
 KINDS = ("conflict", "into wall", "blocked", "other push", "no push")
 

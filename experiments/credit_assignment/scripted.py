@@ -10,7 +10,7 @@ each experiment, the greedy-evaluation numbers of three scripted pairs:
   on the cell the box must move into (so it never blocks, it only does not help).
 
 The pairs read the true positions from the env (they are baselines, not agents), and
-run through :func:`marl.runner.evaluate`, one episode per env, like a learned policy.
+run through :func:`marl.core.runner.evaluate`, one episode per env, like a learned policy.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from marl.core.runner import evaluate
 from marl.envs import ENV_CONFIGS, make_vec_env
 from marl.envs.boxpush import ACTION_DELTAS, BoxPushCore
-from marl.metrics import summarise_episodes
-from marl.runner import evaluate
+from marl.io.metrics import summarise_episodes
 
 MODES = ("both push", "one idles", "one idles, out of the way")
 
@@ -51,7 +51,7 @@ def _first_steps(w: int, h: int, box: tuple[int, int], goal: tuple[int, int]) ->
 
 
 class ScriptedPair:
-    """A :class:`marl.runner.Policy` over a :class:`BoxPushCore` (reads its positions)."""
+    """A :class:`marl.core.runner.Policy` over a :class:`BoxPushCore` (reads its positions)."""
 
     hidden_dim = 0
 

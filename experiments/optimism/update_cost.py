@@ -19,8 +19,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from conftest import compose_config  # noqa: E402
 
+from marl.algos.coma.learner import Learner  # noqa: E402
 from marl.build import build  # noqa: E402
-from marl.learner import Learner  # noqa: E402
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ is built from the run's env config with ``train.eval_episodes`` envs and reset w
 seed the trainer drew for that evaluation (the k-th draw of
 ``numpy.random.default_rng(seed + 7).integers(2**31)``, as ``marl.train.Trainer``
 does), so the start positions match episode for episode. The policies act through
-:func:`marl.runner.evaluate` like the learned one:
+:func:`marl.core.runner.evaluate` like the learned one:
 
 * ``random``: uniform over the allowed actions (its own fixed torch seed);
 * ``no-op``: always action 0 (mpe2's "no action": the agents stay where they start);
@@ -32,14 +32,14 @@ import torch
 import yaml
 from torch import Tensor
 
+from marl.core.runner import evaluate
 from marl.envs import ENV_CONFIGS, make_vec_env
-from marl.runner import evaluate
 
 TRAINER_EVAL_SEED_OFFSET = 7  # marl.train.Trainer: eval_rng = default_rng(seed + 7)
 
 
 class RandomPolicy:
-    """Uniform over the allowed actions (a :class:`marl.runner.Policy`)."""
+    """Uniform over the allowed actions (a :class:`marl.core.runner.Policy`)."""
 
     hidden_dim = 0
 

@@ -22,9 +22,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from marl.core.nets import Critic, ObsEncoder
 from marl.envs.base import EnvSpec
-from marl.errors import NonFiniteError
-from marl.nets import Critic, ObsEncoder
+from marl.io.errors import NonFiniteError
 
 
 def _one_hot_prev(prev_actions: Tensor, n_actions: int) -> Tensor:
@@ -134,7 +134,7 @@ class CriticNet(nn.Module):
     """A critic of one kind: its input builder, a conv encoder for pixels, an MLP.
 
     With pixel observations each agent's observation is first encoded by a shared conv
-    torso (:class:`marl.nets.ObsEncoder`, trained by the critic loss) and the builders
+    torso (:class:`marl.core.nets.ObsEncoder`, trained by the critic loss) and the builders
     see those features in place of the pixels. When the env has no global state of its
     own (``spec.state_is_concat_obs``) and observes pixels, the state is the
     concatenation of all agents' encoded observations.

@@ -1,7 +1,7 @@
 """Vectorised rollout collection: B auto-resetting envs, fixed-length fragments of T steps.
 
-The runner knows nothing of COMA. It asks a :class:`~marl.rollout.Policy` for actions
-and writes what the env returns into a :class:`~marl.rollout.Rollout` whose tensors are
+The runner knows nothing of COMA. It asks a :class:`~marl.core.rollout.Policy` for actions
+and writes what the env returns into a :class:`~marl.core.rollout.Rollout` whose tensors are
 allocated once. There is one acting step, :func:`act_step` (act, record dead agents'
 actions as 0, step the env, the next step's previous actions), used by training
 (:meth:`Runner.collect`), evaluation (:func:`evaluate`) and video
@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from marl.core.rollout import Policy, Rollout
 from marl.envs.base import VecEnv
-from marl.rollout import Policy, Rollout
 
 __all__ = ["EpisodeTracker", "Policy", "Rollout", "Runner", "evaluate", "record_episode"]
 

@@ -278,7 +278,7 @@ class Critic(nn.Module):
     """An MLP critic over a prepared input vector: ``[..., I] -> [..., out_dim]``.
 
     The input layout (which agents' actions and observations a critic may see) is the
-    business of :mod:`marl.critics`; keeping it out of the network makes the
+    business of :mod:`marl.algos.coma.critics`; keeping it out of the network makes the
     information flow testable on the inputs themselves.
     """
 

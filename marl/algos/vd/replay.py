@@ -37,8 +37,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from marl.core.rollout import Rollout
 from marl.envs.base import EnvSpec
-from marl.rollout import Rollout
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """PPO's per-sample losses (Schulman et al., 2017): the clipped surrogate and the
 (optionally clipped) value error. The update that uses them is ``Learner._ppo_update``
-(``marl/learner.py``, step 5)."""
+(``marl/algos/coma/learner.py``, step 5)."""
 
 from __future__ import annotations
 

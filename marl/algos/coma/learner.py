@@ -54,7 +54,7 @@ False: it terminated in that last step), a's target is the team's continuation,
 ``G^a_t = r_t + gamma [ vbar_{t+1} + lam (Gbar_{t+1} - vbar_{t+1}) ]``, where
 ``vbar_{t+1}`` and ``Gbar_{t+1}`` are the means of the target critic's values and of
 the TD(lambda) targets of the agents still alive at t + 1
-(:func:`marl.returns.td_lambda_targets` with ``stays``). With a shared reward every
+(:func:`marl.core.returns.td_lambda_targets` with ``stays``). With a shared reward every
 living agent's Q (or V) estimates the same team return, so their mean is the team's
 continuation value. Unlike PyMARL we never train the critic on a dead agent's input
 (the living agents' inputs show it acting "0", as the runner records it), so nothing
@@ -84,14 +84,14 @@ Deliberate deviations from the paper, and why:
   IAC critics take the actor's decentralised input and share the (recurrent) actor's
   layers up to the output, so with a GRU actor they condition on tau^a. Giving them the
   history needs the actor's hidden states in the critic's input
-  (:class:`marl.critics.CriticBatch`); until then the IAC rows of a table with GRU
+  (:class:`marl.algos.coma.critics.CriticBatch`); until then the IAC rows of a table with GRU
   actors (experiments/smax/ablation) compare against feed-forward independent critics,
   and say so. The centralised critics are feed-forward on the state, as in the paper.
 * Optional entropy bonus and advantage standardisation (off in the paper). Both are
   config switches; the box-pushing experiments say which they use and why.
 
 The paper's ablations are the same learner with another advantage module
-(``algo.advantage``; :data:`marl.advantages.ADVANTAGES` is the one table of them: the
+(``algo.advantage``; :data:`marl.algos.coma.advantages.ADVANTAGES` is the one table of them: the
 critics each one trains and the function that computes it):
 
 * ``coma``: counterfactual baseline on the centralised Q-critic (above);
@@ -115,7 +115,7 @@ biased) pushes worse-than-baseline actions down eta times as hard. ``optimistic_
 w > 0 (after Pareto-AC, Christianos et al., TMLR 2023; coma and central_qv): eq. 4 reads
 ``(1 - w) Q(s, (u^-a, .)) + w max_{u^-a'} Q(s, (u^-a', .))`` from the critic before its
 step, valuing a's actions as if the others gave their best reply; unlike Pareto-AC the
-critic keeps on-policy targets. Why and how: :func:`marl.advantages.optimistic_others`.
+critic keeps on-policy targets. Why and how: :func:`marl.algos.coma.advantages.optimistic_others`.
 
 With one agent the counterfactual baseline ``sum_u pi(u) Q(s, u)`` is ``V(s)``: COMA is
 then an actor-critic with a Q-critic, which is how the bandit, CartPole and Pong run.
@@ -130,24 +130,24 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-import marl.advantages as advantages
-from marl.advantages import ADVANTAGES, AdvantageInputs, normalise, optimistic
+import marl.algos.coma.advantages as advantages
+from marl.algos.coma.advantages import ADVANTAGES, AdvantageInputs, normalise, optimistic
+from marl.algos.coma.critics import CriticBatch, CriticNet, TDCritic, guarded_step, make_optimizer
+from marl.algos.coma.ppo import ppo_objective, value_error
 from marl.config import AlgoConfig, ConfigError
-from marl.critics import CriticBatch, CriticNet, TDCritic, guarded_step, make_optimizer
-from marl.envs.base import EnvSpec
-from marl.errors import check_finite
-from marl.metrics import masked_mean, policy_metrics
-from marl.nets import Actor
-from marl.policy import (
+from marl.core.nets import Actor
+from marl.core.policy import (
     ExploringPolicy,
     exploration_probs,
     floor_mix,
     masked_softmax,
     sample_categorical,
 )
-from marl.ppo import ppo_objective, value_error
-from marl.returns import td_lambda_targets, team_rewards
-from marl.rollout import Rollout
+from marl.core.returns import td_lambda_targets, team_rewards
+from marl.core.rollout import Rollout
+from marl.envs.base import EnvSpec
+from marl.io.errors import check_finite
+from marl.io.metrics import masked_mean, policy_metrics
 
 
 @dataclass

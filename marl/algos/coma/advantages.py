@@ -8,7 +8,7 @@ ablations that use a different critic but the same actor update; these functions
 those advantages. :data:`ADVANTAGES` is the one table of them: ``algo.advantage`` name ->
 the critics it trains and the function that computes it from :class:`AdvantageInputs`.
 The config validates against its keys and the learner reads it; nothing else branches
-on the name. The policy maths (softmax, epsilon floor, sampling) is in :mod:`marl.policy`.
+on the name. The policy maths (softmax, epsilon floor, sampling) is in :mod:`marl.core.policy`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from marl.returns import discounted_returns
+from marl.core.returns import discounted_returns
 
 
 def counterfactual_advantage(q: Tensor, pi: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
@@ -230,7 +230,7 @@ class Advantage(NamedTuple):
     """One row of :data:`ADVANTAGES`."""
 
     critics: tuple[str, ...]
-    """Critic kinds it trains (see :class:`marl.critics.CriticNet`)."""
+    """Critic kinds it trains (see :class:`marl.algos.coma.critics.CriticNet`)."""
     fn: AdvantageFn
     """Computes (advantage, baseline)."""
     baseline_critics: tuple[str, ...] = ()

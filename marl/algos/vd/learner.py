@@ -10,7 +10,7 @@ each agent's own greedy action (decentralised execution, eq. 4-5 of the QMIX pap
 
 Read :meth:`QLearner.update` top to bottom. Per fragment from the runner:
 
-1. The fragment goes into the episode replay buffer (:mod:`marl.replay`), which
+1. The fragment goes into the episode replay buffer (:mod:`marl.algos.vd.replay`), which
    assembles whole episodes across fragments.
 2. Once ``batch_episodes`` episodes are stored, ``updates_per_fragment`` times: sample
    that many episodes; unroll the agent network (GRU, shared parameters, agent id and
@@ -19,7 +19,7 @@ Read :meth:`QLearner.update` top to bottom. Per fragment from the runner:
 3. Targets (:func:`value_targets`): double Q-learning (van Hasselt et al., 2016) -- the
    online utilities pick each agent's next action among the available ones, the target
    utilities and target mixer value it -- then TD(lambda) over the episode
-   (:func:`marl.returns.td_lambda_targets`, ``td_lambda = 0``: one-step targets).
+   (:func:`marl.core.returns.td_lambda_targets`, ``td_lambda = 0``: one-step targets).
    Terminated steps do not bootstrap; truncated ones bootstrap from the final state.
 4. Loss: masked mean squared TD error of ``Q_tot`` over filled steps (padding masked);
    one clipped optimiser step on agent network and mixer together; target networks
@@ -30,7 +30,7 @@ recorded action is the runner's "0" and its observation is whatever the env show
 nothing it "does" after death reaches ``Q_tot`` or the targets.
 
 Acting: epsilon-greedy over the available actions with epsilon annealed linearly over
-env steps (:class:`marl.policy.EpsilonGreedyPolicy`, the shared schedule).
+env steps (:class:`marl.core.policy.EpsilonGreedyPolicy`, the shared schedule).
 
 Metrics: :meth:`QLearner.update` returns :class:`QStats`, and :func:`q_metrics` turns
 them into flat metrics (the trainer takes that function from
@@ -55,16 +55,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from marl.algos.coma.critics import guarded_step, make_optimizer
+from marl.algos.vd.replay import EpisodeBuffer, Episodes
 from marl.config import AlgoConfig
-from marl.critics import guarded_step, make_optimizer
+from marl.core.nets import MIXERS, Actor, make_mixer
+from marl.core.policy import EpsilonGreedyPolicy, epsilon_greedy_probs
+from marl.core.returns import td_lambda_targets
+from marl.core.rollout import Rollout
 from marl.envs.base import EnvSpec
-from marl.errors import check_finite
-from marl.metrics import masked_mean, policy_metrics
-from marl.nets import MIXERS, Actor, make_mixer
-from marl.policy import EpsilonGreedyPolicy, epsilon_greedy_probs
-from marl.replay import EpisodeBuffer, Episodes
-from marl.returns import td_lambda_targets
-from marl.rollout import Rollout
+from marl.io.errors import check_finite
+from marl.io.metrics import masked_mean, policy_metrics
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""The on-policy COMA family: centralised critics, advantage modules, actor updates."""

@@ -1,0 +1,1 @@
+"""Value decomposition (VDN, QMIX): recurrent agent utilities, episode replay, mixers."""

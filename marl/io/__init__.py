@@ -1,0 +1,1 @@
+"""Input and output of a run: logging, checkpoints, files, plots, metrics, errors."""
