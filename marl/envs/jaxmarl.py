@@ -84,7 +84,7 @@ import numpy as np
 
 from marl.envs.base import EnvSpec, VecBuffers, buffers_state, check_actions, restore_buffers
 
-INSTALL_HINT = 'pip install -e ".[jax]"'
+INSTALL_HINT = 'pip install "marl[jax]" (in a checkout: pip install -e ".[jax]")'
 XLA_SINGLE_THREAD_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 CACHE_ENV = "MARL_JAX_CACHE"
 CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "marl", "jax")
