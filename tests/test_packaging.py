@@ -15,11 +15,11 @@ import importlib
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 import marl
 from marl.__main__ import main as marl_main
