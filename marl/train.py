@@ -423,7 +423,7 @@ def main(dcfg: DictConfig) -> float:
         cfg = to_config(dcfg)
         resolved = OmegaConf.to_container(dcfg, resolve=True)
         trainer = Trainer(cfg, run_dir, resolved)  # type: ignore[arg-type]
-    except (ConfigError, CheckpointError, ValueError) as e:
+    except (ConfigError, CheckpointError, ValueError, ImportError) as e:  # ImportError: an extra
         if fresh_dir and not multirun:  # a sweep keeps the job's failed.json for its summary
             shutil.rmtree(run_dir, ignore_errors=True)
         return _fail(run_dir, str(e), 2, multirun)

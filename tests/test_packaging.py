@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import configparser
 import importlib
+import os
 import shutil
 import subprocess
 import sys
@@ -109,3 +110,38 @@ def test_unknown_argument_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[s
     assert marl_main(["--bogus"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--bogus" in err and "--version" in err
+
+
+MISSING = """
+import sys
+for name in sys.argv[1].split(","):
+    sys.modules[name] = None  # as if the extra were not installed
+sys.argv = ["marl.train", *sys.argv[2:]]
+from marl.train import main
+main()
+"""
+
+
+@pytest.mark.parametrize(("hidden", "overrides", "extra"), [
+    ("jax,jaxmarl", ["+experiment=coma_smax_3m"], "jax"),
+    ("hydra_plugins.hydra_joblib_launcher",
+     ["-m", "hydra/launcher=joblib_cpu", "+experiment=coma_bandit"], "sweep"),
+    ("hydra_plugins.hydra_submitit_launcher",
+     ["-m", "hydra/launcher=submitit_local_cpu", "+experiment=coma_bandit"], "sweep"),
+    ("hydra_plugins.hydra_ray_launcher",
+     ["-m", "hydra/launcher=ray_cpu", "+experiment=coma_bandit"], "ray"),
+    ("hydra_plugins.hydra_optuna_sweeper", ["-m", "+experiment=coma_boxpush_optuna"], "sweep"),
+])
+def test_a_missing_extra_is_named_in_one_line(tmp_path: Path, hidden: str, overrides: list[str],
+                                               extra: str) -> None:
+    """From the checkout; tools/wheel-smoke checks the jax case from the installed wheel."""
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-c", MISSING, hidden, *overrides,
+         "train.total_env_steps=64", f"hydra.run.dir={out}", f"hydra.sweep.dir={out}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "WANDB_MODE": "disabled"})
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert len(errors) == 1 and f'pip install "marl[{extra}]"' in errors[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and not out.exists()
