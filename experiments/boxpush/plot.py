@@ -20,9 +20,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from marl.analysis.runs import read_jsonl
+
 
 def curve(run: Path) -> tuple[list[int], list[float]]:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = read_jsonl(run / "metrics.jsonl")
     pts = [(r["env_steps"], r["eval/success_rate"]) for r in rows if "eval/success_rate" in r]
     return [p[0] for p in pts], [p[1] for p in pts]
 

@@ -11,33 +11,23 @@ optimism study.
         --group "coma_boxpush_pareto" runs/optim/boxpush/coma_boxpush_pareto_s{0,1,2,3,4} \
         --group ...
 
-The interval is ``experiments/credit_assignment/aggregate.py``'s ``mean_ci``.
+The interval is ``marl.analysis.stats.mean_ci``; the curves ``marl.analysis.curves``.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from collections import Counter
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-_AGG = Path(__file__).resolve().parent.parent / "credit_assignment" / "aggregate.py"
-_spec = importlib.util.spec_from_file_location("aggregate", _AGG)
-aggregate = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(aggregate)
-mean_ci = aggregate.mean_ci
+from marl.analysis.curves import figure, runs_and_mean, save
+from marl.analysis.runs import eval_curve
+from marl.analysis.stats import fmt_ci, mean_ci
 
 
 def fmt(xs: list[float], digits: int = 2) -> str:
-    m, h = mean_ci(xs)
-    return f"{m:.{digits}f} ± {h:.{digits}f}" if len(xs) > 1 else f"{m:.{digits}f}"
+    return fmt_ci(*mean_ci(xs), digits=digits)
 
 
 def matrix_table(path: Path, studies: list[str] | None) -> None:
@@ -56,16 +46,9 @@ def matrix_table(path: Path, studies: list[str] | None) -> None:
               f"{len(sr)} | {fmt([r['payoff'] for r in sr])} |")
 
 
-def read_curve(run: Path, metric: str) -> tuple[list[int], list[float]]:
-    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x]
-    pts = [(r["env_steps"], r[metric]) for r in rows if metric in r]
-    return [p[0] for p in pts], [p[1] for p in pts]
-
-
 def runs_table(groups: list[list[str]], metric: str, png: Path | None,
                out_json: Path | None) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, (ax,) = figure()
     result = []
     print(f"| group | runs | final {metric} per run | mean ± 95% CI | env steps | wall s |")
     print("|---|---|---|---|---|---|")
@@ -75,13 +58,8 @@ def runs_table(groups: list[list[str]], metric: str, png: Path | None,
             continue
         summaries = [json.loads((d / "summary.json").read_text()) for d in done]
         finals = [s[metric] for s in summaries]
-        curves = [read_curve(d, metric) for d in done]
-        c = colours[i % len(colours)]
-        for x, y in curves:
-            ax.plot(x, y, color=c, alpha=0.25, lw=0.8)
-        n = min(len(x) for x, _ in curves)
-        ax.plot(curves[0][0][:n], np.mean([y[:n] for _, y in curves], 0), color=c, lw=2,
-                label=f"{label} ({len(done)})")
+        curves = [eval_curve(d / "metrics.jsonl", metric) for d in done]
+        runs_and_mean(ax, curves, f"{label} ({len(done)})", fig.colours[i % len(fig.colours)])
         walls = [s["wall_time_s"] for s in summaries]
         print(f"| {label} | {len(done)} | {', '.join(f'{v:.3f}' for v in finals)} | "
               f"{fmt(finals, 3)} | {summaries[0]['env_steps']:,} | "
@@ -93,9 +71,8 @@ def runs_table(groups: list[list[str]], metric: str, png: Path | None,
     ax.set_xlabel("env steps")
     ax.set_ylabel(f"greedy {metric}")
     ax.legend(fontsize=8)
-    fig.tight_layout()
     if png:
-        fig.savefig(png, dpi=110)
+        save(fig, png)
         print(f"wrote {png}")
     if out_json:
         out_json.write_text(json.dumps(result, indent=1) + "\n")
