@@ -33,7 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if not a.sweep_dirs and a.previous is None:
         p.error("give at least one sweep directory or --previous")
-    result = aggregate(a.sweep_dirs, a.out, a.threshold, a.previous, a.previous_produced)
+    try:
+        result = aggregate(a.sweep_dirs, a.out, a.threshold, a.previous, a.previous_produced)
+    except (ValueError, OSError) as e:
+        p.exit(2, f"error: {e}\n")
     print((a.out / "results.md").read_text())
     return 0 if result["tables"] else 1
 

@@ -47,7 +47,10 @@ def main(argv: list[str] | None = None) -> None:
           "| box start lost most often (lost / started there) |")
     print("|---" * (7 + len(KINDS)) + "|")
     for d in args.run_dirs:
-        print(row(d, analyse(d, args.episodes, args.seed)), flush=True)
+        try:
+            print(row(d, analyse(d, args.episodes, args.seed)), flush=True)
+        except (ValueError, OSError) as e:
+            p.exit(2, f"error: {e}\n")
 
 
 if __name__ == "__main__":

@@ -166,18 +166,22 @@ def analyse(run_dir: Path, episodes: int, seed: int) -> dict[str, Any]:
     """Play ``episodes`` greedy episodes of the run's newest checkpoint (one per env, as
     ``marl.evaluate`` does) and return the failure row's numbers. The policy's confidence
     is nan for a value-decomposition run (its network outputs Q-values); the critic's
-    value is nan without a ``central_v`` critic."""
+    value is nan without a ``central_v`` critic. ValueError for a run that is not box
+    pushing or has no checkpoint."""
     from marl.build import build
-    from marl.evaluate import load_run_config
+    from marl.evaluate import EvaluateError, load_run_config
     from marl.io.checkpoint import latest_checkpoint, load_checkpoint
 
-    cfg = load_run_config(run_dir)
+    try:
+        cfg = load_run_config(run_dir)
+    except EvaluateError as e:
+        raise ValueError(str(e)) from e
     if cfg.env.name != "boxpush":
-        raise SystemExit(f"{run_dir}: env.name={cfg.env.name!r}; the failure analysis reads "
+        raise ValueError(f"{run_dir}: env.name={cfg.env.name!r}; the failure analysis reads "
                          "box pushing's state layout (env.name='boxpush')")
     ckpt = latest_checkpoint(run_dir / "checkpoints")
     if ckpt is None:
-        raise SystemExit(f"{run_dir}: no checkpoint")
+        raise ValueError(f"{run_dir}: no checkpoint in {run_dir / 'checkpoints'}")
     env, learner, _ = build(cfg, episodes, seed=seed)
     learner.load_networks(load_checkpoint(ckpt)["learner"])
     critic = dict(getattr(learner, "critics", {})).get("central_v")

@@ -79,11 +79,12 @@ def read_run(run_dir: Path, threshold: float) -> Record:
 
 
 def find_runs(sweep_dirs: list[Path], threshold: float) -> list[Record]:
-    """Every run below ``sweep_dirs`` (a directory holding ``.hydra/config.yaml``)."""
+    """Every run below ``sweep_dirs`` (a directory holding ``.hydra/config.yaml``);
+    ValueError for a sweep directory that does not exist."""
     runs = []
     for d in sweep_dirs:
         if not d.is_dir():
-            raise SystemExit(f"error: sweep directory {d} does not exist")
+            raise ValueError(f"sweep directory {d} does not exist")
         for cfg in sorted(d.glob("**/.hydra/config.yaml")):
             runs.append(read_run(cfg.parent.parent, threshold))
     return runs
@@ -93,11 +94,11 @@ def merge_previous(runs: list[Record], previous: Path, threshold: float,
                    produced: str = "unknown") -> list[Record]:
     """``runs`` plus the finished records of an earlier ``results.json`` that no run in
     ``runs`` replaces (same experiment, algorithm and seed). The earlier file must have
-    used the same threshold (its steps-to-threshold are taken as they are). Records
-    without a ``produced`` date get ``produced``."""
+    used the same threshold (its steps-to-threshold are taken as they are; ValueError
+    if not). Records without a ``produced`` date get ``produced``."""
     data = json.loads(previous.read_text())
     if data.get("threshold") != threshold:
-        raise SystemExit(f"error: {previous} was aggregated at threshold "
+        raise ValueError(f"{previous} was aggregated at threshold "
                          f"{data.get('threshold')}, not {threshold}: its steps to threshold "
                          "cannot be merged")
     have = {(r["name"], r["algo"], r["seed"]) for r in runs}

@@ -30,8 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if not a.run_dirs and a.previous is None:
         p.error("give at least one run directory or --previous")
-    result = aggregate_versus(a.run_dirs, a.out, a.threshold, a.previous, a.previous_produced,
-                              script="experiments/smax/ablation/aggregate.py")
+    try:
+        result = aggregate_versus(a.run_dirs, a.out, a.threshold, a.previous, a.previous_produced,
+                                  script="experiments/smax/ablation/aggregate.py")
+    except (ValueError, OSError) as e:
+        p.exit(2, f"error: {e}\n")
     print((a.out / "results.md").read_text())
     return 0 if result["tables"] else 1
 
