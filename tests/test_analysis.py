@@ -215,21 +215,25 @@ def test_failure_analysis_plays_evaluates_episodes(tmp_path):
     from marl.build import build
     from marl.core.runner import evaluate
 
-    overrides = [*TINY, "algo=mappo", "logger.plots=[]", "logger.wandb.mode=disabled"]
+    # a small light box, 12-step episodes: won episodes end early and their envs start
+    # a second episode before the last first one ends
+    overrides = [*TINY, "algo=mappo", "env.width=4", "env.height=4", "env.box_weight=1",
+                 "env.max_steps=12", "logger.plots=[]", "logger.wandb.mode=disabled"]
     run = tmp_path / "run"
     make_trainer(run, overrides).run()
     (run / ".hydra").mkdir(exist_ok=True)
     (run / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(compose(overrides)))
-    got = failures.analyse(run, episodes=48, seed=5)
+    got = failures.analyse(run, episodes=96, seed=5)
     trainer = make_trainer(tmp_path / "other", overrides)
     from marl.io.checkpoint import latest_checkpoint, load_checkpoint
-    env, learner, _ = build(trainer.cfg, 48, seed=5)
+    env, learner, _ = build(trainer.cfg, 96, seed=5)
     learner.load_networks(load_checkpoint(latest_checkpoint(run / "checkpoints"))["learner"])
     with torch.inference_mode():
         ref = evaluate(env, learner.policy, learner.policy.hidden_dim, seed=5)
-    assert got["episodes"] == 48
+    assert got["episodes"] == 96 and 0 < got["failed"] < 96
     assert got["success"] == pytest.approx(float(np.mean(ref["success"])))
-    assert got["failed"] == 48 - int(np.sum(ref["success"]))
+    assert got["failed"] == 96 - int(np.sum(ref["success"]))
+    assert got["episode_steps"] == int(np.sum(ref["length"]))  # first episodes' steps only
     if got["failed"]:
         assert sum(got["step_share"].values()) == pytest.approx(1.0)
         assert 0.2 < got["confidence_failed"] <= 1.0  # 5 actions: at least 1/5
@@ -250,3 +254,19 @@ def test_failure_analysis_refuses_another_env(tmp_path):
         ["+experiment=coma_climbing"])))
     with pytest.raises(ValueError, match="env.name='climbing'.*boxpush"):
         failures.analyse(run, 8, 0)
+
+
+# ----------------------------------------------------------------------- matrix
+def test_train_one_reads_the_joint_action_every_greedy_episode_plays(tmp_path):
+    """A short climbing run: the joint action read from the actor is the cell the final
+    greedy evaluation played (its eval/joint_action_mean is 3 a0 + a1), with its payoff."""
+    from marl.analysis.matrix import train_one
+
+    payoff = [[11, -30, 0], [-30, 7, 0], [0, 6, 5]]
+    r = train_one("coma_climbing", 0, tmp_path, ["train.total_env_steps=4096",
+                                                 "train.eval_every_env_steps=4096"])
+    a0, a1 = r["greedy"]
+    assert r["payoff"] == payoff[a0][a1] and r["optimal"] == (r["payoff"] == 11)
+    assert r["eval_joint_action_mean"] == pytest.approx(3 * a0 + a1)
+    assert (tmp_path / "coma_climbing_s0" / "config.yaml").is_file()
+    assert len(r["probs"]) == 2 and all(sum(p) == pytest.approx(1.0) for p in r["probs"])

@@ -149,6 +149,7 @@ def summarise(w: _Watch, run: str, with_value: bool) -> dict[str, Any]:
     nan = np.full_like(value, np.nan)
     return {
         "run": run, "episodes": len(won), "success": float(won.mean()), "failed": int(lost.sum()),
+        "episode_steps": int(w.length.sum()),
         "step_share": {k: float(w.counts[lost, i].sum() / max(1, w.length[lost].sum()))
                        for i, k in enumerate(KINDS)},
         "confidence_failed": _nan_mean(conf, lost), "confidence_won": _nan_mean(conf, won),
