@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from marl.analysis.curves import figure, save
+from marl.analysis.curves import colour, figure, save
 from marl.analysis.runs import eval_curve
 
 
@@ -27,13 +27,12 @@ def main() -> None:
     p.add_argument("--table", action="store_true")
     args = p.parse_args()
     fig, (ax,) = figure()
-    colours = fig.colours
     print("| group | run | final greedy success | env steps to 95% | env steps | wall s |")
     print("|---|---|---|---|---|---|")
     for i, (label, *runs) in enumerate(args.group):
         for j, run in enumerate(map(Path, runs)):
             x, y = eval_curve(run / "metrics.jsonl", "eval/success_rate")
-            ax.plot(x, y, color=colours[i % len(colours)], alpha=0.8, lw=1.2,
+            ax.plot(x, y, color=colour(i), alpha=0.8, lw=1.2,
                     label=label if j == 0 else None)
             if args.table:
                 s = json.loads((run / "summary.json").read_text())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from marl.analysis.curves import figure, runs_and_mean, save
+from marl.analysis.curves import colour, figure, runs_and_mean, save
 from marl.analysis.runs import eval_curve
 
 
@@ -31,7 +31,7 @@ def main() -> None:
         curves = [eval_curve(r / "metrics.jsonl", "eval/return_mean") for r in runs]
         if curves:
             runs_and_mean(ax, curves, f"{study.split('_', 1)[1]} ({len(curves)} seeds)",
-                          fig.colours[i % len(fig.colours)])
+                          colour(i))
     for ax, game in zip(axes, games, strict=True):
         ax.set_title(game)
         ax.set_xlabel("env steps")

@@ -21,7 +21,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from marl.analysis.curves import figure, runs_and_mean, save
+from marl.analysis.curves import colour, figure, runs_and_mean, save
 from marl.analysis.runs import eval_curve
 from marl.analysis.stats import fmt_ci, mean_ci
 
@@ -61,7 +61,7 @@ def runs_table(groups: list[list[str]], metric: str, png: Path | None,
         summaries = [json.loads((d / "summary.json").read_text()) for d in done]
         finals = [s[metric] for s in summaries]
         curves = [eval_curve(d / "metrics.jsonl", metric) for d in done]
-        runs_and_mean(ax, curves, f"{label} ({len(done)})", fig.colours[i % len(fig.colours)])
+        runs_and_mean(ax, curves, f"{label} ({len(done)})", colour(i))
         walls = [s["wall_time_s"] for s in summaries]
         print(f"| {label} | {len(done)} | {', '.join(f'{v:.3f}' for v in finals)} | "
               f"{fmt(finals, 3)} | {summaries[0]['env_steps']:,} | "

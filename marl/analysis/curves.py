@@ -79,11 +79,15 @@ def runs_and_mean(ax: Any, curves: list[tuple[list[int], list[float]]], label: s
 
 
 def figure(ncols: int = 1, size: tuple[float, float] = (7, 4)):
-    """A matplotlib (figure, axes row) without a display; colours in ``fig.colours``."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, ncols, figsize=size, squeeze=False)
-    fig.colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    """A matplotlib (figure, row of ``ncols`` axes) without a display."""
+    fig, axes = _pyplot().subplots(1, ncols, figsize=size, squeeze=False)
     return fig, axes[0]
+
+
+def colour(i: int) -> str:
+    """The ``i``-th colour of matplotlib's default cycle (wrapping around)."""
+    cycle = _pyplot().rcParams["axes.prop_cycle"].by_key()["color"]
+    return cycle[i % len(cycle)]
 
 
 def save(fig: Any, out: Path) -> None:
