@@ -283,7 +283,8 @@ def test_slacker_experiment_makes_loitering_cost_return():
 
 # ------------------------------------------------------- how a policy's losses fail
 def _failures():
-    return load_script("experiments/credit_assignment/failures.py")
+    from marl.analysis import failures
+    return failures
 
 
 @pytest.mark.parametrize(("robots", "box", "actions", "kind"), [
