@@ -64,9 +64,9 @@ class BoxPushCore:
         self.buf = VecBuffers.allocate(self.spec, b)
         self.width, self.height = w, h = cfg.width, cfg.height
         self.n_cells = w * h
-        self._build_tables()
         fixed = cfg.fixed_hole
         self._fixed_hole = None if fixed is None else fixed[1] * w + fixed[0]
+        self._build_tables()
         self._heavy = cfg.box_weight >= 2
         self._solo_p = float(cfg.solo_push_prob)
         self._max_steps = cfg.max_steps
@@ -118,8 +118,16 @@ class BoxPushCore:
         allowed = [
             [y * w + x for x, y in allowed_box_cells(w, h, (hc % w, hc // w))] for hc in range(c)
         ]
+        holes = range(c) if self._fixed_hole is None else [self._fixed_hole]
+        if not all(allowed[hc] for hc in holes):
+            hc = next(hc for hc in holes if not allowed[hc])
+            raise ValueError(
+                f"env.hole = {self.cfg.hole!r} is invalid on a {w}x{h} grid: with the hole at "
+                f"({hc % w}, {hc // w}) no box start can reach it (every episode must be "
+                "solvable); use a larger grid or another hole")
         n_max = max(len(a) for a in allowed)
-        self._box_table = np.array([a + [a[0]] * (n_max - len(a)) for a in allowed], np.intp)
+        self._box_table = np.array([(a or [hc]) + [(a or [hc])[0]] * (n_max - len(a or [hc]))
+                                    for hc, a in enumerate(allowed)], np.intp)
         self._box_count = np.array([len(a) for a in allowed], np.float64)
 
     @staticmethod
