@@ -79,6 +79,7 @@ def test_every_public_class_and_function_is_in_the_api_reference(site: Path) -> 
 
 
 def test_every_config_key_is_in_the_configuration_reference(site: Path) -> None:
+    from marl.algos import LEARNERS
     from marl.config import Config
     from marl.envs import ENV_CONFIGS
 
@@ -92,7 +93,8 @@ def test_every_config_key_is_in_the_configuration_reference(site: Path) -> None:
         return out
 
     html = (site / "configuration" / "index.html").read_text(encoding="utf-8")
-    expected = keys(Config, "") + [k for c in ENV_CONFIGS.values() for k in keys(c, "env.")]
+    expected = (keys(Config, "") + [k for c in ENV_CONFIGS.values() for k in keys(c, "env.")]
+                + [k for f in LEARNERS.values() for k in keys(f.config, "algo.")])
     assert len(expected) > 100
     missing = [k for k in expected if f"<code>{k}</code>" not in html]
     assert not missing, f"not in the configuration reference: {missing}"

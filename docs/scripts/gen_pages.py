@@ -124,6 +124,11 @@ def write_configuration() -> None:
     import marl.config as mc
     from marl.envs import ENV_CONFIGS
 
+    try:  # learner families, each with its own config schema (``algo.learner``)
+        from marl.algos import LEARNERS
+    except ImportError:
+        LEARNERS = {}
+
     out = ["# Configuration reference", "",
            "Generated from the config dataclasses at build time: every key, its type, its "
            "default and the docstring the field has in the source. A run's values come from "
@@ -133,6 +138,13 @@ def write_configuration() -> None:
            *config_groups(), "## The run", ""]
     seen: set[type] = set()
     table(mc.Config, "", out, seen)
+    if LEARNERS:
+        out += ["## Learners", "",
+                "`algo=<option>` picks a YAML of `conf/algo/`, typed by the config schema of "
+                "its learner family (`algo.learner`, a row of `marl.algos.LEARNERS`):", ""]
+        for name, family in sorted(LEARNERS.items()):
+            out += [f"#### algo.learner: `{name}`", ""]
+            table(family.config, "algo.", out, seen)
     out += ["## Environments", "",
             "`env=<option>` picks a YAML of `conf/env/`, typed by the schema of its "
             "`env.name`:", ""]
@@ -147,16 +159,24 @@ def write_configuration() -> None:
         for cls in others:
             table(cls, f"{cls.__name__}: ", out, seen)
     with mkdocs_gen_files.open("configuration.md", "w") as f:
-        f.write("\n".join(out).replace("### `env.`", "### `env`") + "\n")
+        f.write("\n".join(out).replace("### `env.`", "### `env`")
+                .replace("### `algo.`", "### `algo`") + "\n")
 
 
 # ------------------------------------------------------------------- results pages
 LINK = re.compile(r"(!?\[[^\]]*\])\(([^)\s]+)\)")
 
 
+def dest(rel: str) -> str:
+    """Site path of ``experiments/<...>``: under results/, the index as results/index.md."""
+    return "results/index.md" if rel == "experiments/README.md" else \
+        "results/" + rel.removeprefix("experiments/")
+
+
 def fix_links(text: str, src: str, files: set[str]) -> str:
-    """Links of experiments/<...>/<file> that leave experiments/ become repository paths."""
-    here = posixpath.dirname(src)
+    """Links of experiments/<...>/<file>: to another file of experiments/ follow it to its
+    site path, to the top README go to the site's home, any other become repository paths."""
+    here, site_here = posixpath.dirname(src), posixpath.dirname(dest(src))
 
     def sub(m: re.Match[str]) -> str:
         label, target = m.group(1), m.group(2)
@@ -166,12 +186,13 @@ def fix_links(text: str, src: str, files: set[str]) -> str:
         repo = posixpath.normpath(posixpath.join(here, path))
         if repo.rstrip("/") + "/README.md" in files:
             repo = repo.rstrip("/") + "/README.md"
+        suffix = f"#{anchor}" if anchor else ""
         if repo in files:
-            new = posixpath.relpath(repo, here) + (f"#{anchor}" if anchor else "")
-            return f"{label}({new})"
+            return f"{label}({posixpath.relpath(dest(repo), site_here)}{suffix})"
         if repo == "README.md":
-            return f"{label}({posixpath.relpath('index.md', 'results/' + here[12:])})"
-        return f"{label[1:-1] if not label.startswith('!') else label[2:-1]} (`{repo}`)"
+            return f"{label}({posixpath.relpath('index.md', site_here)})"
+        text = label[2:-1] if label.startswith("!") else label[1:-1]
+        return f"{text} (`{repo}`)"
 
     return LINK.sub(sub, text)
 
@@ -181,24 +202,21 @@ def write_results() -> None:
     files = {p.relative_to(ROOT).as_posix() for p in exp.rglob("*")
              if p.is_file() and "__pycache__" not in p.parts}
     for rel in sorted(files):
-        dest = "results/" + rel.removeprefix("experiments/")
         if rel.endswith(".md"):
             text = fix_links((ROOT / rel).read_text(encoding="utf-8"), rel, files)
-            with mkdocs_gen_files.open(dest, "w") as f:
+            with mkdocs_gen_files.open(dest(rel), "w") as f:
                 f.write(text)
         else:
-            with mkdocs_gen_files.open(dest, "wb") as f:
+            with mkdocs_gen_files.open(dest(rel), "wb") as f:
                 f.write((ROOT / rel).read_bytes())
     studies = sorted(p.parent.relative_to(exp).as_posix() for p in exp.glob("*/README.md"))
-    nav = ["* [Overview](README.md)" if "experiments/README.md" in files
-           else "* [Overview](index.md)"]
-    nav += [f"* [{s}]({s}/README.md)" for s in studies]
     if "experiments/README.md" not in files:
         with mkdocs_gen_files.open("results/index.md", "w") as f:
             f.write("# Results\n\nOne page per study: commands, results, plots.\n\n"
                     + "\n".join(f"* [{s}]({s}/README.md)" for s in studies) + "\n")
     with mkdocs_gen_files.open("results/SUMMARY.md", "w") as f:
-        f.write("\n".join(nav) + "\n")
+        f.write("\n".join(["* [Overview](index.md)",
+                           *(f"* [{s}]({s}/README.md)" for s in studies)]) + "\n")
 
 
 write_reference()
