@@ -186,10 +186,10 @@ def upgrade_legacy_algo(raw: dict[str, Any]) -> dict[str, Any]:
     if "learner" in raw or not ({"vd", "shared_torso"} & set(raw)):
         return raw
     raw = dict(raw)
-    vd = raw.pop("vd", None)
+    vd, shared = raw.pop("vd", None), raw.pop("shared_torso", False)
     if vd is not None:  # the value-decomposition learner
         return {**raw, "learner": "vd", "vd": vd}
-    if raw.pop("shared_torso", False):
+    if shared:
         raw["critic_update"] = "shared_torso"
     return {**raw, "learner": "coma"}
 
