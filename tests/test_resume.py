@@ -117,7 +117,7 @@ def test_resume_refuses_another_configuration(tmp_path):
 def test_config_diff_lets_a_checkpoint_predate_a_field_left_at_its_default():
     """A field added since the checkpoint was written resumes when this run keeps its
     default (the old behaviour); set to anything else, or changed, it is refused."""
-    from marl.train import config_diff
+    from marl.io.resume import config_diff
     old = {"algo.actor_lr": 1e-3, "train.total_env_steps": 10}
     mine = {"algo.actor_lr": 1e-3, "train.total_env_steps": 20,
             "algo.optimistic_others": 0.0}
@@ -134,7 +134,7 @@ def test_config_diff_walks_the_env_schema_for_env_fields():
     """The same for an env field: Config.env is typed Any, so the env's own schema says
     what its defaults are."""
     from marl.envs.configs import BoxPushEnvConfig
-    from marl.train import config_diff
+    from marl.io.resume import config_diff
     default = BoxPushEnvConfig().step_penalty
     old = {"env.width": 5}
     mine = {"env.width": 5, "env.step_penalty": default}
