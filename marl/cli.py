@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from marl.config import Config, ConfigError, to_config
 from marl.io.errors import DiskFullError
 from marl.io.files import write_bytes_atomic, write_json_atomic
-from marl.io.rundir import RunDir, claim
+from marl.io.rundir import RunDir, claim, free_reserve
 
 
 def marl_stamp(kind: str = "run") -> str:
@@ -143,10 +143,16 @@ def fail(run_dir: Path, message: str, code: int, multirun: bool,
     the failure)."""
     print(f"error: {message}", file=sys.stderr)
     if record and run_dir.is_dir():
-        try:
-            write_json_atomic(run_dir / "failed.json", {"error": message, "exit_code": code})
-        except (OSError, DiskFullError) as e:
-            print(f"error: could not write {run_dir / 'failed.json'}: {e}", file=sys.stderr)
+        for attempt in range(2):
+            try:
+                write_json_atomic(run_dir / "failed.json", {"error": message,
+                                                            "exit_code": code})
+                break
+            except DiskFullError:  # give the lock file's reserve back, and try again
+                if attempt:
+                    print(f"error: could not write {run_dir / 'failed.json'} (disk full)",
+                          file=sys.stderr)
+                free_reserve(run_dir)
     if multirun:
         return float("nan")
     sys.exit(code)

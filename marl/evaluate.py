@@ -145,11 +145,11 @@ def run(args: EvalArgs) -> dict[str, Any]:
     cfg = load_run_config(args.run_dir)
     rd = RunDir(args.run_dir.absolute(), [])
     try:
-        rd.lock()
+        rd.lock(announce=False)
     except RunDirError as e:
         raise EvaluateError(str(e)) from e
     try:
-        return _run(cfg, args)
+        return _run(cfg, args, rd)
     finally:
         rd.release()
 
@@ -169,7 +169,7 @@ def _checkpoint(args: EvalArgs) -> tuple[Path, dict[str, Any]]:
     return found
 
 
-def _run(cfg: Config, args: EvalArgs) -> dict[str, Any]:
+def _run(cfg: Config, args: EvalArgs, rd: RunDir) -> dict[str, Any]:
     ckpt, state = _checkpoint(args)
     torch.set_num_threads(cfg.train.torch_threads)
     seed = cfg.seed + 3_000_017 if args.seed is None else args.seed
@@ -180,6 +180,7 @@ def _run(cfg: Config, args: EvalArgs) -> dict[str, Any]:
     except (KeyError, RuntimeError, ValueError, TypeError) as e:
         raise EvaluateError(f"checkpoint {ckpt} does not fit the run's config "
                             f"({type(e).__name__}: {str(e).splitlines()[0]})") from e
+    rd.announce()
     env_steps = int(state.get("env_steps", 0))
     hidden = learner.policy.hidden_dim
     t0 = time.perf_counter()

@@ -36,6 +36,7 @@ from marl.io.checkpoint import (
     load_checkpoint,
     load_newest,
     save_checkpoint,
+    set_aside,
 )
 from marl.io.errors import DiskFullError, NonFiniteError, TrainingInterrupted
 from marl.io.files import cut_jsonl, remove_temporaries, write_gif
@@ -70,10 +71,10 @@ class Trainer:
     """Owns one run: envs, runner, learner, loggers, counters, checkpoints.
 
     ``run()`` trains to ``train.total_env_steps``; with ``resume=true`` it first restores
-    the newest intact checkpoint of the run directory (a broken newer one is skipped and
-    named; ``checkpoint.strict=true`` refuses instead) and continues exactly where it
-    stopped (same metrics rows as an uninterrupted run, minus wall-clock fields) when the
-    env can save its state. The STOP_SIGNALS (SIGTERM, SIGINT, SIGUSR1, SIGUSR2) finish
+    the newest intact checkpoint (a broken newer one is named and set aside as
+    ``.corrupt``; ``checkpoint.strict=true`` refuses instead) and continues exactly (same
+    metrics rows as an uninterrupted run, minus wall-clock fields) if the env can save its
+    state. The STOP_SIGNALS (SIGTERM, SIGINT, SIGUSR1, SIGUSR2) finish
     the current update, write a checkpoint, close the loggers, pass the signal on to a
     handler that was there before marl's (:func:`pass_signal_on`: submitit requeues) and
     raise :class:`TrainingInterrupted`.
@@ -96,11 +97,9 @@ class Trainer:
         self.spec = self.env.spec
         self.eval_rng = np.random.default_rng(cfg.seed + 7)
         self.video_env = self._video_env() if tc.eval_video else None
-        self.env_steps = 0
-        self.wall_offset = 0.0
+        self.env_steps, self.wall_offset, self.finished = 0, 0.0, False
         self.schedule = Schedule(tc.log_every_env_steps, tc.eval_every_env_steps,
                                  cfg.checkpoint.every_env_steps)
-        self.finished = False
         self._signal: int | None = None
         if cfg.init_from:
             self._init_from(Path(cfg.init_from).expanduser())
@@ -142,7 +141,8 @@ class Trainer:
     def _resume(self) -> str | None:
         """Restore the newest intact checkpoint; returns the W&B run id to continue."""
         provenance.check_run_format(self.run_dir)
-        found = load_newest(self.ckpt_dir, strict=self.cfg.checkpoint.strict)
+        skipped: list[Path] = []
+        found = load_newest(self.ckpt_dir, strict=self.cfg.checkpoint.strict, skipped=skipped)
         if found is None:
             print(f"resume=true: no checkpoint in {self.ckpt_dir}, starting from scratch",
                   file=sys.stderr)
@@ -150,6 +150,7 @@ class Trainer:
             return None
         path, state = found
         resume.check_same_experiment(self.cfg, state.get("config", {}), str(path))
+        set_aside(skipped)
         try:
             self.learner.load_state_dict_full(state["learner"])
             exact = self.runner.set_state(state["runner"], fresh_seed=self.cfg.seed + 17
@@ -205,10 +206,6 @@ class Trainer:
         return out
 
     # ------------------------------------------------------------- training
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        del frame
-        self._signal = signum
-
     def run(self) -> dict[str, Any]:
         """Train to the end (or to a stop signal); returns the summary."""
         if self.finished:
@@ -218,7 +215,10 @@ class Trainer:
                                         self.wall_offset)
             finally:
                 self.logger.close()
-        previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
+        def on_signal(signum: int, _frame: Any) -> None:
+            self._signal = signum
+
+        previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
         exit_code = 1
         stopped: TrainingInterrupted | None = None
         try:
@@ -319,7 +319,7 @@ def _start(dcfg: DictConfig, run_dir: Path, multirun: bool) -> Trainer | float:
     try:
         if multirun:  # each job takes its own directory (Hydra made it for the job)
             _HELD = RunDir(run_dir, [])
-            _HELD.lock()
+            _HELD.lock(announce=False)
         cfg = to_config(dcfg)
         resolved = OmegaConf.to_container(dcfg, resolve=True)
         trainer = Trainer(cfg, run_dir, resolved)  # type: ignore[arg-type]
@@ -327,6 +327,8 @@ def _start(dcfg: DictConfig, run_dir: Path, multirun: bool) -> Trainer | float:
         if mine and not multirun:
             _HELD.discard()  # type: ignore[union-attr]
         return _fail(run_dir, str(e).splitlines()[0], 2, multirun, record=multirun)
+    if _HELD is not None:
+        _HELD.announce()
     if not multirun:
         save_hydra_files(run_dir, dcfg)
     provenance.record(run_dir)

@@ -103,10 +103,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
-def load_newest(ckpt_dir: Path, strict: bool = False) -> tuple[Path, dict[str, Any]] | None:
+def load_newest(ckpt_dir: Path, strict: bool = False, skipped: list[Path] | None = None
+                ) -> tuple[Path, dict[str, Any]] | None:
     """The newest checkpoint of ``ckpt_dir`` that loads, and its state (None if there
-    is none). A broken newer one is skipped with a warning naming it and why; with
-    ``strict`` it is an error instead."""
+    is none). A broken newer one is skipped with a warning naming it and why (and added
+    to ``skipped``); with ``strict`` it is an error instead."""
     found = list_checkpoints(ckpt_dir)
     errors: list[str] = []
     for path in reversed(found):
@@ -117,6 +118,8 @@ def load_newest(ckpt_dir: Path, strict: bool = False) -> tuple[Path, dict[str, A
                 raise CheckpointError(f"{e}; checkpoint.strict=true: not falling back to an "
                                       "older checkpoint") from e
             errors.append(str(e))
+            if skipped is not None:
+                skipped.append(path)
             print(f"warning: skipped {path.name}: {e}", file=sys.stderr)
     if found:
         raise CheckpointError(f"no intact checkpoint in {ckpt_dir}: {errors[0]}")
@@ -126,3 +129,9 @@ def load_newest(ckpt_dir: Path, strict: bool = False) -> tuple[Path, dict[str, A
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:
     found = list_checkpoints(ckpt_dir)
     return found[-1] if found else None
+
+
+def set_aside(paths: list[Path]) -> None:
+    """Rename broken checkpoints to ``<name>.corrupt`` (kept for a look, never loaded)."""
+    for p in paths:
+        p.replace(p.with_name(p.name + ".corrupt"))

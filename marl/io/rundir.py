@@ -17,6 +17,7 @@ kernel on death; on NFS (Linux >= 2.6.12) it maps to POSIX locks the server arbi
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -26,6 +27,9 @@ import time
 from pathlib import Path
 
 LOCK_NAME = ".lock"
+RESERVE = 4096
+"""Bytes the lock file takes (its holder line padded): freed by :func:`free_reserve` so
+that a run stopped by a full disk can still write its ``failed.json``."""
 
 
 class RunDirError(RuntimeError):
@@ -51,11 +55,20 @@ def holder(run_dir: Path) -> str | None:
 
 
 def _describe(lock_path: Path) -> str:
+    starting = "another process (starting: it has not written its pid yet)"
     try:
         info = json.loads(lock_path.read_text())
-        return f"pid {info['pid']} on host {info['host']} (since {info['since']})"
+        pid, host = int(info["pid"]), info["host"]
     except (OSError, ValueError, KeyError, TypeError):
-        return "another process (it has not written its pid yet)"
+        return starting
+    if host == socket.gethostname():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:  # the pid of an earlier holder
+            return starting
+        except PermissionError:
+            pass
+    return f"pid {pid} on host {host} (since {info.get('since')})"
 
 
 def holds_run(run_dir: Path) -> bool:
@@ -70,8 +83,10 @@ class RunDir:
         self.path, self.created = path, created
         self._fd: int | None = None
 
-    def lock(self) -> None:
-        """Take the exclusive lock or raise :class:`RunDirError` naming the holder."""
+    def lock(self, announce: bool = True) -> None:
+        """Take the exclusive lock or raise :class:`RunDirError` naming the holder; with
+        ``announce``, write this process's pid and host into the lock file (else call
+        :meth:`announce` once the run is accepted: a refused resume changes no byte)."""
         fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -81,11 +96,17 @@ class RunDir:
                 f"run directory {self.path} is in use by {_describe(self.path / LOCK_NAME)}: "
                 "wait for that run to end, or choose another hydra.run.dir") from None
         self._fd = fd
+        if announce:
+            self.announce()
+
+    def announce(self) -> None:
+        """Write this process's pid, host and start time into the held lock file."""
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+            os.ftruncate(self._fd, 0)  # type: ignore[arg-type]
+            line = (json.dumps(info) + "\n").ljust(RESERVE).encode()
+            os.pwrite(self._fd, line, 0)  # type: ignore[arg-type]
         except OSError:  # a full disk: the lock holds all the same
             pass
 
@@ -100,6 +121,12 @@ class RunDir:
         self.release()
         if self.created:
             shutil.rmtree(self.created[0], ignore_errors=True)
+
+
+def free_reserve(run_dir: Path) -> None:
+    """Empty the lock file (still held) to give its bytes back to a full disk."""
+    with contextlib.suppress(OSError):
+        os.truncate(run_dir / LOCK_NAME, 0)
 
 
 def _mkdirs(path: Path) -> tuple[bool, list[Path]]:
@@ -132,7 +159,7 @@ def claim(path: Path, resume: bool) -> RunDir:
                           "hydra.run.dir")
     rd = RunDir(path, created)
     try:
-        rd.lock()
+        rd.lock(announce=new)
     except RunDirError:
         rd.discard()
         raise
