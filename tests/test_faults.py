@@ -49,8 +49,10 @@ def spawn(run_dir: Path, *extra: str) -> subprocess.Popen:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    from marl.io.files import read_jsonl
-
+    try:
+        from marl.io.files import read_jsonl
+    except ImportError:  # marl before the torn-line tolerant reader
+        return [json.loads(ln) for ln in path.read_text().splitlines()]
     return read_jsonl(path)
 
 
@@ -78,16 +80,19 @@ def snapshot(run_dir: Path) -> dict[str, bytes]:
 
 
 def stop_at(monkeypatch, env_steps: int) -> None:
-    """Make the next run stop (as on SIGUSR1: checkpoint, exit 138) at ``env_steps``."""
-    step = Trainer._step
+    """Send this process SIGUSR1 once the run has collected ``env_steps`` (it stops with a
+    checkpoint there, exit 138)."""
+    from marl.core.runner import Runner
 
-    def stopping(self):
-        out = step(self)
+    collect = Runner.collect
+
+    def collect_then_signal(self, policy):
+        out = collect(self, policy)
         if self.env_steps >= env_steps:
-            self._signal = signal.SIGUSR1
+            os.kill(os.getpid(), signal.SIGUSR1)
         return out
 
-    monkeypatch.setattr(Trainer, "_step", stopping)
+    monkeypatch.setattr(Runner, "collect", collect_then_signal)
 
 
 @pytest.fixture(scope="module")
