@@ -233,3 +233,34 @@ def test_resume_with_a_shorter_total_evaluates_and_finishes(tmp_path):
     assert code == 0, err[-2000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["env_steps"] >= 16000 and "eval/return_mean" in summary
+
+
+def test_a_run_of_an_older_marl_resumes_and_a_newer_one_is_refused(tmp_path, monkeypatch,
+                                                                   capsys):
+    """A run directory written before run format 2 (checkpoints without checksum, no
+    provenance.json, no lock file) resumes; one a newer marl wrote is refused in one
+    line naming that version, by marl.train and marl.evaluate alike."""
+    from test_bad_inputs import run_main
+
+    from marl.evaluate import main as evaluate
+    from marl.io.provenance import NAME
+
+    short = [*RUN[:3], "train.total_env_steps=2000", *RUN[4:]]
+    run_dir = tmp_path / "run"
+    monkeypatch.chdir(tmp_path)
+    assert run_main([*short, "train.total_env_steps=1200", f"hydra.run.dir={run_dir}"],
+                    monkeypatch) == 0
+    for p in list_checkpoints(run_dir / "checkpoints"):  # as format 1 wrote them
+        torch.save({**load_checkpoint(p), "format_version": 1}, p)
+    (run_dir / NAME).unlink()
+    (run_dir / ".lock").unlink()
+    assert run_main([*short, "resume=true", f"hydra.run.dir={run_dir}"], monkeypatch) == 0
+    assert json.loads((run_dir / NAME).read_text())["run_format"] == 2
+    (run_dir / NAME).write_text(json.dumps({"marl_version": "9.0", "run_format": 99}))
+    capsys.readouterr()
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    assert run_main([*short, "resume=true", f"hydra.run.dir={run_dir}"], monkeypatch) == 2
+    assert evaluate([f"run_dir={run_dir}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("written by marl 9.0 (run format 99)" in e for e in err), err
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
