@@ -93,8 +93,10 @@ def check_added_keys(overrides: list[str], dcfg: DictConfig) -> None:
 
 
 def _validate(dcfg: DictConfig, overrides: list[str]) -> Config:
-    kw = {"cli_overrides": overrides} if "cli_overrides" in inspect.signature(
-        to_config).parameters else {}
+    """``to_config`` told the command line's overrides (outside ``hydra.main`` it cannot
+    ask Hydra for them)."""
+    params = inspect.signature(to_config).parameters
+    kw = {name: overrides for name in ("overrides", "cli_overrides") if name in params}
     return to_config(dcfg, **kw)
 
 

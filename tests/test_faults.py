@@ -65,6 +65,7 @@ def hold_lock(run_dir: Path) -> int:
     """Hold ``run_dir``'s lock as a live run would (fd to close when done)."""
     fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.ftruncate(fd, 0)
     os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                              "since": "now"}).encode())
     return fd
