@@ -117,17 +117,21 @@ def test_resume_refuses_another_configuration(tmp_path):
 def test_config_diff_lets_a_checkpoint_predate_a_field_left_at_its_default():
     """A field added since the checkpoint was written resumes when this run keeps its
     default (the old behaviour); set to anything else, or changed, it is refused."""
+    from functools import partial
+
+    from marl.algos.coma.config import ComaConfig
     from marl.io.resume import config_diff
+
+    diff = partial(config_diff, algo_schema=ComaConfig)  # the run's learner family
     old = {"algo.actor_lr": 1e-3, "train.total_env_steps": 10}
     mine = {"algo.actor_lr": 1e-3, "train.total_env_steps": 20,
             "algo.optimistic_others": 0.0}
-    assert config_diff(mine, old) == []
-    assert config_diff({**mine, "algo.optimistic_others": 0.9}, old) == [
-        "algo.optimistic_others"]
-    assert config_diff(mine, {**old, "algo.optimistic_others": 0.9}) == [
-        "algo.optimistic_others"]
-    assert config_diff({**mine, "algo.not_a_field": 1}, old) == ["algo.not_a_field"]
-    assert config_diff({**mine, "algo.actor_lr": 0.1}, old) == ["algo.actor_lr"]
+    assert diff(mine, old) == []
+    assert config_diff(mine, old) == ["algo.optimistic_others"]  # no schema: refused
+    assert diff({**mine, "algo.optimistic_others": 0.9}, old) == ["algo.optimistic_others"]
+    assert diff(mine, {**old, "algo.optimistic_others": 0.9}) == ["algo.optimistic_others"]
+    assert diff({**mine, "algo.not_a_field": 1}, old) == ["algo.not_a_field"]
+    assert diff({**mine, "algo.actor_lr": 0.1}, old) == ["algo.actor_lr"]
 
 
 def test_config_diff_walks_the_env_schema_for_env_fields():

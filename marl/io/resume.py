@@ -49,14 +49,16 @@ def _schema_defaults(cls: type = Config, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def config_diff(mine: dict[str, Any], theirs: dict[str, Any],
-                env_schema: type | None = None) -> list[str]:
+def config_diff(mine: dict[str, Any], theirs: dict[str, Any], env_schema: type | None = None,
+                algo_schema: type | None = None) -> list[str]:
     """Keys whose values differ between this run's config and a checkpoint's, leaving out
     those a resume may change and those the checkpoint predates at their default
-    (``env.*`` ones too when ``env_schema``, the env's config dataclass, is given)."""
+    (``env.*`` and ``algo.*`` ones too when ``env_schema`` and ``algo_schema``, the env's
+    and the learner family's config dataclasses, are given)."""
     defaults = _schema_defaults()
-    if dataclasses.is_dataclass(env_schema):  # False for None
-        defaults.update(_schema_defaults(env_schema, "env."))
+    for schema, prefix in ((env_schema, "env."), (algo_schema, "algo.")):
+        if dataclasses.is_dataclass(schema):  # False for None
+            defaults.update(_schema_defaults(schema, prefix))
     return sorted(k for k in set(mine) | set(theirs)
                   if mine.get(k) != theirs.get(k)
                   and not any(k == p or k.startswith(p) for p in RESUME_MAY_CHANGE)
@@ -67,7 +69,7 @@ def check_same_experiment(cfg: Config, theirs: dict[str, Any], where: str) -> No
     """ValueError naming the differing keys if checkpoint ``where`` (config ``theirs``)
     is from another experiment than ``cfg``."""
     mine = config_dict(cfg)
-    diff = config_diff(mine, theirs, type(cfg.env))
+    diff = config_diff(mine, theirs, type(cfg.env), type(cfg.algo))
     if diff:
         shown = ", ".join(f"{k}: {theirs.get(k)!r} -> {mine.get(k)!r}" for k in diff[:6])
         raise ValueError(f"checkpoint {where} is from a different configuration ({shown}); "
