@@ -1,10 +1,9 @@
 """Training entry point: ``python -m marl.train +experiment=coma_boxpush [key=value ...]``.
 
-This file wires the pieces (config -> envs -> runner -> learner -> loggers ->
-checkpoints) and holds no maths. The run directory is Hydra's output directory; the
-last line printed names it. Before Hydra starts, :func:`marl.cli.prepare` checks the
-command line and takes the run directory (lock, new or resume), so a refused run writes
-nothing; the run's ``.hydra/`` files are written once the run is known to start.
+Wires config -> envs -> runner -> learner -> loggers -> checkpoints; no maths. The run
+directory is Hydra's output directory (the last line printed names it). Before Hydra
+starts, :func:`marl.cli.prepare` checks the command line and takes the run directory
+(lock, new or resume): a refused run writes nothing; ``.hydra/`` is written once it starts.
 """
 
 from __future__ import annotations
@@ -122,7 +121,6 @@ class Trainer:
                       "train.eval_video is ignored", stacklevel=3)
         return None
 
-    # ------------------------------------------------------------- state
     def state(self, wall: float) -> dict[str, Any]:
         """Everything a resumed run needs to continue exactly."""
         return {
@@ -307,8 +305,6 @@ class Trainer:
 
 
 register_configs()
-
-
 _HELD: RunDir | None = None  # the run directory this process holds (marl.cli.prepare's)
 
 
@@ -340,15 +336,20 @@ def _start(dcfg: DictConfig, run_dir: Path, multirun: bool) -> Trainer | float:
 def _task(dcfg: DictConfig) -> float:
     """Hydra task: one run (a job of a multirun); see :func:`main` for exit codes."""
     hc = HydraConfig.get()
-    run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
+    try:
+        return _run(dcfg, Path(hc.runtime.output_dir), multirun)
+    finally:
+        if multirun and _HELD is not None:  # the job's directory, taken in _start
+            _HELD.release()
+
+
+def _run(dcfg: DictConfig, run_dir: Path, multirun: bool) -> float:
     trainer = _start(dcfg, run_dir, multirun)
     if not isinstance(trainer, Trainer):
         return trainer
     try:
         summary = trainer.run()
-        if multirun and _HELD is not None:
-            _HELD.release()
     except TrainingInterrupted as e:
         print(str(e), file=sys.stderr)
         print(f"run directory: {run_dir}")
@@ -362,9 +363,8 @@ def _task(dcfg: DictConfig) -> float:
             _fail(run_dir, f"{type(e).__name__}: {e}", 1, multirun=True)  # record, go on
             raise
         return _fail(run_dir, f"{type(e).__name__}: {e}", 1, multirun)
-    shown = {k: summary[k] for k in ("env_steps", "wall_time_s", "steps_per_s",
-                                     "eval/return_mean", "eval/success_rate") if k in summary}
-    print(json.dumps(shown))
+    print(json.dumps({k: summary[k] for k in ("env_steps", "wall_time_s", "steps_per_s",
+                      "eval/return_mean", "eval/success_rate") if k in summary}))
     print(f"run directory: {run_dir}")
     return float(summary.get("eval/return_mean", float("nan")))
 

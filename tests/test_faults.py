@@ -305,3 +305,17 @@ def test_a_full_disk_at_a_metrics_row(small_disk, tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(Trainer, "save", save)
     assert train(run_dir, every, "resume=true", monkeypatch=monkeypatch) == 0
     assert rows(run_dir) == reference[0] and ckpts(run_dir) == reference[1]
+
+
+def test_provenance_names_the_version_and_the_commit(tmp_path):
+    from marl.io.provenance import RUN_FORMAT, provenance
+
+    p = provenance()
+    assert p["run_format"] == RUN_FORMAT and p["marl_version"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True)
+    if head.returncode == 0:
+        assert p["git"]["commit"] == head.stdout.strip()
+        assert isinstance(p["git"]["dirty"], bool)
+    else:
+        assert p["git"] is None
