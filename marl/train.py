@@ -124,9 +124,7 @@ class Trainer:
     def state(self, wall: float) -> dict[str, Any]:
         """Everything a resumed run needs to continue exactly."""
         return {
-            "env_steps": self.env_steps,
-            "wall_time_s": wall,
-            "finished": self.finished,
+            "env_steps": self.env_steps, "wall_time_s": wall, "finished": self.finished,
             "config": resume.config_dict(self.cfg),
             "counters": self.schedule.state(),
             "learner": self.learner.state_dict_full(),
@@ -336,9 +334,11 @@ def _start(dcfg: DictConfig, run_dir: Path, multirun: bool) -> Trainer | float:
 def _task(dcfg: DictConfig) -> float:
     """Hydra task: one run (a job of a multirun); see :func:`main` for exit codes."""
     hc = HydraConfig.get()
-    multirun = hc.mode == RunMode.MULTIRUN
+    multirun, run_dir = hc.mode == RunMode.MULTIRUN, Path(hc.runtime.output_dir)
     try:
-        return _run(dcfg, Path(hc.runtime.output_dir), multirun)
+        return _run(dcfg, run_dir, multirun)
+    except (NonFiniteError, DiskFullError) as e:  # a full disk: also at .hydra/, summary
+        return _fail(run_dir, str(e), 1, multirun)
     finally:
         if multirun and _HELD is not None:  # the job's directory, taken in _start
             _HELD.release()
@@ -356,8 +356,8 @@ def _run(dcfg: DictConfig, run_dir: Path, multirun: bool) -> float:
         if multirun:
             return float("nan")
         sys.exit(128 + e.signum)
-    except (NonFiniteError, DiskFullError) as e:
-        return _fail(run_dir, str(e), 1, multirun)
+    except (NonFiniteError, DiskFullError):
+        raise
     except Exception as e:
         if not multirun:
             _fail(run_dir, f"{type(e).__name__}: {e}", 1, multirun=True)  # record, go on

@@ -8,6 +8,7 @@ from typing import Any
 
 from marl.config import Config
 from marl.io import provenance
+from marl.io.errors import disk_full_names
 from marl.io.files import read_jsonl, write_json_atomic
 from marl.io.logging import WandbSink
 from marl.io.metrics import peak_rss_mib
@@ -32,7 +33,9 @@ def write_outputs(run_dir: Path, cfg: Config, wandb: WandbSink, env_steps: int, 
     write_json_atomic(run_dir / "summary.json", summary)
     wandb.summary(summary)
     if cfg.logger.plots:
-        for name, path in make_plots(run_dir, list(cfg.logger.plots)).items():
+        with disk_full_names(run_dir / "plots"):
+            plots = make_plots(run_dir, list(cfg.logger.plots))
+        for name, path in plots.items():
             wandb.log_image(f"plots/{name}", path, env_steps)
     return summary
 
