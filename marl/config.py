@@ -25,12 +25,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from marl.algos import LEARNERS, learner_family
 from marl.algos.base import AlgoCommon
+from marl.io.plots import PLOTS
 from marl.schema import ConfigError, add_plugin_path, check
 
 __all__ = ["Config", "ConfigError", "check", "to_config"]
 
-PLOT_NAMES = ("learning_curve", "action_probs")
-"""Plots a run can draw at its end (``logger.plots``; see :mod:`marl.io.plots`)."""
 
 
 @dataclass
@@ -123,7 +122,7 @@ class LoggerConfig:
 
     def __post_init__(self) -> None:
         for p in self.plots:
-            check(p in PLOT_NAMES, "logger.plots", p, f"choose from {list(PLOT_NAMES)}")
+            check(p in PLOTS, "logger.plots", p, f"choose from {list(PLOTS)}")
 
 
 @dataclass

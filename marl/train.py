@@ -317,7 +317,7 @@ def _start(dcfg: DictConfig, run_dir: Path, multirun: bool) -> Trainer | float:
         cfg = to_config(dcfg)
         resolved = OmegaConf.to_container(dcfg, resolve=True)
         trainer = Trainer(cfg, run_dir, resolved)  # type: ignore[arg-type]
-    except (ConfigError, CheckpointError, RunDirError, ValueError) as e:
+    except (ConfigError, CheckpointError, RunDirError, ValueError, ImportError) as e:
         if mine and not multirun:
             _HELD.discard()  # type: ignore[union-attr]
         return _fail(run_dir, str(e).splitlines()[0], 2, multirun, record=multirun)
@@ -382,7 +382,7 @@ def main() -> float | None:
     global _HELD
     try:
         argv, _HELD = prepare(sys.argv[1:])
-    except (ConfigError, RunDirError) as e:
+    except (ConfigError, RunDirError, ImportError) as e:  # ImportError: a plugin, an extra
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     saved = sys.argv
