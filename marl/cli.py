@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from marl.config import Config, ConfigError, to_config
 from marl.io.errors import DiskFullError
 from marl.io.files import write_bytes_atomic, write_json_atomic
-from marl.io.rundir import RunDir, claim, free_reserve
+from marl.io.rundir import RunDir, RunDirError, claim, free_reserve
 
 
 def marl_stamp(kind: str = "run") -> str:
@@ -100,9 +100,9 @@ def _validate(dcfg: DictConfig, overrides: list[str]) -> Config:
     return to_config(dcfg, **kw)
 
 
-def compose_checked(overrides: list[str]) -> tuple[Config, Path]:
-    """The validated config of ``overrides`` and its resolved ``hydra.run.dir``;
-    ConfigError (one line) for anything wrong."""
+def _compose(overrides: list[str]) -> tuple[DictConfig, Path, Path]:
+    """The composed config (without ``hydra``), its resolved ``hydra.run.dir`` and
+    ``hydra.sweep.dir``; ConfigError (one line) for Hydra's errors and unknown ``+keys``."""
     from hydra import compose, initialize_config_dir
 
     from marl.build import CONF_DIR, register_configs
@@ -112,13 +112,59 @@ def compose_checked(overrides: list[str]) -> tuple[Config, Path]:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
             dcfg = compose(config_name="config", overrides=overrides,
                            return_hydra_config=True)
-        run_dir = Path(str(dcfg.hydra.run.dir))
+        run_dir, sweep_dir = Path(str(dcfg.hydra.run.dir)), Path(str(dcfg.hydra.sweep.dir))
     except Exception as e:  # noqa: BLE001 - every composition error is the user's input
         raise ConfigError(one_line(e)) from e
     with open_dict(dcfg):
         del dcfg["hydra"]
     check_added_keys(overrides, dcfg)
-    return _validate(dcfg, overrides), run_dir
+    return dcfg, run_dir, sweep_dir
+
+
+def compose_checked(overrides: list[str]) -> tuple[Config, Path, Path]:
+    """The validated config of ``overrides`` and its resolved ``hydra.run.dir`` and
+    ``hydra.sweep.dir``; ConfigError (one line) for anything wrong."""
+    dcfg, run_dir, sweep_dir = _compose(overrides)
+    return _validate(dcfg, overrides), run_dir, sweep_dir
+
+
+def first_job(overrides: list[str]) -> list[str] | None:
+    """A multirun's first job: every sweep at its first value (None if a sweep cannot be
+    listed, e.g. an optimiser's interval)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    try:
+        parsed = parser.parse_overrides(overrides)
+    except Exception as e:  # noqa: BLE001 - the user's syntax
+        raise ConfigError(one_line(e)) from e
+    job = []
+    for o in parsed:
+        if not o.is_sweep_override():
+            job.append(o.input_line)
+            continue
+        try:
+            line = f"{o.get_key_element()}={next(o.sweep_string_iterator())}"
+            parser.parse_overrides([line])
+        except Exception:  # noqa: BLE001 - not listable here: Hydra checks it per job
+            return None
+        job.append(line)
+    return job
+
+
+def check_sweep(overrides: list[str]) -> None:
+    """Before a multirun: its first job composes (Hydra's errors, unknown ``+keys``: the
+    whole sweep would fail; a value a job's validation refuses fails that job alone, and
+    the sweep summary reports it), and an explicit ``hydra.sweep.dir`` that holds a sweep
+    is refused without ``resume=true``."""
+    job = first_job(overrides)
+    if job is None:
+        return
+    dcfg, _, sweep_dir = _compose(job)
+    if not dcfg.get("resume") and sweep_dir.is_dir() and any(sweep_dir.iterdir()):
+        raise RunDirError(f"sweep directory {sweep_dir.absolute()} already holds a sweep: "
+                          "pass resume=true to continue it, or choose another "
+                          "hydra.sweep.dir")
 
 
 def _quote(path: Path) -> str:
@@ -128,11 +174,15 @@ def _quote(path: Path) -> str:
 def prepare(argv: list[str]) -> tuple[list[str], RunDir | None]:
     """Check ``argv`` (Hydra overrides) and take the run directory; returns the argv for
     ``hydra.main`` (with ``hydra.run.dir`` resolved) and the held :class:`RunDir`.
-    Flags (``-m``, ``--cfg``, ``--help``...) go to Hydra untouched (None): a multirun
-    takes each job's directory in the job. Raises ConfigError or RunDirError (exit 2)."""
-    if any(a.startswith("-") for a in argv):
+    Flags (``-m``, ``--cfg``, ``--help``...) go to Hydra untouched (None); a multirun's
+    first job is checked (:func:`check_sweep`) and each job takes its directory itself.
+    Raises ConfigError or RunDirError (exit 2)."""
+    flags = {a for a in argv if a.startswith("-")}
+    if flags:
+        if flags <= {"-m", "--multirun"}:
+            check_sweep([a for a in argv if a not in flags])
         return argv, None
-    cfg, run_dir = compose_checked(argv)
+    cfg, run_dir, _ = compose_checked(argv)
     rd = claim(run_dir, cfg.resume)
     rest = [a for a in argv if not a.lstrip("+").startswith("hydra.run.dir=")]
     return [*rest, f"hydra.run.dir={_quote(rd.path)}"], rd

@@ -134,6 +134,31 @@ def test_open_mappings_take_added_keys():
     """``+env.kwargs.<name>`` is an open mapping: the added-key check lets it through."""
     from marl.cli import compose_checked
 
-    cfg, _ = compose_checked(["env=pettingzoo", "env.id=pettingzoo.mpe:simple_spread_v3",
+    cfg, *_ = compose_checked(["env=pettingzoo", "env.id=pettingzoo.mpe:simple_spread_v3",
                               "+env.kwargs.N=2"])
     assert cfg.env.kwargs == {"N": 2}
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["seed=abc,1"], "seed=abc: Value 'abc' of type 'str' could not be converted"),
+    (["seed=0,1", "+trian.num_envs=4"], "+trian.num_envs=4: no key 'trian' in Config"),
+    (["seed=0,1", "algo=comma,coma"], "could not find 'algo/comma': choose one of"),
+], ids=["seed", "added-key", "algo"])
+def test_a_sweep_checks_its_first_job_before_it_starts(overrides, message, tmp_path,
+                                                      monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = run_main(["-m", *BASE, *overrides, f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                    monkeypatch)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_into_an_existing_sweep_directory_needs_resume(tmp_path, monkeypatch, capsys):
+    sweep = tmp_path / "sweep"
+    (sweep / "0_coma_s0").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    code = run_main(["-m", *BASE, "seed=0,1", f"hydra.sweep.dir={sweep}"], monkeypatch)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "already holds a sweep" in err[0], err
+    assert [p.name for p in sweep.iterdir()] == ["0_coma_s0"]
