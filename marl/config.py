@@ -78,6 +78,9 @@ class CheckpointConfig:
     """Checkpoint cadence in env steps; 0 = only at the end (and on a stop signal)."""
     keep: int = 3
     """How many recent checkpoints to keep."""
+    strict: bool = False
+    """Resume: a corrupt newest checkpoint is an error (false: fall back to the newest
+    intact one, naming the one skipped)."""
 
     def __post_init__(self) -> None:
         check(self.every_env_steps >= 0, "checkpoint.every_env_steps", self.every_env_steps,
