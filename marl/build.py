@@ -34,6 +34,7 @@ def register_configs() -> None:
     for env_name, cls in ENV_CONFIGS.items():
         cs.store(group="env", name=f"{env_name}_schema", node=cls)
     register_missing_plugins()  # a sweep plugin without its extra: a line naming the extra
+    import marl.cli  # noqa: F401 - registers the marl_stamp resolver of the run-directory names
 
 
 def compose_config(overrides: list[str]) -> Config:
