@@ -79,7 +79,7 @@ def free_port() -> int:
 def test_launcher_signal_marl_handler_and_readme_agree(tmp_path):
     """sbatch --signal of the shipped SLURM launcher config == the signal submitit's job
     process requeues on == marl.train.PREEMPT_SIGNAL, one of marl's stop signals == what
-    the README and the launcher YAML say."""
+    the docs (docs/sweeps.md) and the launcher YAML say."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
     from submitit.slurm.slurm import SlurmJobEnvironment, _make_sbatch_string
@@ -102,9 +102,9 @@ def test_launcher_signal_marl_handler_and_readme_agree(tmp_path):
     assert int(m.group(2)) == launcher["signal_delay_s"] > 0
     assert SlurmJobEnvironment._usr_sig() == PREEMPT_SIGNAL  # submitit's requeue handler
     assert "#SBATCH --requeue" in script
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### Sweeps on a cluster"):]
-    section = section[:section.index("\n### ", 5)]
+    page = (ROOT / "docs" / "sweeps.md").read_text()
+    section = page[page.index("## Sweeps on a cluster"):]
+    section = section[:section.index("\n## ", 5)]
     assert f"{PREEMPT_SIGNAL.name}" in section and f"--signal={m.group(1)}@" in section
     for other in ("SIGUSR1", "SIGUSR2"):
         if other != PREEMPT_SIGNAL.name:
