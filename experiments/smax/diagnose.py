@@ -18,7 +18,10 @@ advantage module of ``algo.advantage``, the TD(lambda) targets of the critics' t
 * the advantage the actor sees, ``|A|`` (mean), against the spread of the critic over
   the agent's own available actions under its policy, ``sd_pi Q = sqrt(sum_u pi(u)
   (Q(s, (u^-a, u)) - b)^2)`` and ``max - min`` (Q-critics only), and the correlation of
-  ``A`` with the Monte-Carlo advantage ``G_t - b`` (b: the module's baseline).
+  ``A`` with the Monte-Carlo advantage ``G_t - b`` (b: the module's baseline) and the
+  slope of ``G_t - b`` regressed on ``A`` (1: A is unbiased for the advantage the returns
+  show; 0: A is noise); with a central Q-critic, the same for ``G^lambda - b`` of the
+  same critic (the ``coma_return`` module).
 
 Only steps of episodes that ended by termination inside the fragment count (a
 Monte-Carlo return needs the episode's end; SMAX's time limit cuts few episodes, their
@@ -35,6 +38,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from marl.algos.coma.advantages import ADVANTAGES, AdvantageInputs
 from marl.build import build
 from marl.core.policy import floor_mix, masked_softmax
 from marl.core.returns import discounted_returns, td_lambda_targets
@@ -117,7 +121,6 @@ def analyse(run_dir: Path, checkpoint: Path | None, envs: int, steps: int, seed:
     valid = alive & term_ep[..., None]
     t_ep = episode_steps(ro.first[:-1])[..., None].expand_as(alive)
     fates = fate(alive, stays, ro.first[:-1])
-    from marl.algos.coma.advantages import AdvantageInputs
     x = AdvantageInputs(pi=pi, actions=ro.actions, rewards=ro.rewards,
                         terminated=ro.terminated[..., None] | (alive & ~stays),
                         truncated=ro.truncated[..., None].expand_as(alive), q={},
@@ -148,6 +151,9 @@ def analyse(run_dir: Path, checkpoint: Path | None, envs: int, steps: int, seed:
     out["adv_sd"] = float(adv[va].std())
     out["corr_adv_mc"] = float(torch.corrcoef(torch.stack([adv[va], mc_adv[va]]))[0, 1])
     out["mc_adv_abs"] = float(mc_adv[va].abs().mean())
+    # slope of the Monte-Carlo advantage on A: 1 if A is unbiased for it, 0 if A is noise
+    out["slope_mc_on_adv"] = float(torch.cov(torch.stack([adv[va], mc_adv[va]]))[0, 1]
+                                   / adv[va].var().clamp_min(1e-12))
     q = x.q.get("central_q", x.q.get("local_q"))
     if q is not None:
         avail = pi > 0
@@ -159,6 +165,10 @@ def analyse(run_dir: Path, checkpoint: Path | None, envs: int, steps: int, seed:
         out["q_spread_by_t"] = {f"{lo}-{lo + 9}": float(sd[va & (t_ep >= lo) & (t_ep < lo + 10)]
                                                         .mean()) for lo in range(0, 60, 10)}
         del qb
+        ret_adv, _ = ADVANTAGES["coma_return"].fn(x)  # the same critic, G^lambda - b
+        out["coma_return_adv_abs"] = float(ret_adv[va].abs().mean())
+        out["coma_return_slope"] = float(torch.cov(torch.stack([ret_adv[va], mc_adv[va]]))[0, 1]
+                                         / ret_adv[va].var().clamp_min(1e-12))
     ent = -(pi * pi.clamp_min(1e-10).log()).sum(-1)
     out["policy_entropy"] = float(ent[va].mean())
     out["n_avail"] = float((pi > 0).sum(-1).float()[va].mean())
@@ -180,12 +190,16 @@ def show(r: dict) -> None:
         print("    by fate: " + "  ".join(f"{k}: {v['bias']:+.3f}/{v['rms']:.3f} (n={v['n']})"
                                           for k, v in c["by_fate"].items() if v["n"]))
     print(f"  |A| {r['adv_abs']:.4f} (sd {r['adv_sd']:.4f}); |G - b| {r['mc_adv_abs']:.3f}; "
-          f"corr(A, G - b) {r['corr_adv_mc']:.3f}; policy entropy {r['policy_entropy']:.2f} "
+          f"corr(A, G - b) {r['corr_adv_mc']:.3f}, slope of G - b on A "
+          f"{r['slope_mc_on_adv']:.2f}; policy entropy {r['policy_entropy']:.2f} "
           f"over {r['n_avail']:.1f} available actions")
     if "q_spread_sd_pi" in r:
         print(f"  Q over own actions: sd under pi {r['q_spread_sd_pi']:.4f}, max - min "
               f"{r['q_spread_max_min']:.4f}; by t: " + "  ".join(
                   f"{k}: {v:.4f}" for k, v in r["q_spread_by_t"].items()))
+        print(f"  the same critic's G^lambda - b (coma_return): |A| "
+              f"{r['coma_return_adv_abs']:.4f}, slope of G - b on it "
+              f"{r['coma_return_slope']:.2f}")
 
 
 def main() -> None:
