@@ -202,7 +202,7 @@ def bench_pong(names: list[str], seconds: float, overrides: list[str]) -> dict[s
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m marl.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--experiment", default="coma_boxpush",
@@ -223,10 +223,34 @@ def main(argv: list[str] | None = None) -> None:
                    "throughput on SMAX 3m at the same env steps per update")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for the training benchmark")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
 
-    torch.set_num_threads(1)
+
+def bench_experiment(args: argparse.Namespace) -> dict[str, float]:
+    """The raw env and the training loop of ``--experiment``, printed and returned."""
     exp = [f"+experiment={args.experiment}", *args.overrides]
+    raw = bench_raw_env(args.raw_envs, args.seconds, exp)
+    results = {"raw_env_steps_per_s": raw}
+    print(f"raw env ({args.experiment}, B={args.raw_envs}, random actions): "
+          f"{raw:,.0f} env steps/s")
+    tr = bench_training(exp, args.seconds)
+    results.update(tr)
+    cfg = _compose(exp)
+    print(f"training loop ({args.experiment}: B={cfg.train.num_envs}, "
+          f"T={cfg.train.fragment_len}, torch_threads={cfg.train.torch_threads}): "
+          f"{tr['train_steps_per_s']:,.0f} env steps/s "
+          f"(acting {tr['collect_steps_per_s']:,.0f}/s, learning "
+          f"{tr['update_steps_per_s']:,.0f}/s, acting share {tr['collect_frac']:.0%}); "
+          f"on CPU time {tr['cpu_steps_per_s']:,.0f} env steps/s")
+    results["peak_rss_mib"] = peak_rss_mib()
+    print(f"peak memory (RSS of this process): {results['peak_rss_mib']:,.0f} MiB; "
+          f"rollout buffers {tr['rollout_mib']:.1f} MiB")
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(1)
     results: dict[str, float] = {}
     if args.pong:
         names = [n.strip() for n in args.pong.split(",") if n.strip()]
@@ -234,22 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.qmix:
         results.update(bench_value_decomposition(args.seconds))
     elif not (args.envs and args.envs_only):
-        raw = bench_raw_env(args.raw_envs, args.seconds, exp)
-        results["raw_env_steps_per_s"] = raw
-        print(f"raw env ({args.experiment}, B={args.raw_envs}, random actions): "
-              f"{raw:,.0f} env steps/s")
-        tr = bench_training(exp, args.seconds)
-        results.update(tr)
-        cfg = _compose(exp)
-        print(f"training loop ({args.experiment}: B={cfg.train.num_envs}, "
-              f"T={cfg.train.fragment_len}, torch_threads={cfg.train.torch_threads}): "
-              f"{tr['train_steps_per_s']:,.0f} env steps/s "
-              f"(acting {tr['collect_steps_per_s']:,.0f}/s, learning "
-              f"{tr['update_steps_per_s']:,.0f}/s, acting share {tr['collect_frac']:.0%}); "
-              f"on CPU time {tr['cpu_steps_per_s']:,.0f} env steps/s")
-        results["peak_rss_mib"] = peak_rss_mib()
-        print(f"peak memory (RSS of this process): {results['peak_rss_mib']:,.0f} MiB; "
-              f"rollout buffers {tr['rollout_mib']:.1f} MiB")
+        results.update(bench_experiment(args))
     if args.envs:
         names = sorted(p.stem for p in (CONF_DIR / "env").glob("*.yaml")) \
             if args.envs == "all" else [n.strip() for n in args.envs.split(",") if n.strip()]

@@ -15,9 +15,8 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 
-from marl.algos.coma.learner import Learner, update_metrics
-from marl.algos.vd.learner import QLearner, env_max_steps, q_metrics
-from marl.config import Config, to_config
+from marl.algos import Learner, learner_family
+from marl.config import Config, ConfigError, family_of, to_config
 from marl.core.runner import Runner
 from marl.envs import ENV_CONFIGS, make_vec_env
 from marl.envs.base import EnvSpec, VecEnv
@@ -39,7 +38,28 @@ def compose_config(overrides: list[str]) -> Config:
     """``conf/config.yaml`` with Hydra ``overrides``, composed and validated."""
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return to_config(compose(config_name="config", overrides=overrides))
+        try:
+            composed = compose(config_name="config", overrides=overrides)
+        except Exception as e:  # Hydra's multi-line errors -> one line naming the key
+            raise ConfigError(hydra_error_line(e)) from e
+        return to_config(composed, overrides)
+
+
+def hydra_error_line(e: BaseException) -> str:
+    """One line for a Hydra composition error: the key it could not set and why."""
+    cause = e
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    key = getattr(cause, "full_key", None)
+    if key and "not in struct" in str(cause):
+        owner = family_of(key.split(".")[1]) if key.startswith("algo.") else None
+        if owner:
+            return (f"{key} belongs to the {owner!r} learner family, not to this run's "
+                    f"algo: drop it (or pick an algo of that family)")
+        return (f"{key} is not a config key: check its spelling (or, for an open mapping "
+                f"such as env.kwargs, add it with +{key}=...)")
+    text = " ".join(str(e).split())
+    return text if len(text) < 300 else text[:297] + "..."
 
 
 def build_env(cfg: Config, num_envs: int, seed: int) -> VecEnv:
@@ -48,24 +68,34 @@ def build_env(cfg: Config, num_envs: int, seed: int) -> VecEnv:
 
 
 def build(cfg: Config, num_envs: int, seed: int | None = None
-          ) -> tuple[VecEnv, Learner | QLearner, Runner]:
+          ) -> tuple[VecEnv, Learner, Runner]:
     """(env of ``num_envs`` copies, learner, runner over that env), seeded with ``seed``
     (default ``cfg.seed``); the runner collects fragments of ``train.fragment_len``.
-    The learner is COMA's, or the value-decomposition one when ``algo.vd`` is set."""
+    The learner is the row of :data:`marl.algos.LEARNERS` that ``algo.learner`` names."""
     seed = cfg.seed if seed is None else seed
-    vd = cfg.algo.vd
-    limit = env_max_steps(cfg.env)
-    if vd is not None and limit is not None and limit > vd.episode_limit:
-        raise ValueError(f"algo.vd.episode_limit = {vd.episode_limit} is shorter than the "
-                         f"env's max_steps = {limit}: set it to at least {limit}")
+    family = learner_family(cfg.algo.learner)
     env = build_env(cfg, num_envs, seed)
-    learner = Learner(env.spec, cfg.algo) if vd is None else \
-        QLearner(env.spec, cfg.algo, num_envs, seed)
+    try:
+        check_episode_limit(cfg, env.spec, family.episode_limit(cfg.algo))
+        learner = family.learner(env.spec, cfg.algo, num_envs, seed)
+    except BaseException:
+        env.close()
+        raise
     runner = Runner(env, cfg.train.fragment_len, learner.policy.hidden_dim, seed=seed)
     return env, learner, runner
+
+
+def check_episode_limit(cfg: Config, spec: EnvSpec, limit: int | None) -> None:
+    """Refuse (one line) a learner whose longest storable episode is shorter than the
+    env's (``EnvSpec.episode_limit``)."""
+    if limit is None or spec.episode_limit is None or spec.episode_limit <= limit:
+        return
+    raise ConfigError(f"algo.vd.episode_limit = {limit} is shorter than the env's episodes "
+                      f"(env {cfg.env.name}: up to {spec.episode_limit} steps): set "
+                      f"algo.vd.episode_limit={spec.episode_limit}")
 
 
 def metrics_fn(cfg: Config) -> Callable[[Any, EnvSpec], dict[str, float]]:
     """The metrics of :func:`build`'s learner: what its ``update`` returns, with the env
     spec -> flat ``loss/``, ``train/`` and ``credit/`` metrics."""
-    return update_metrics if cfg.algo.vd is None else q_metrics
+    return learner_family(cfg.algo.learner).metrics

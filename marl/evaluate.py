@@ -120,8 +120,11 @@ def load_run_config(run_dir: Path) -> Config:
         raise EvaluateError(f"{path}: env.name={env_name!r} is not one of {sorted(ENV_CONFIGS)}")
     schema = OmegaConf.structured(Config)
     schema.env = OmegaConf.structured(ENV_CONFIGS[env_name])
+    hydra_yaml = run_dir / ".hydra" / "hydra.yaml"  # where the run was launched from:
+    launched = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.runtime.cwd") \
+        if hydra_yaml.is_file() else None  # relative plugin_path entries start there
     try:
-        return to_config(OmegaConf.merge(schema, raw))
+        return to_config(OmegaConf.merge(schema, raw), overrides=[], base_dir=launched)
     except (ConfigError, ValueError, TypeError) as e:  # OmegaConf's errors are ValueErrors
         raise EvaluateError(f"{path} does not fit this version of marl: "
                             f"{str(e).splitlines()[0]}") from e

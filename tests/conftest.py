@@ -62,7 +62,7 @@ def compose(overrides: list[str], return_hydra_config: bool = False) -> DictConf
 
 def compose_config(overrides: list[str]) -> Config:
     """``conf/config.yaml`` composed with ``overrides`` and validated."""
-    return to_config(compose(overrides))
+    return to_config(compose(overrides), overrides)
 
 
 def make_trainer(run_dir: Path, overrides: list[str], resolved: bool = False):

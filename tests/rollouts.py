@@ -14,7 +14,7 @@ def random_rollout(T: int, B: int, N: int, O: int, S: int, A: int,  # noqa: E741
     env ``trunc_at[1]`` is truncated at step ``trunc_at[0]``, the others run through (their
     last step bootstraps from the next fragment's first state). Every agent is alive and
     every action allowed; observations, states, rewards and actions are random; the
-    policy acted with epsilon ``eps`` (0.5: ``AlgoConfig``'s ``eps_start``)."""
+    policy acted with epsilon ``eps`` (0.5: ``ComaConfig``'s ``eps_start``)."""
     g = torch.Generator().manual_seed(seed)
     term = torch.zeros(T, B, dtype=torch.bool)
     trunc = torch.zeros(T, B, dtype=torch.bool)

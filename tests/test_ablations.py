@@ -14,9 +14,10 @@ from rollouts import random_rollout
 from torch.nn import functional as F
 
 from marl.algos.coma.advantages import ADVANTAGES
+from marl.algos.coma.config import ComaConfig
 from marl.algos.coma.critics import CriticBatch, CriticNet, local_inputs
 from marl.algos.coma.learner import Learner, update_metrics
-from marl.config import AlgoConfig, to_config
+from marl.config import to_config
 from marl.core.rollout import Rollout
 from marl.envs.base import EnvSpec
 
@@ -33,8 +34,8 @@ def tiny_fragment(seed: int = 0) -> Rollout:
                           eps=EPS)
 
 
-def algo_cfg(advantage: str) -> AlgoConfig:
-    return AlgoConfig(advantage=advantage, gamma=GAMMA, td_lambda=LAM, eps_start=EPS,
+def algo_cfg(advantage: str) -> ComaConfig:
+    return ComaConfig(advantage=advantage, gamma=GAMMA, td_lambda=LAM, eps_start=EPS,
                       eps_end=EPS, eps_anneal_steps=0, actor_hidden=[8], critic_hidden=[8])
 
 
@@ -282,7 +283,8 @@ def test_slacker_experiment_makes_loitering_cost_return():
 
 # ------------------------------------------------------- how a policy's losses fail
 def _failures():
-    return load_script("experiments/credit_assignment/failures.py")
+    from marl.analysis import failures
+    return failures
 
 
 @pytest.mark.parametrize(("robots", "box", "actions", "kind"), [

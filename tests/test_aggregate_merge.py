@@ -1,4 +1,4 @@
-"""experiments/credit_assignment/aggregate.py --previous: rows from an earlier results.json
+"""marl.analysis.report.aggregate with --previous: rows from an earlier results.json
 (whose run directories are gone) merged with new runs, each row naming when its runs
 were produced."""
 
@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import load_script
+
+from marl.analysis import report
 
 
 def _agg():
-    return load_script("experiments/credit_assignment/aggregate.py")
+    return report
 
 
 def _run(d: Path, algo: str, seed: int, curve: list[tuple[int, float]]) -> None:
@@ -79,5 +80,5 @@ def test_previous_rows_merge_with_new_runs_and_name_their_date(tmp_path):
 def test_previous_at_another_threshold_is_refused(tmp_path):
     agg = _agg()
     previous = _previous(tmp_path)
-    with pytest.raises(SystemExit, match="threshold 0.9, not 0.8"):
+    with pytest.raises(ValueError, match="threshold 0.9, not 0.8"):
         agg.aggregate([], tmp_path / "out", 0.8, previous)

@@ -846,3 +846,15 @@ def test_set_state_refuses_a_different_env():
         BoxPushCore(BoxPushConfig(), num_envs=5).set_state(saved)
     with pytest.raises(ValueError, match="box_weight"):
         BoxPushCore(BoxPushConfig(box_weight=1), num_envs=4).set_state(saved)
+
+
+def test_smallest_grid_refuses_a_hole_no_box_can_reach():
+    """3x3: the centre hole has no solvable box start (interior = the hole itself, wall
+    cells off its lines): a random hole is refused at build, a fixed top hole works."""
+    env = BoxPushCore(BoxPushConfig(width=3, height=3), 4, seed=0)
+    env.reset(seed=0)
+    assert {tuple(b) for b in env.positions()["box"].tolist()} == {(1, 1)}  # the only start
+    with pytest.raises(ValueError, match=r"env.hole = 'random'.*\(1, 1\)"):
+        BoxPushCore(BoxPushConfig(width=3, height=3, hole="random"), 4)
+    with pytest.raises(ValueError, match=r"env.hole = \[1, 1\]"):
+        BoxPushCore(BoxPushConfig(width=3, height=3, hole=[1, 1]), 4)

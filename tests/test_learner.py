@@ -6,8 +6,9 @@ import pytest
 import torch
 from rollouts import random_rollout
 
+import marl.algos.coma.critic_training as critic_training
+from marl.algos.coma.config import ComaConfig
 from marl.algos.coma.learner import Learner, update_metrics
-from marl.config import AlgoConfig
 from marl.core.rollout import Rollout
 from marl.envs.base import EnvSpec
 
@@ -22,7 +23,7 @@ def fragment(seed: int = 0) -> Rollout:
 
 def losses(ro: Rollout, **algo) -> dict[str, float]:
     torch.manual_seed(0)
-    learner = Learner(SPEC, AlgoConfig(**algo))
+    learner = Learner(SPEC, ComaConfig(**algo))
     torch.manual_seed(1)
     return update_metrics(learner.update(ro), SPEC)
 
@@ -53,7 +54,7 @@ def test_reward_after_termination_does_not_leak_into_the_ended_episode():
     critic targets of steps 0..2 (they do change later targets)."""
     ro = fragment()
     torch.manual_seed(0)
-    learner = Learner(SPEC, AlgoConfig())
+    learner = Learner(SPEC, ComaConfig())
     from marl.core.returns import td_lambda_targets
 
     def targets(rew):
@@ -86,7 +87,7 @@ def test_update_variants_run_and_change_parameters(algo):
     if algo.get("rnn"):
         ro.h0 = torch.zeros(B, N, 16)
     torch.manual_seed(0)
-    learner = Learner(SPEC, AlgoConfig(**algo))
+    learner = Learner(SPEC, ComaConfig(**algo))
     before = [p.detach().clone() for p in learner.parameters()]
     metrics = update_metrics(learner.update(ro), SPEC)
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
@@ -97,7 +98,7 @@ def test_update_variants_run_and_change_parameters(algo):
 def test_target_critic_hard_copy_every_interval():
     ro = fragment()
     torch.manual_seed(0)
-    learner = Learner(SPEC, AlgoConfig(target_update_interval=3))
+    learner = Learner(SPEC, ComaConfig(target_update_interval=3))
     target0 = [p.clone() for p in learner.critics["central_q"].target.parameters()]
     for i in range(1, 4):
         learner.update(ro)
@@ -110,7 +111,7 @@ def test_target_critic_hard_copy_every_interval():
 
 
 def test_epsilon_schedule_is_linear_then_flat():
-    learner = Learner(SPEC, AlgoConfig(eps_start=0.5, eps_end=0.1, eps_anneal_steps=100))
+    learner = Learner(SPEC, ComaConfig(eps_start=0.5, eps_end=0.1, eps_anneal_steps=100))
     eps = learner.policy.epsilon
     assert eps(0) == pytest.approx(0.5)
     assert eps(50) == pytest.approx(0.3)
@@ -123,7 +124,8 @@ def _spy_update(learner: Learner, ro: Rollout, seed: int = 1) -> dict:
     """Run ``learner.update(ro)``; return what it computed: the advantage inputs (``x``),
     the critics' next-state batch (``nxt``) and the actor's gradients before its step."""
     seen: dict = {}
-    adv_fn, batches, step = learner._advantage, learner._critic_batches, learner.actor_opt.step
+    adv_fn, step = learner._advantage, learner.actor_opt.step
+    batches = critic_training.critic_batches
 
     def spy_adv(x):
         seen["x"] = x
@@ -138,10 +140,13 @@ def _spy_update(learner: Learner, ro: Rollout, seed: int = 1) -> dict:
         seen["grads"] = [p.grad.clone() for p in learner.actor.parameters()]
         return step(*args, **kwargs)
 
-    learner._advantage, learner._critic_batches = spy_adv, spy_batches
+    learner._advantage, critic_training.critic_batches = spy_adv, spy_batches
     learner.actor_opt.step = spy_step
     torch.manual_seed(seed)
-    seen["stats"] = learner.update(ro)
+    try:
+        seen["stats"] = learner.update(ro)
+    finally:
+        critic_training.critic_batches = batches
     return seen
 
 
@@ -161,7 +166,7 @@ def test_truncated_step_bootstraps_from_the_final_state_not_the_reset_one():
 
     ro = fragment()
     torch.manual_seed(0)
-    learner = Learner(SPEC, AlgoConfig())
+    learner = Learner(SPEC, ComaConfig())
     base = _spy_update(copy.deepcopy(learner), ro)["x"].next_values["central_q"]
     reset = fragment()
     reset.state[4, 1] += 100.0
@@ -183,7 +188,7 @@ def test_fragment_end_bootstraps_with_the_policys_action_and_zero_for_the_dead()
     ro.eps.zero_()
     ro.alive[T, 2, 1] = False  # agent b of env 2 dies on the last step
     torch.manual_seed(0)
-    learner = Learner(SPEC, AlgoConfig())
+    learner = Learner(SPEC, ComaConfig())
     _deterministic_actor(learner, 2)
     nxt = _spy_update(learner, ro)["nxt"]
     end = nxt.actions[T - 1]  # [B, N]
@@ -199,7 +204,7 @@ def test_learner_uses_the_epsilon_that_acted():
     ro = fragment()
     ro.eps.fill_(0.37)
     torch.manual_seed(0)
-    learner = Learner(SPEC, AlgoConfig(eps_start=0.5, eps_end=0.01, eps_anneal_steps=100))
+    learner = Learner(SPEC, ComaConfig(eps_start=0.5, eps_end=0.01, eps_anneal_steps=100))
     learner.policy.eps = 0.9
     with torch.no_grad():
         logits, _ = learner.actor.unroll(ro.obs[:-1], ro.prev_actions[:-1], ro.first[:-1],
@@ -220,7 +225,7 @@ def test_no_gradient_flows_through_the_advantage_or_its_baseline(advantage):
 
     ro = fragment()
     torch.manual_seed(0)
-    learner = Learner(SPEC, AlgoConfig(advantage=advantage, grad_clip=1e9))
+    learner = Learner(SPEC, ComaConfig(advantage=advantage, grad_clip=1e9))
     before = copy.deepcopy(learner)
     seen = _spy_update(learner, ro)
     adv = seen["x"]  # the inputs; recompute the advantage as a constant
@@ -250,7 +255,7 @@ def test_dead_agents_last_action_is_credited_with_the_teams_return(advantage, ki
     ro.actions[3:, 2, 1] = 0
     ro.prev_actions[4:, 2, 1] = 0
     torch.manual_seed(0)
-    cfg = AlgoConfig(advantage=advantage)
+    cfg = ComaConfig(advantage=advantage)
     x = _spy_update(Learner(SPEC, cfg), ro)["x"]
     nv, tg = x.next_values[kind], x.targets[kind]
     g, lam = cfg.gamma, cfg.td_lambda
@@ -271,7 +276,7 @@ def test_agent_that_terminated_in_a_truncated_step_is_not_bootstrapped_as_alive(
     ro = fragment()
     ro.final_alive[3, 1, 1] = False
     torch.manual_seed(0)
-    learner = Learner(SPEC, AlgoConfig())
+    learner = Learner(SPEC, ComaConfig())
     _deterministic_actor(learner, 2)
     seen = _spy_update(learner, ro)
     nxt, x = seen["nxt"], seen["x"]
@@ -292,7 +297,7 @@ def test_team_reward_is_what_every_agent_is_trained_on(mode):
     ro.alive[3:, 2, 1] = False  # b of env 2 is dead from t=3: its rewards are padding
     ro.rewards[3:, 2, 1] = 1e6
     torch.manual_seed(0)
-    x = _spy_update(Learner(SPEC, AlgoConfig(team_reward=mode)), ro)["x"]
+    x = _spy_update(Learner(SPEC, ComaConfig(team_reward=mode)), ro)["x"]
     acted = ro.alive[:-1].float()
     total = (ro.rewards * acted).sum(-1, keepdim=True)
     want = {"sum": total, "mean": total / acted.sum(-1, keepdim=True), "off": ro.rewards}[mode]
@@ -305,4 +310,4 @@ def test_team_reward_bad_value_names_it():
     from marl.config import ConfigError
 
     with pytest.raises(ConfigError, match=r"algo.team_reward = 'total' is invalid.*'sum'"):
-        AlgoConfig(team_reward="total")
+        ComaConfig(team_reward="total")

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from marl.envs.base import EnvSpec
-from marl.io.metrics import credit_metrics, summarise_episodes
+from marl.envs.boxpush import credit_metrics
+from marl.io.metrics import summarise_episodes
 
 SPEC = EnvSpec(agents=("robot_0", "robot_1"), obs_shape=(3,), state_dim=2, n_actions=5,
-               success_metric="success")
+               success_metric="success", credit_metrics=credit_metrics)
 
 
 def test_push_shares_sum_to_one_and_idle_rates():

@@ -25,9 +25,10 @@ from marl.algos.coma.advantages import (
     optimistic,
     optimistic_others,
 )
+from marl.algos.coma.config import ComaConfig
 from marl.algos.coma.critics import CriticBatch
 from marl.algos.coma.learner import Learner
-from marl.config import AlgoConfig, ConfigError
+from marl.config import ConfigError
 from marl.envs.base import EnvSpec
 
 T, B, N, O, S, A = 6, 4, 2, 3, 4, 3  # noqa: E741 - the shape letters of the docs
@@ -79,7 +80,7 @@ def test_neutral_scale_is_bit_identical_to_the_path_without_the_transform(algo, 
     """The default config (scale 1) against the learner with the transform taken out
     (``optimistic`` replaced by the identity), same seeds: every parameter of actor,
     critics and target critics identical after three updates."""
-    def run(cfg: AlgoConfig):
+    def run(cfg: ComaConfig):
         ro = fragment()
         if cfg.rnn:
             ro.h0 = torch.zeros(B, N, 16)
@@ -90,7 +91,7 @@ def test_neutral_scale_is_bit_identical_to_the_path_without_the_transform(algo, 
             learner.update(ro)
         return [p.detach().clone() for p in learner.parameters()]
 
-    cfg = AlgoConfig(**algo)
+    cfg = ComaConfig(**algo)
     assert cfg.negative_advantage_scale == 1.0  # the default is the paper's COMA
     with_option = run(cfg)
     monkeypatch.setattr(learner_module, "optimistic", lambda adv, eta: adv)
@@ -108,7 +109,7 @@ def test_actor_loss_uses_the_transformed_advantage(advantage, normalize):
     ro = fragment()
     eta = 0.25
     torch.manual_seed(0)
-    learner = Learner(SPEC, AlgoConfig(negative_advantage_scale=eta,
+    learner = Learner(SPEC, ComaConfig(negative_advantage_scale=eta,
                                        normalize_advantage=normalize,
                                        **with_baseline(advantage)))
     s = learner.update(ro)
@@ -130,7 +131,7 @@ def test_option_changes_the_actor_not_the_critic(field, off, on):
     critic (and target) parameters, different actor parameters."""
     def params(value: float):
         torch.manual_seed(0)
-        learner = Learner(SPEC, AlgoConfig(**{field: value}))
+        learner = Learner(SPEC, ComaConfig(**{field: value}))
         torch.manual_seed(1)
         learner.update(fragment())
         return ([p.detach().clone() for p in learner.actor.parameters()],
@@ -148,20 +149,20 @@ def test_option_changes_the_actor_not_the_critic(field, off, on):
 @pytest.mark.parametrize("eta", [-0.01, 1.01])
 def test_config_rejects_scale_outside_unit_interval(eta):
     with pytest.raises(ConfigError, match=r"algo.negative_advantage_scale.*\[0, 1\]"):
-        AlgoConfig(negative_advantage_scale=eta)
+        ComaConfig(negative_advantage_scale=eta)
 
 
 def test_config_rejects_optimism_on_reinforce_without_a_baseline():
     with pytest.raises(ConfigError, match="algo.negative_advantage_scale.*reinforce_baseline"):
-        AlgoConfig(advantage="reinforce", negative_advantage_scale=0.0)
+        ComaConfig(advantage="reinforce", negative_advantage_scale=0.0)
     with pytest.raises(ConfigError, match="algo.negative_advantage_scale"):
         compose_config(["+experiment=coma_climbing_optimistic", "algo.advantage=reinforce"])
     # with a learned baseline, and on every other module, it composes
-    AlgoConfig(advantage="reinforce", reinforce_baseline=True, negative_advantage_scale=0.0)
-    AlgoConfig(advantage="reinforce", negative_advantage_scale=1.0)
+    ComaConfig(advantage="reinforce", reinforce_baseline=True, negative_advantage_scale=0.0)
+    ComaConfig(advantage="reinforce", negative_advantage_scale=1.0)
     for k in ADVANTAGES:
         if k != "reinforce":
-            AlgoConfig(advantage=k, negative_advantage_scale=0.0)
+            ComaConfig(advantage=k, negative_advantage_scale=0.0)
 
 
 def test_optimistic_experiments_compose():
@@ -274,7 +275,7 @@ def test_joint_actions_refuses_spaces_too_big_to_enumerate():
         joint_actions(5, 9)
     with pytest.raises(ValueError, match="6561"):
         Learner(EnvSpec(agents=tuple("abcde"), obs_shape=(O,), state_dim=S, n_actions=9),
-                AlgoConfig(optimistic_others=0.5))
+                ComaConfig(optimistic_others=0.5))
 
 
 @pytest.mark.parametrize("advantage", ["coma", "central_qv"])
@@ -285,7 +286,7 @@ def test_learner_advantage_reads_the_mixed_q_of_the_critic_before_its_step(advan
     partner's actions on a copy of it."""
     w = 0.75
     torch.manual_seed(0)
-    learner = Learner(SPEC, AlgoConfig(advantage=advantage, optimistic_others=w,
+    learner = Learner(SPEC, ComaConfig(advantage=advantage, optimistic_others=w,
                                        target_update_interval=100))
     for seed in range(2):
         ro = fragment(seed)
@@ -313,14 +314,14 @@ def test_off_never_enumerates_and_is_the_default(monkeypatch):
     """optimistic_others = 0 (the default) never calls the enumeration or the mix, so the
     path is the paper's COMA bit for bit (the parameters of the bit-identity test above
     are computed with it off)."""
-    assert AlgoConfig().optimistic_others == 0.0
+    assert ComaConfig().optimistic_others == 0.0
 
     def boom(*args, **kwargs):
         raise AssertionError("called with algo.optimistic_others = 0")
 
     monkeypatch.setattr(learner_module.advantages, "best_others_q", boom)
     monkeypatch.setattr(learner_module.advantages, "optimistic_others", boom)
-    learner = Learner(SPEC, AlgoConfig())
+    learner = Learner(SPEC, ComaConfig())
     assert learner.joint is None
     learner.update(fragment())
 
@@ -328,17 +329,17 @@ def test_off_never_enumerates_and_is_the_default(monkeypatch):
 @pytest.mark.parametrize("w", [-0.01, 1.01])
 def test_config_rejects_optimistic_others_outside_unit_interval(w):
     with pytest.raises(ConfigError, match=r"algo.optimistic_others.*\[0, 1\]"):
-        AlgoConfig(optimistic_others=w)
+        ComaConfig(optimistic_others=w)
 
 
 def test_config_refuses_optimistic_others_without_a_central_q_critic():
     for k in ADVANTAGES:
         if k in ("coma", "central_qv"):
-            AlgoConfig(advantage=k, optimistic_others=0.9)
+            ComaConfig(advantage=k, optimistic_others=0.9)
             continue
         with pytest.raises(ConfigError, match="algo.optimistic_others.*centralised Q"):
-            AlgoConfig(advantage=k, optimistic_others=0.9, reinforce_baseline=k == "reinforce")
-        AlgoConfig(advantage=k, optimistic_others=0.0, reinforce_baseline=k == "reinforce")
+            ComaConfig(advantage=k, optimistic_others=0.9, reinforce_baseline=k == "reinforce")
+        ComaConfig(advantage=k, optimistic_others=0.0, reinforce_baseline=k == "reinforce")
     with pytest.raises(ConfigError, match="algo.optimistic_others"):
         compose_config(["+experiment=coma_penalty_pareto", "algo.advantage=central_v"])
 

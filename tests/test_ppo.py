@@ -13,8 +13,11 @@ import torch
 from conftest import compose_config, make_trainer
 from rollouts import random_rollout
 
-from marl.algos.coma.learner import Learner, ppo_objective, value_error
-from marl.config import AlgoConfig, ConfigError
+from marl.algos.coma.config import ComaConfig
+from marl.algos.coma.critic_training import next_values
+from marl.algos.coma.learner import Learner
+from marl.algos.coma.updates.ppo import ppo_objective, value_error
+from marl.config import ConfigError
 from marl.core.nets import ObsEncoder
 from marl.core.returns import td_lambda_targets, team_rewards
 from marl.envs.base import EnvSpec
@@ -69,7 +72,7 @@ def test_value_error_hand_worked():
 # ------------------------------------------------------- the learner's PPO update
 def _ppo_learner(spec=SPEC, seed=0, **kw) -> Learner:
     torch.manual_seed(seed)
-    return Learner(spec, AlgoConfig(**{"actor_update": "ppo", "minibatches": 2, **kw}))
+    return Learner(spec, ComaConfig(**{"actor_update": "ppo", "minibatches": 2, **kw}))
 
 
 @pytest.mark.parametrize("rnn", [False, True])
@@ -103,7 +106,7 @@ def test_one_epoch_one_minibatch_is_the_policy_gradient(rnn):
     nets = []
     for update in ("pg", "ppo"):
         torch.manual_seed(1)
-        learner = Learner(SPEC, AlgoConfig(advantage="central_v", actor_update=update,
+        learner = Learner(SPEC, ComaConfig(advantage="central_v", actor_update=update,
                                            epochs=1, minibatches=1, rnn=rnn,
                                            entropy_coef=0.1))
         torch.manual_seed(3)
@@ -205,8 +208,8 @@ def test_clipping_stops_the_policy_moving_far():
 
 # ------------------------------------------------------------------ shared torso
 def test_shared_torso_value_head_replaces_the_critic():
-    learner = _ppo_learner(ONE, advantage="central_v", shared_torso=True)
-    assert not learner.critics and learner.shared_kind == "central_v"
+    learner = _ppo_learner(ONE, advantage="central_v", critic_update="shared_torso")
+    assert not learner.critics and learner.training.kind == "central_v"
     ro = random_rollout(6, 4, 1, 4, 4, 3, (2, 1), (3, 2))
     logits, v, _ = learner.actor.unroll_values(ro.obs, ro.prev_actions, ro.first, ro.h0)
     logits2, _ = learner.actor.unroll(ro.obs, ro.prev_actions, ro.first, ro.h0)
@@ -227,10 +230,10 @@ def test_shared_torso_value_head_replaces_the_critic():
 def test_shared_torso_bootstraps_from_the_final_observation():
     """Where an episode was truncated the next value is V(final obs), not V of the next
     episode's first observation."""
-    learner = _ppo_learner(ONE, advantage="central_v", shared_torso=True)
+    learner = _ppo_learner(ONE, advantage="central_v", critic_update="shared_torso")
     ro = random_rollout(6, 4, 1, 4, 4, 3, (2, 1), (3, 2))
     _, v, hs = learner.actor.unroll_values(ro.obs, ro.prev_actions, ro.first, ro.h0)
-    nxt = learner._next_values(ro, v, hs)
+    nxt = next_values(learner.actor, ro, v, hs)
     _, v_fin, _ = learner.actor.unroll_values(ro.final_obs[3:4, 2:3], ro.actions[3:4, 2:3],
                                               ro.first[:1, :1], ro.h0[:1])
     torch.testing.assert_close(nxt[3, 2], v_fin[0, 0])
@@ -242,11 +245,11 @@ def test_shared_torso_targets_follow_the_team_reward_and_dead_agent_rules():
     """The value head's TD(lambda) targets are a separate critic's: the team reward
     (``team_reward=sum``), and an agent that dies mid-episode continues with the team's
     target (``stays``), not ``r_t`` as if its episode had ended."""
-    learner = _ppo_learner(SPEC, advantage="iac_v", shared_torso=True, team_reward="sum")
+    learner = _ppo_learner(SPEC, advantage="iac_v", critic_update="shared_torso", team_reward="sum")
     ro = random_rollout(6, 4, 2, 4, 3, 5, (4, 1), (3, 2))
     ro.alive[3:, 0, 1] = False  # agent b of env 0 acts last at t = 2
     _, v, hs = learner.actor.unroll_values(ro.obs, ro.prev_actions, ro.first, ro.h0)
-    nxt = learner._next_values(ro, v, hs)
+    nxt = next_values(learner.actor, ro, v, hs)
     alive = ro.alive[:-1]
     stays = torch.where(ro.truncated[..., None], ro.final_alive, ro.alive[1:])
     team = team_rewards(ro.rewards, alive, "sum")
@@ -306,7 +309,8 @@ def test_critic_update_ppo_steps_per_minibatch_and_bootstraps_from_the_critic():
 @pytest.mark.parametrize("overrides", [
     ["algo.critic_update=epochs"],
     ["algo.critic_update=ppo", "algo.actor_update=pg"],
-    ["algo.critic_update=ppo", "algo.advantage=iac_v", "algo.shared_torso=true"],
+    ["algo.critic_update=shared_torso", "algo.advantage=coma"],  # a Q-critic: no head
+    ["algo.critic_update=shared_torso", "algo.actor_update=pg"],
 ])
 def test_bad_critic_update_names_the_field(overrides):
     with pytest.raises(ConfigError, match="algo.critic_update"):
@@ -359,12 +363,10 @@ def test_lr_anneal_continues_from_a_checkpoint_not_from_the_start():
     ("algo.advantage=reinforce", "algo.actor_update"),
     ("algo.actor_update=trpo", "algo.actor_update"),
     ("algo.value_clip=0.2", "algo.value_clip"),  # only for the shared torso's value loss
-    ("algo.shared_torso=true", "algo.shared_torso"),  # mappo's critic is central_v: ok...
+    ("algo.shared_torso=true", "algo.shared_torso"),  # no such field: critic_update says it
 ])
 def test_bad_ppo_input_names_the_field(override, field):
     overrides = ["+experiment=coma_boxpush", "algo=mappo", override]
-    if field == "algo.shared_torso":  # ...but not with coma's Q-critic
-        overrides.append("algo.advantage=coma")
     with pytest.raises(ConfigError, match=field):
         compose_config(overrides)
 
@@ -379,9 +381,9 @@ def test_gru_minibatches_must_divide_the_envs():
 
 
 def test_shared_torso_rejects_a_central_critic_of_several_agents():
-    with pytest.raises(ConfigError, match="algo.shared_torso"):
-        _ppo_learner(SPEC, advantage="central_v", shared_torso=True)
-    _ppo_learner(SPEC, advantage="iac_v", shared_torso=True)  # own-input critics: fine
+    with pytest.raises(ConfigError, match="algo.critic_update"):
+        _ppo_learner(SPEC, advantage="central_v", critic_update="shared_torso")
+    _ppo_learner(SPEC, advantage="iac_v", critic_update="shared_torso")  # own-input critics: fine
 
 
 def test_ippo_and_mappo_compose():
@@ -445,7 +447,7 @@ def test_ppo_solves_small_light_box(tmp_path, algo, extra):
 def test_shared_torso_ppo_balances_cartpole(tmp_path):
     """One-agent central_v + ppo with the value head on the actor's torso."""
     summary = _train(tmp_path, [
-        "+experiment=coma_cartpole", "algo=mappo", "algo.shared_torso=true",
+        "+experiment=coma_cartpole", "algo=mappo", "algo.critic_update=shared_torso",
         "algo.actor_lr=1e-3", "train.total_env_steps=150000",
         "train.eval_every_env_steps=0", "train.eval_episodes=20", "seed=0"])
     assert summary["eval/return_mean"] >= 400, json.dumps(summary)

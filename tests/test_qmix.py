@@ -12,10 +12,10 @@ import torch
 from conftest import QUIET, TINY_Q, compose_config, make_trainer
 
 from marl.algos.vd.learner import QLearner, q_metrics, value_targets
+from marl.algos.vd.mixers import QMixer, VDNMixer
 from marl.algos.vd.replay import Episodes
 from marl.build import build, metrics_fn
 from marl.config import ConfigError
-from marl.core.nets import QMixer, VDNMixer
 from marl.core.policy import epsilon_greedy_probs
 from marl.envs.base import EnvSpec
 from marl.io.checkpoint import list_checkpoints, load_checkpoint

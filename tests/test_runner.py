@@ -118,13 +118,13 @@ def test_gru_hidden_state_is_carried_across_fragments_and_reset_at_episode_start
     every acting step, for three fragments in a row. The hidden state the actor sees is
     zero at every episode start and the previous fragment's last one at a fragment start
     inside an episode."""
-    from marl.config import AlgoConfig
+    from marl.algos.coma.config import ComaConfig
     from marl.core.nets import Actor
     from marl.core.policy import ExploringPolicy
 
     torch.manual_seed(0)
     actor = Actor(SPEC.obs_shape, 2, A, hidden=(8,), rnn=True)
-    policy = ExploringPolicy(actor, AlgoConfig(eps_start=0.3), use_mask=False)
+    policy = ExploringPolicy(actor, ComaConfig(eps_start=0.3), use_mask=False)
     acted: list[tuple[torch.Tensor, torch.Tensor]] = []  # (h the GRU got, logits)
     forward = actor.forward
 

@@ -16,8 +16,8 @@ import pytest
 import torch
 from conftest import train_quietly
 
+from marl.algos.coma.config import ComaConfig
 from marl.algos.coma.learner import Learner, update_metrics
-from marl.config import AlgoConfig
 from marl.core.policy import exploration_probs
 from marl.core.rollout import Rollout
 from marl.envs.base import EnvSpec
@@ -67,7 +67,7 @@ def known_critic(learner: Learner, w: torch.Tensor, c: torch.Tensor) -> None:
 def test_one_agent_coma_advantage_is_q_minus_v_through_the_learner(eps):
     ro = one_agent_fragment(eps=eps)
     torch.manual_seed(0)
-    cfg = AlgoConfig(critic_hidden=[2 * S], eps_start=eps, eps_end=eps)
+    cfg = ComaConfig(critic_hidden=[2 * S], eps_start=eps, eps_end=eps)
     learner = Learner(SPEC, cfg)
     g = torch.Generator().manual_seed(1)
     w, c = torch.randn(A, S, generator=g), torch.randn(A, generator=g)
@@ -111,7 +111,7 @@ def test_one_agent_critic_input_never_sees_the_own_action():
     action changes no critic input, so sum_u pi(u) Q(s, u) is a function of s alone."""
     ro = one_agent_fragment()
     torch.manual_seed(0)
-    learner = Learner(SPEC, AlgoConfig())
+    learner = Learner(SPEC, ComaConfig())
     net = learner.critics["central_q"].net
     from marl.algos.coma.critics import CriticBatch
 

@@ -15,16 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-
-def curve(run: Path) -> tuple[list[int], list[float]]:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    pts = [(r["env_steps"], r["eval/success_rate"]) for r in rows if "eval/success_rate" in r]
-    return [p[0] for p in pts], [p[1] for p in pts]
+from marl.analysis.curves import colour, figure, save
+from marl.analysis.runs import eval_curve
 
 
 def main() -> None:
@@ -34,14 +26,13 @@ def main() -> None:
                    metavar=("LABEL", "RUN_DIR"), help="a label then its run directories")
     p.add_argument("--table", action="store_true")
     args = p.parse_args()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, (ax,) = figure()
     print("| group | run | final greedy success | env steps to 95% | env steps | wall s |")
     print("|---|---|---|---|---|---|")
     for i, (label, *runs) in enumerate(args.group):
         for j, run in enumerate(map(Path, runs)):
-            x, y = curve(run)
-            ax.plot(x, y, color=colours[i % len(colours)], alpha=0.8, lw=1.2,
+            x, y = eval_curve(run / "metrics.jsonl", "eval/success_rate")
+            ax.plot(x, y, color=colour(i), alpha=0.8, lw=1.2,
                     label=label if j == 0 else None)
             if args.table:
                 s = json.loads((run / "summary.json").read_text())
@@ -53,8 +44,7 @@ def main() -> None:
     ax.axhline(0.95, color="grey", ls=":", lw=1)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(args.out, dpi=110)
+    save(fig, args.out)
 
 
 if __name__ == "__main__":

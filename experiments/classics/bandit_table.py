@@ -19,6 +19,8 @@ from pathlib import Path
 
 import yaml
 
+from marl.analysis.runs import read_jsonl
+
 THRESHOLD = 0.95
 
 
@@ -27,7 +29,7 @@ def load_run(run_dir: Path) -> dict:
     means = cfg["env"]["means"]
     best = [i for i, m in enumerate(means) if m == max(means)]
     per_update = cfg["train"]["num_envs"] * cfg["train"]["fragment_len"]
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_jsonl(run_dir / "metrics.jsonl")
     curve = [(r["env_steps"] // per_update,
               sum(r[f"train/pi/player_0/{i}"] for i in best))
              for r in rows if "train/pi/player_0/0" in r]

@@ -10,6 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
+from marl.analysis.runs import read_jsonl
+
 TARGET = 475.0
 
 
@@ -22,8 +24,7 @@ def main() -> None:
     for root in args.roots:
         for path in sorted(root.rglob("summary.json")):
             summary = json.loads(path.read_text())
-            rows = [json.loads(line) for line in
-                    (path.parent / "metrics.jsonl").read_text().splitlines()]
+            rows = read_jsonl(path.parent / "metrics.jsonl")
             evals = [(r["env_steps"], r["eval/return_mean"], r["perf/wall_time_s"])
                      for r in rows if "eval/return_mean" in r]
             first = next(((s, w) for s, ret, w in evals if ret >= TARGET), (None, None))

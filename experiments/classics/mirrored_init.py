@@ -15,8 +15,8 @@ import sys
 
 import torch
 
+from marl.algos.coma.config import ComaConfig
 from marl.algos.coma.learner import Learner
-from marl.config import AlgoConfig
 from marl.envs.bandit import BanditCore
 
 
@@ -28,7 +28,7 @@ def dead_seeds(init: str, n_seeds: int = 64) -> list[int]:
     dead = []
     for seed in range(n_seeds):
         torch.manual_seed(seed)
-        net = Learner(env.spec, AlgoConfig(actor_hidden=[5, 5], actor_init=init)).actor.nets[0]
+        net = Learner(env.spec, ComaConfig(actor_hidden=[5, 5], actor_init=init)).actor.nets[0]
         none = torch.full((1, 1), env.spec.n_actions)
         h1 = torch.relu(net.encoder(obs) + net.id_emb(torch.zeros(1, dtype=torch.long))
                         + net.act_emb(none))

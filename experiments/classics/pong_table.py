@@ -11,10 +11,11 @@ mean training return of the last 10 logged rows, and every greedy evaluation.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import yaml
+
+from marl.analysis.runs import read_jsonl
 
 FRAMESKIP = {"standard": 4, "karpathy": 3}
 
@@ -32,7 +33,7 @@ def main() -> None:
             cfg = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
             env = cfg["env"]
             skip = env.get("frameskip") or FRAMESKIP[env["mode"]]
-            rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+            rows = read_jsonl(metrics)
             loop = [r["perf/steps_per_s"] for r in rows
                     if "perf/steps_per_s" in r and "eval/return_mean" not in r]
             sps = sum(loop) / max(len(loop), 1)

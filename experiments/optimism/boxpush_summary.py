@@ -14,10 +14,11 @@ import argparse
 import json
 from pathlib import Path
 
+from marl.analysis.runs import eval_curve
+
 
 def summarise(run: Path) -> dict:
-    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x]
-    evals = [(r["env_steps"], r["eval/success_rate"]) for r in rows if "eval/success_rate" in r]
+    evals = list(zip(*eval_curve(run / "metrics.jsonl", "eval/success_rate"), strict=True))
     summary = json.loads((run / "summary.json").read_text())
     return {
         "run": run.name, "seed": summary["seed"], "env_steps": summary["env_steps"],

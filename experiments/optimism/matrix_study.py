@@ -8,14 +8,13 @@ are skipped).
         climbing_optimistic penalty100_optimistic ...
 
 Each study name is one row of :data:`STUDIES`: an experiment and its overrides. Every run
-goes through ``train_one`` of ``experiments/pettingzoo/matrix_games.py`` (the real
-``Trainer``; the greedy joint action read from the actor on the constant observation).
+goes through ``marl.analysis.matrix.train_one`` (the real ``Trainer``; the greedy joint
+action read from the actor on the constant observation).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from collections import Counter
@@ -23,10 +22,7 @@ from pathlib import Path
 
 import torch
 
-_MG = Path(__file__).resolve().parent.parent / "pettingzoo" / "matrix_games.py"
-_spec = importlib.util.spec_from_file_location("matrix_games", _MG)
-matrix_games = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(matrix_games)
+from marl.analysis.matrix import train_one
 
 OPT = ["algo.negative_advantage_scale=0.0"]
 STUDIES: dict[str, tuple[str, list[str]]] = {
@@ -76,7 +72,7 @@ def main() -> None:
         for seed in range(args.seeds):
             if (study, seed) in done:
                 continue
-            r = matrix_games.train_one(exp, seed, args.out / study, overrides)
+            r = train_one(exp, seed, args.out / study, overrides)
             r.update(study=study, overrides=overrides)
             rows.append(r)
             args.json.write_text(json.dumps(rows, indent=1) + "\n")

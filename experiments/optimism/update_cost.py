@@ -10,17 +10,12 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-from conftest import compose_config  # noqa: E402
-
-from marl.algos.coma.learner import Learner  # noqa: E402
-from marl.build import build  # noqa: E402
+from marl.algos.coma.learner import Learner
+from marl.build import build, compose_config
 
 
 def main() -> None:

@@ -17,60 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import sys
-import warnings
 from collections import Counter
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
-from marl.build import register_configs
-from marl.config import to_config
-from marl.train import CONF_DIR, Trainer
-
-QUIET = ["logger.progress=false", "logger.plots=[]", "logger.wandb.mode=disabled"]
-
-
-def train_one(experiment: str, seed: int, out: Path, overrides: list[str]) -> dict:
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        dcfg = compose(config_name="config", overrides=[
-            f"+experiment={experiment}", f"seed={seed}", *QUIET, *overrides])
-    cfg = to_config(dcfg)
-    run_dir = out / f"{experiment}_s{seed}"
-    shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(dcfg))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trainer = Trainer(cfg, run_dir, OmegaConf.to_container(dcfg, resolve=True))
-        summary = trainer.run()
-    env = trainer.env
-    payoff = env.payoff  # MatrixGameCore: [3, 3]
-    actor = trainer.learner.actor
-    n, a = env.spec.n_agents, env.spec.n_actions
-    with torch.no_grad():
-        obs = torch.from_numpy(env.buf.obs[:1].copy())  # the constant observation
-        prev = torch.full((1, n), a, dtype=torch.long)  # episode start: no previous action
-        logits, _ = actor(obs, prev, actor.initial_hidden(1))
-    probs = torch.softmax(logits[0], -1)  # [N, A]
-    greedy = probs.argmax(-1).tolist()
-    joint = greedy[0] * a + greedy[1]
-    eval_joint = summary.get("eval/joint_action_mean")
-    if eval_joint is not None and abs(eval_joint - joint) > 1e-6:
-        print(f"warning: {experiment} seed {seed}: greedy joint action {joint} but final "
-              f"eval joint_action_mean {eval_joint}", file=sys.stderr)
-    return {
-        "experiment": experiment, "seed": seed, "greedy": greedy,
-        "payoff": float(payoff[greedy[0], greedy[1]]),
-        "probs": probs.tolist(), "eval_return": summary.get("eval/return_mean"),
-        "eval_joint_action_mean": eval_joint, "env_steps": summary["env_steps"],
-        "wall_time_s": summary["wall_time_s"], "optimal": bool(
-            payoff[greedy[0], greedy[1]] == payoff.max()),
-    }
+from marl.analysis.matrix import train_one
 
 
 def main() -> None:

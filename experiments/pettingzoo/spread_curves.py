@@ -32,6 +32,7 @@ import torch
 import yaml
 from torch import Tensor
 
+from marl.analysis.runs import read_jsonl
 from marl.core.runner import evaluate
 from marl.envs import ENV_CONFIGS, make_vec_env
 
@@ -91,7 +92,7 @@ class GoToOwnLandmark:
 
 def load_run(run_dir: Path) -> dict:
     cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_jsonl(run_dir / "metrics.jsonl")
     evals = [(r["env_steps"], r["eval/return_mean"]) for r in rows if "eval/return_mean" in r]
     summary = json.loads((run_dir / "summary.json").read_text())
     return {"dir": str(run_dir), "cfg": cfg, "seed": int(cfg["seed"]), "evals": evals,

@@ -15,7 +15,6 @@ the machine; run with nothing else busy.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -24,6 +23,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from marl.analysis.runs import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,7 +73,7 @@ def train(steps: int, experiments: list[str]) -> None:
                    f"train.log_every_env_steps={max(steps // 10, 1)}", "logger.progress=false",
                    "logger.plots=[]", f"hydra.run.dir={d}"]
             subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
-            rows = [json.loads(x) for x in (Path(d) / "metrics.jsonl").read_text().splitlines()]
+            rows = read_jsonl(Path(d) / "metrics.jsonl")
             perf = [r for r in rows if "perf/steps_per_s" in r]
             # The first window holds the compilation, the last one the final evaluation.
             mid = perf[1:-1] or perf

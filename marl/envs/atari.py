@@ -39,28 +39,29 @@ flags are exact, and only a truncated episode's bootstrap reads its final observ
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
+from marl.envs.atari_backends import (  # noqa: F401 - the constants are this module's API
+    KARPATHY_ACTIONS,
+    KARPATHY_ALE_ACTIONS,
+    KARPATHY_DIM,
+    KARPATHY_SHAPE,
+    PRIME_FRAMES,
+    RAM_SIZE,
+    SCREEN,
+    SIZE,
+    STACK,
+    STANDARD_ACTIONS,
+    AleVectorBackend,
+    GymnasiumBackend,
+)
 from marl.envs.base import AGENT, EnvSpec, VecBuffers, load_state, save_state
 from marl.envs.checks import as_config, check_batch_actions, check_num_envs
 from marl.envs.configs import PongEnvConfig
 from marl.envs.parallel import CoreParallelEnv
-
-STANDARD_ACTIONS = ("NOOP", "FIRE", "RIGHT", "LEFT", "RIGHTFIRE", "LEFTFIRE")
-KARPATHY_ACTIONS = ("UP", "DOWN")
-KARPATHY_ALE_ACTIONS = (2, 3)
-"""Indices in Pong's minimal action set of UP (RIGHT) and DOWN (LEFT)."""
-STACK, SIZE = 4, 84
-SCREEN = (210, 160, 3)
-KARPATHY_SHAPE = (80, 80)
-KARPATHY_DIM = 80 * 80
-RAM_SIZE = 128
-PRIME_FRAMES = 20
-"""Frames acted to set the sticky-action memory after restoring an emulator state."""
 
 
 def karpathy_preprocess(frames: np.ndarray) -> np.ndarray:
@@ -96,6 +97,7 @@ def pong_spec(cfg: PongEnvConfig) -> EnvSpec:
             n_actions=len(STANDARD_ACTIONS),
             obs_dtype="uint8",
             state_is_concat_obs=True,
+            episode_limit=cfg.max_episode_frames,  # frames: an upper bound on steps
         )
     ram = cfg.effective_backend == "gymnasium"
     return EnvSpec(
@@ -104,140 +106,8 @@ def pong_spec(cfg: PongEnvConfig) -> EnvSpec:
         state_dim=RAM_SIZE if ram else KARPATHY_DIM,
         n_actions=len(KARPATHY_ACTIONS),
         state_is_concat_obs=not ram,
+        episode_limit=cfg.max_episode_frames,  # frames: an upper bound on steps
     )
-
-
-# ---------------------------------------------------------------------- emulator back ends
-class _AleVectorBackend:
-    """ale-py's ``AtariVectorEnv`` with ``SAME_STEP`` auto-reset (no RAM access)."""
-
-    has_ram = False
-
-    def __init__(self, cfg: PongEnvConfig, num_envs: int) -> None:
-        from ale_py.vector_env import AtariVectorEnv
-        from gymnasium.vector import AutoresetMode
-
-        if cfg.mode == "karpathy":
-            image = {"img_height": 210, "img_width": 160, "grayscale": False, "stack_num": 1}
-            image.update(maxpool=False, use_fire_reset=False)
-        else:
-            image = {"img_height": SIZE, "img_width": SIZE, "grayscale": True, "stack_num": STACK}
-            image.update(maxpool=True, use_fire_reset=True)
-        self.vec = AtariVectorEnv(
-            "pong",
-            num_envs=num_envs,
-            num_threads=cfg.num_threads or min(num_envs, os.cpu_count() or 1),
-            max_num_frames_per_episode=cfg.max_episode_frames,
-            repeat_action_probability=float(cfg.repeat_action_probability),
-            full_action_space=False,
-            autoreset_mode=AutoresetMode.SAME_STEP,
-            frameskip=cfg.effective_frameskip,
-            noop_max=cfg.effective_noop_max,
-            episodic_life=False,
-            reward_clipping=False,
-            **image,
-        )
-        self.n_actions = len(self.vec.ale.get_action_set())
-        self.squeeze = cfg.mode == "karpathy"  # [B, 1, 210, 160, 3] -> [B, 210, 160, 3]
-
-    def reset(self, seed: int | None) -> np.ndarray:
-        frames, _ = self.vec.reset(seed=seed)
-        return frames[:, 0] if self.squeeze else frames
-
-    def step(self, actions: np.ndarray):
-        """-> frames, reward, terminated, truncated, final frames (valid where ended)."""
-        frames, reward, terminated, truncated, info = self.vec.step(actions.astype(np.int32))
-        final = info.get("final_obs")
-        if self.squeeze:
-            frames = frames[:, 0]
-            final = None if final is None else final[:, 0]
-        return frames, reward, terminated, truncated, final
-
-    def close(self) -> None:
-        self.vec.close()
-
-
-class _GymnasiumBackend:
-    """``SyncVectorEnv`` of ``ale_py.env.AtariEnv`` (raw RGB screens) with auto-reset
-    disabled: ended envs are reset by mask after their final screen and RAM are read."""
-
-    has_ram = True
-
-    def __init__(self, cfg: PongEnvConfig, num_envs: int) -> None:
-        from ale_py.env import AtariEnv
-        from gymnasium.vector import AutoresetMode, SyncVectorEnv
-
-        def make() -> AtariEnv:
-            return AtariEnv(
-                game="pong",
-                obs_type="rgb",
-                frameskip=cfg.effective_frameskip,
-                repeat_action_probability=float(cfg.repeat_action_probability),
-                full_action_space=False,
-                max_num_frames_per_episode=cfg.max_episode_frames,
-            )
-
-        self.vec = SyncVectorEnv(
-            [make] * num_envs, copy=False, autoreset_mode=AutoresetMode.DISABLED
-        )
-        self._ales = [env.unwrapped.ale for env in self.vec.envs]
-        self.n_actions = int(self.vec.single_action_space.n)
-        self.ram = np.zeros((num_envs, RAM_SIZE), np.uint8)
-        self.final_ram = np.zeros((num_envs, RAM_SIZE), np.uint8)
-        # Minimal-set index of each emulator's latest action (0 = NOOP after a reset):
-        # the sticky-action memory, which ALE's cloneState leaves out (see save()).
-        self.last_action = np.zeros(num_envs, np.int64)
-
-    def _read_ram(self, envs) -> None:
-        for i in envs:
-            self._ales[i].getRAM(self.ram[i])
-
-    def reset(self, seed: int | None) -> np.ndarray:
-        frames, _ = self.vec.reset(seed=seed)
-        self._read_ram(range(len(self._ales)))
-        self.last_action[:] = 0
-        return frames
-
-    def step(self, actions: np.ndarray):
-        """-> frames, reward, terminated, truncated, final frames (valid where ended)."""
-        frames, reward, terminated, truncated, _ = self.vec.step(actions.astype(np.int64))
-        self._read_ram(range(len(self._ales)))
-        self.last_action[:] = actions
-        done = terminated | truncated
-        if not done.any():
-            return frames, reward, terminated, truncated, None
-        final = frames.copy()  # the reset below overwrites the shared buffer (copy=False)
-        self.final_ram[done] = self.ram[done]
-        frames, _ = self.vec.reset(options={"reset_mask": done})
-        self._read_ram(np.flatnonzero(done))
-        self.last_action[done] = 0
-        return frames, reward, terminated, truncated, final
-
-    def save(self) -> dict[str, Any]:
-        """Every emulator's state, RNG included (``ALEState``, picklable)."""
-        return {"ale": [ale.cloneState(include_rng=True) for ale in self._ales],
-                "ram": self.ram.copy(), "last_action": self.last_action.copy()}
-
-    def restore(self, saved: dict[str, Any]) -> None:
-        """Restore :meth:`save` output.
-
-        ale-py 0.12's ``ALEState`` leaves out the sticky-action memory (the action a
-        sticky frame repeats). It is primed here: acting the saved last action a few
-        frames sets it (each frame keeps it with probability >= 1 - p, so after
-        ``PRIME_FRAMES`` frames it is wrong with probability p^20 ~ 1e-12), and restoring
-        the state again undoes those frames, RNG included.
-        """
-        for i, (ale, state) in enumerate(zip(self._ales, saved["ale"], strict=True)):
-            action = self.vec.envs[i].unwrapped._action_set[int(saved["last_action"][i])]
-            ale.restoreState(state)
-            for _ in range(PRIME_FRAMES):
-                ale.act(action)
-            ale.restoreState(state)
-        self.ram[:] = saved["ram"]
-        self.last_action[:] = saved["last_action"]
-
-    def close(self) -> None:
-        self.vec.close()
 
 
 # ---------------------------------------------------------------------- batched env
@@ -260,9 +130,9 @@ class PongCore:
         self.spec = pong_spec(cfg)
         self.buf = VecBuffers.allocate(self.spec, b)
         if cfg.effective_backend == "gymnasium":
-            self._emu: _AleVectorBackend | _GymnasiumBackend = _GymnasiumBackend(cfg, b)
+            self._emu: AleVectorBackend | GymnasiumBackend = GymnasiumBackend(cfg, b)
         else:
-            self._emu = _AleVectorBackend(cfg, b)
+            self._emu = AleVectorBackend(cfg, b)
         if self._emu.n_actions != len(STANDARD_ACTIONS):
             raise RuntimeError(f"unexpected Pong action set of {self._emu.n_actions} actions")
         if self.karpathy:
@@ -345,13 +215,13 @@ class PongCore:
     def _get_state(self) -> dict[str, Any]:
         """Every emulator's state with its RNG and sticky-action memory, the frame
         history of karpathy mode and copies of the buffers the runner reads."""
-        assert isinstance(self._emu, _GymnasiumBackend)
+        assert isinstance(self._emu, GymnasiumBackend)
         return save_state(self, dataclasses.asdict(self.cfg), emulators=self._emu.save(),
                           prev=self._prev.copy(), frames=self._frames.copy())
 
     def _set_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`get_state` output (same config and ``num_envs``)."""
-        assert isinstance(self._emu, _GymnasiumBackend)
+        assert isinstance(self._emu, GymnasiumBackend)
         load_state(self, "Pong", state, dataclasses.asdict(self.cfg))
         self._emu.restore(state["emulators"])
         self._prev = state["prev"].copy()

@@ -52,7 +52,8 @@ class BanditCore(OneStepCore):
         self._optimal = (self.means == best).astype(np.float32)
         self._std = cfg.std
         spec = EnvSpec(agents=(AGENT,), obs_shape=(1,), state_dim=1, n_actions=cfg.n_arms,
-                       episode_metrics=EPISODE_METRICS, success_metric="optimal")
+                       episode_metrics=EPISODE_METRICS, success_metric="optimal",
+                       episode_limit=1)
         super().__init__(spec, num_envs, seed, autoreset)
         self._noise = np.zeros(self.num_envs, np.float64)
         self._reward = self.buf.reward[:, 0]  # [B] view

@@ -15,6 +15,7 @@ Ownership: :attr:`VecEnv.buf` is allocated once and overwritten in place by ever
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -46,6 +47,14 @@ class EnvSpec:
     """Names of the per-episode metrics in :attr:`VecBuffers.episode` (e.g. success)."""
     success_metric: str | None = None
     """Which episode metric, if any, is the task's success indicator in [0, 1]."""
+    episode_limit: int | None = None
+    """Longest possible episode in steps (its time limit, or an upper bound); None when
+    the env has none it can tell. Learners that store whole episodes check it."""
+    credit_metrics: Callable[[dict[str, np.ndarray], tuple[str, ...]], dict[str, float]] \
+        | None = None
+    """The env's own credit metrics: per-episode arrays (``VecBuffers.episode`` over
+    finished episodes, plus ``length``) and the agent names -> ``{<agent>/<name>: value}``,
+    logged under ``credit/`` (training) and ``eval/credit/`` (evaluation)."""
 
     @property
     def n_agents(self) -> int:

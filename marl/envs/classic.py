@@ -101,6 +101,8 @@ class GymnasiumVecEnv:
             state_dim=obs_dim,
             n_actions=int(act.n),
             state_is_concat_obs=True,
+            episode_limit=getattr(vec_env.spec, "max_episode_steps", None)
+            if vec_env.spec is not None else None,
         )
         self.buf = VecBuffers.allocate(self.spec, b)
         self._obs = self.buf.obs[:, 0]  # [B, O] views

@@ -81,7 +81,7 @@ class BoxPushConfig:
 
 @dataclass
 class BoxPushEnvConfig(BoxPushConfig):
-    """Two-robot box pushing (DESIGN.md section 4)."""
+    """Two-robot box pushing (the rules: :mod:`marl.envs.boxpush`)."""
 
     name: str = "boxpush"
     """Registry key of the env."""

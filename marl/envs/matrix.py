@@ -76,7 +76,7 @@ class MatrixGameCore(OneStepCore):
         self._optimal = self._flat == self._flat.max()  # [9] joint action is optimal
         spec = EnvSpec(agents=AGENTS, obs_shape=(OBS_DIM,), state_dim=STATE_DIM,
                        n_actions=N_ACTIONS, episode_metrics=EPISODE_METRICS,
-                       success_metric="optimal")
+                       success_metric="optimal", episode_limit=1)
         super().__init__(spec, num_envs, seed, autoreset)
         self._joint = np.zeros(self.num_envs, np.intp)
 

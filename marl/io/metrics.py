@@ -24,36 +24,13 @@ def policy_metrics(pi, mask, spec: EnvSpec) -> dict[str, float]:
             for i, agent in enumerate(spec.agents) for u in range(spec.n_actions)}
 
 
-def credit_metrics(stats: dict[str, np.ndarray], agents: tuple[str, ...]) -> dict[str, float]:
-    """Who did the work, from per-episode counts the env reports (box pushing does).
-
-    * ``<agent>/push_share``: the agent's share of all successful pushes in these
-      episodes (sums to 1 over agents; absent when nobody pushed);
-    * ``<agent>/push_attempt_share``: the same for push attempts;
-    * ``<agent>/idle_rate``: fraction of its steps in which it did not move.
-    """
-    out: dict[str, float] = {}
-    for key, name in (("pushes", "push_share"), ("push_attempts", "push_attempt_share")):
-        counts = [stats.get(f"{key}/{a}") for a in agents]
-        if all(c is not None for c in counts):
-            total = float(sum(c.sum() for c in counts))
-            if total > 0:
-                for a, c in zip(agents, counts, strict=True):
-                    out[f"{a}/{name}"] = float(c.sum()) / total
-    steps = float(stats["length"].sum())
-    for a in agents:
-        idle = stats.get(f"idle/{a}")
-        if idle is not None and steps > 0:
-            out[f"{a}/idle_rate"] = float(idle.sum()) / steps
-    return out
-
-
 def summarise_episodes(prefix: str, stats: dict[str, np.ndarray], spec: EnvSpec
                        ) -> dict[str, float]:
     """Per-episode arrays -> ``<prefix>/return_mean`` etc.; empty dict if no episodes.
 
-    Credit metrics go to ``credit/<agent>/...`` for training episodes and to
-    ``eval/credit/<agent>/...`` for evaluation episodes.
+    The env's own credit metrics (``EnvSpec.credit_metrics``) go to
+    ``credit/<agent>/...`` for training episodes and to ``eval/credit/<agent>/...`` for
+    evaluation episodes.
     """
     if not stats or stats["return"].size == 0:
         return {}
@@ -72,7 +49,8 @@ def summarise_episodes(prefix: str, stats: dict[str, np.ndarray], spec: EnvSpec
         if k not in ("return", "length", success_key):
             out[f"{prefix}/{k}_mean"] = float(v.mean())
     credit_prefix = "credit" if prefix == "train" else f"{prefix}/credit"
-    for k, v in credit_metrics(stats, spec.agents).items():
+    credit = spec.credit_metrics(stats, spec.agents) if spec.credit_metrics else {}
+    for k, v in credit.items():
         out[f"{credit_prefix}/{k}"] = v
     return out
 

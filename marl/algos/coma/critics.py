@@ -22,9 +22,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from marl.algos.common import guarded_step, make_optimizer, sync_targets
 from marl.core.nets import Critic, ObsEncoder
 from marl.envs.base import EnvSpec
-from marl.io.errors import NonFiniteError
 
 
 def _one_hot_prev(prev_actions: Tensor, n_actions: int) -> Tensor:
@@ -85,33 +85,6 @@ def local_inputs(obs: Tensor, prev_actions: Tensor, n_actions: int) -> Tensor:
     return torch.cat(
         [obs.flatten(len(lead) + 1), _one_hot_prev(prev_actions, n_actions),
          _agent_ids(lead, n, obs.device)], -1)
-
-
-def make_optimizer(params: Iterable[nn.Parameter], name: str, lr: float, alpha: float,
-                   eps: float) -> torch.optim.Optimizer:
-    """RMSprop (the COMA paper's choice) or Adam."""
-    # foreach: one batched kernel per step instead of a Python loop over parameters.
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps, foreach=True)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, eps=eps, foreach=True)
-    raise ValueError(f"optimizer {name!r} unknown: use 'rmsprop' or 'adam'")
-
-
-def guarded_step(loss: Tensor, params: Iterable[nn.Parameter], opt: torch.optim.Optimizer,
-                 max_norm: float, what: str) -> float:
-    """One optimiser step on ``loss``: refuse a non-finite loss, backward, clip the
-    gradient to ``max_norm``, refuse a non-finite gradient norm, step. ``what`` names the
-    loss in the :class:`NonFiniteError` (e.g. "actor"). Returns the gradient norm."""
-    if not torch.isfinite(loss):
-        raise NonFiniteError(f"{what} loss is {loss.item()}")
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    grad = nn.utils.clip_grad_norm_(params, max_norm)
-    if not torch.isfinite(grad):
-        raise NonFiniteError(f"{what} gradient norm is {grad.item()}")
-    opt.step()
-    return float(grad)
 
 
 CRITIC_KINDS = ("central_q", "central_v", "local_q", "local_v")
@@ -224,12 +197,7 @@ class TDCritic(nn.Module):
         grad_norm = guarded_step(loss, self.net.parameters(), self.opt, self.grad_clip,
                                  f"critic {self.net.kind}")
         self.n_updates += 1
-        if self.tau is not None:
-            with torch.no_grad():
-                for p, tp in zip(self.net.parameters(), self.target.parameters(), strict=True):
-                    tp.lerp_(p, self.tau)
-        elif self.n_updates % self.interval == 0:
-            self.target.load_state_dict(self.net.state_dict())
+        sync_targets(((self.net, self.target),), self.n_updates, self.interval, self.tau)
         return out.detach(), {"loss": loss.item(), "grad_norm": grad_norm}
 
     def state_dict_full(self) -> dict:

@@ -1,7 +1,11 @@
 """COMA: Counterfactual Multi-Agent Policy Gradients (Foerster et al., AAAI 2018).
 
-Read this file top to bottom: :meth:`Learner.update` is the whole algorithm for one
-rollout fragment. Equation numbers refer to the AAAI paper.
+Read this file top to bottom: :meth:`ComaLearner.update` is the whole algorithm for one
+rollout fragment, the paper's five steps, each calling the row of a table that the
+config chose: the advantage module (:data:`marl.algos.coma.advantages.ADVANTAGES`), the
+critic-training strategy (:data:`marl.algos.coma.critic_training.CRITIC_TRAINING`) and
+the actor update (:data:`marl.algos.coma.updates.ACTOR_UPDATES`). Equation numbers refer
+to the AAAI paper.
 
 Shape letters: T time, B envs, N agents, O observation, S state, A actions,
 H actor hidden units.
@@ -23,7 +27,8 @@ Per fragment (``[T, B]`` steps from B parallel envs):
 3. Critic update: regress ``Q(s_t, u_t)`` onto those targets (masked MSE), one or more
    gradient steps; refresh the target critic every ``target_update_interval`` updates.
    With ``critic_update=ppo`` (and the ppo actor update) the targets bootstrap from the
-   critic itself and it takes one step on each of the actor's PPO minibatches instead.
+   critic itself and it takes one step on each of the actor's PPO minibatches instead
+   (:mod:`marl.algos.coma.critic_training`).
 4. Counterfactual advantage (eq. 4), from the critic's Q on this fragment, detached:
    ``A^a = Q(s, u)[u^a] - sum_{u'} pi^a(u' | tau^a) Q(s, (u^-a, u'))[u']``.
 5. Actor update (``algo.actor_update``), minus an optional entropy bonus on the softmax:
@@ -38,7 +43,8 @@ Per fragment (``[T, B]`` steps from B parallel envs):
      actor is replayed from ``ro.h0``, and its minibatches are whole env sequences),
      so ``r == 1`` on the first minibatch (a minibatch with no living agent is skipped,
      not stepped). IPPO = iac_v + ppo, MAPPO = central_v + ppo.
-     With ``shared_torso`` the V-critic is a head on the actor's torso: one forward and
+     With ``critic_update=shared_torso`` the V-critic is a head on the actor's torso:
+     one forward and
      one backward per minibatch for both losses (``+ value_coef * 0.5 (V - G^lambda)^2``,
      optionally clipped around the old value), bootstrapping from the current value
      head (no target copy, as in the usual PPO); otherwise the critics are trained
@@ -132,22 +138,20 @@ from torch import Tensor, nn
 
 import marl.algos.coma.advantages as advantages
 from marl.algos.coma.advantages import ADVANTAGES, AdvantageInputs, normalise, optimistic
-from marl.algos.coma.critics import CriticBatch, CriticNet, TDCritic, guarded_step, make_optimizer
-from marl.algos.coma.ppo import ppo_objective, value_error
-from marl.config import AlgoConfig, ConfigError
+from marl.algos.coma.config import ComaConfig
+from marl.algos.coma.critic_training import CRITIC_TRAINING
+from marl.algos.coma.critics import CriticNet, TDCritic
+from marl.algos.coma.updates import ACTOR_UPDATES
+from marl.algos.coma.updates.base import ActorPass
+from marl.algos.common import anneal_lr, lr_fraction, make_optimizer
 from marl.core.nets import Actor
-from marl.core.policy import (
-    ExploringPolicy,
-    exploration_probs,
-    floor_mix,
-    masked_softmax,
-    sample_categorical,
-)
-from marl.core.returns import td_lambda_targets, team_rewards
+from marl.core.policy import ExploringPolicy, floor_mix, masked_softmax
+from marl.core.returns import team_rewards
 from marl.core.rollout import Rollout
 from marl.envs.base import EnvSpec
 from marl.io.errors import check_finite
 from marl.io.metrics import masked_mean, policy_metrics
+from marl.schema import lookup
 
 
 @dataclass
@@ -169,142 +173,94 @@ class UpdateStats:
     td_target: Tensor | None = None  # [T, B, N] of the first critic
 
 
-class Learner(nn.Module):
+class ComaLearner(nn.Module):
     """Actor, critics, optimisers and the exploration schedule of one run."""
 
-    def __init__(self, spec: EnvSpec, cfg: AlgoConfig):
-        super().__init__()
+    def __init__(self, spec: EnvSpec, cfg: ComaConfig, num_envs: int | None = None,
+                 seed: int | None = None):
+        super().__init__()  # num_envs, seed: the family protocol's; nothing here needs them
         self.spec, self.cfg = spec, cfg
-        n, a = spec.n_agents, spec.n_actions
+        self.advantage = lookup(ADVANTAGES, cfg.advantage, "algo.advantage")
+        self.actor_update = lookup(ACTOR_UPDATES, cfg.actor_update, "algo.actor_update")
+        training = lookup(CRITIC_TRAINING, cfg.critic_update, "algo.critic_update")
+        self.training = training(spec, cfg, self.advantage.trains(cfg.reinforce_baseline))
         pixel_scale = 1.0 / 255.0 if spec.obs_dtype == "uint8" else 1.0
-        self.actor = Actor(spec.obs_shape, n, a, cfg.actor_hidden, rnn=cfg.rnn,
-                           shared=cfg.share_actor, pixel_scale=pixel_scale,
-                           init=cfg.actor_init, value_head=cfg.shared_torso,
+        self.actor = Actor(spec.obs_shape, spec.n_agents, spec.n_actions, cfg.actor_hidden,
+                           rnn=cfg.rnn, shared=cfg.share_actor, pixel_scale=pixel_scale,
+                           init=cfg.actor_init, value_head=self.training.value_head,
                            conv_torso=cfg.conv_torso, conv_bf16=cfg.conv_bf16)
         self.actor_opt = make_optimizer(self.actor.parameters(), cfg.optimizer, cfg.actor_lr,
                                         cfg.rmsprop_alpha, cfg.opt_eps)
-        self.advantage = ADVANTAGES[cfg.advantage]
-        kinds = self.advantage.trains(cfg.reinforce_baseline)
-        # shared_torso: the one V-critic is the actor's value head, not a network of its own
-        self.shared_kind = _shared_value_kind(spec, cfg, kinds)
-        kinds = () if self.shared_kind else kinds
         self.critics = nn.ModuleDict({
             kind: TDCritic(
                 CriticNet(kind, spec, cfg.critic_hidden, own_obs=cfg.critic_own_obs),
                 lr=cfg.critic_lr, optimizer=cfg.optimizer, alpha=cfg.rmsprop_alpha,
                 opt_eps=cfg.opt_eps, grad_clip=cfg.grad_clip,
                 target_update_interval=cfg.target_update_interval, tau=cfg.target_tau)
-            for kind in kinds
+            for kind in self.training.critic_kinds
         })
         self.policy = ExploringPolicy(self.actor, cfg, spec.has_action_mask)
-        self.joint = advantages.joint_actions(n, a) if cfg.optimistic_others else None
+        self.joint = advantages.joint_actions(spec.n_agents, spec.n_actions) \
+            if cfg.optimistic_others else None
         self.n_updates = 0
 
     # ------------------------------------------------------------------ update
     def update(self, ro: Rollout) -> UpdateStats:
         """One update on a fragment, under the epsilon it was collected with (``ro.eps``);
         returns raw statistics (see :func:`update_metrics`)."""
-        cfg = self.cfg
         self._anneal_lr(ro)
-        ppo = cfg.actor_update == "ppo"
-        eps = ro.eps[:, None, None, None]  # [T, 1, 1, 1] the epsilon that acted
-        alive = ro.alive[:-1]  # [T, B, N] agent acted at t
-        mask = alive.float()
-
-        # 1. Actors over the fragment; exploring policy with the epsilon floor. For ppo
-        # this is pi_old, the policy that acted (no graph: the minibatches re-run it).
-        with torch.set_grad_enabled(not ppo and torch.is_grad_enabled()):
-            if self.shared_kind:  # over T + 1 steps: the last value bootstraps
-                logits, v_all, hs = self.actor.unroll_values(ro.obs, ro.prev_actions,
-                                                             ro.first, ro.h0)
-                logits, hs = logits[:-1], hs[:-1]
-            else:
-                logits, hs = self.actor.unroll(ro.obs[:-1], ro.prev_actions[:-1],
-                                               ro.first[:-1], ro.h0)
-        amask = ro.action_mask[:-1] if self.spec.has_action_mask else None  # [T, B, N, A]
-        soft = masked_softmax(logits, amask)  # [T, B, N, A] the actor's own softmax
-        pi = floor_mix(soft, eps, amask)  # the exploring policy that acted
-
-        # Who is still in the episode after t: alive at t + 1, or at a truncation the
-        # env's final_alive (an agent that terminated in the cut step is not). An agent
-        # that leaves continues with the team's target (see "Dead agents" above).
-        final_alive = alive if ro.final_alive is None else ro.final_alive
-        stays = torch.where(ro.truncated[..., None], final_alive, ro.alive[1:])  # [T, B, N]
-        rewards = team_rewards(ro.rewards, alive, cfg.team_reward)  # [T, B, N]
-        # reinforce only: its Monte-Carlo return still ends at the agent's death.
-        left = alive & ~stays
-        agent_term = ro.terminated[..., None] | left  # [T, B, N]
-        agent_trunc = ro.truncated[..., None].expand_as(agent_term)
-
-        # 2-3. Critics: TD(lambda) targets from the target critic, then regression.
-        x = AdvantageInputs(pi=pi, actions=ro.actions, rewards=rewards,
-                            terminated=agent_term, truncated=agent_trunc, q={}, targets={},
-                            next_values={}, gamma=cfg.gamma,
-                            return_reset_on_reward=cfg.return_reset_on_reward)
-        stats_critic = self._critic_step(ro, hs, stays, alive, x)
-        if self.shared_kind:  # the actor's value head: V now, V next, TD(lambda) targets
-            self._shared_value_targets(ro, v_all, hs, stays, x)
-
-        # 4. Advantage of the chosen module (eq. 4 for coma), detached: no gradient
-        # reaches the critics or the baseline through the actor's loss.
-        with torch.no_grad():
+        act = self._actors(ro)  # 1. actors over the fragment, exploring policy
+        stays, x = self._inputs(ro, act)
+        critic_stats = self.training.fit(self, ro, act, stays, x)  # 2-3. critics
+        with torch.no_grad():  # 4. advantage, detached: no gradient reaches the critics
             adv, baseline = self._advantage(x)
-            adv_used = optimistic(adv, cfg.negative_advantage_scale)  # identity at 1.0
-            adv_used = normalise(adv_used, alive) if cfg.normalize_advantage else adv_used
-
-        # 5. Actor: policy gradient (pg) or PPO's clipped surrogate with that advantage,
-        # plus the entropy bonus.
-        ppo_stats: dict[str, float] = {}
-        if ppo:
-            pg_loss, entropy, grad_norm, ppo_stats = self._ppo_update(ro, pi, adv_used, x)
-        else:
-            pg_loss, entropy, grad_norm = self._actor_step(pi, soft, ro.actions, adv_used, mask)
-        if self.shared_kind:  # the value head was trained with the actor
-            stats_critic["loss"][self.shared_kind] = ppo_stats.pop("value_loss")
-            stats_critic["grad_norm"][self.shared_kind] = grad_norm
-        for k in self.critics if cfg.critic_update == "ppo" else ():
-            stats_critic["loss"][k] = ppo_stats.pop(f"critic_loss/{k}")
-            stats_critic["grad_norm"][k] = ppo_stats.pop(f"critic_grad/{k}")
+            adv_used = optimistic(adv, self.cfg.negative_advantage_scale)  # 1.0: identity
+            if self.cfg.normalize_advantage:
+                adv_used = normalise(adv_used, ro.alive[:-1])
+        result = self.actor_update(self, ro, act, adv_used, x)  # 5. actor update
+        self.training.report(critic_stats, result)
         self.n_updates += 1
         first = next(iter(x.targets), None)
         return UpdateStats(
-            eps=float(ro.eps[0]), mask=mask, pi=pi.detach(), adv=adv, baseline=baseline,
-            pg_loss=pg_loss, entropy=entropy, actor_grad_norm=grad_norm, ppo=ppo_stats,
-            critic_loss=stats_critic["loss"], critic_grad_norm=stats_critic["grad_norm"],
+            eps=float(ro.eps[0]), mask=ro.alive[:-1].float(), pi=act.pi.detach(), adv=adv,
+            baseline=baseline, pg_loss=result.pg_loss, entropy=result.entropy,
+            actor_grad_norm=result.grad_norm, ppo=result.extra,
+            critic_loss=critic_stats["loss"], critic_grad_norm=critic_stats["grad_norm"],
             td_target=None if first is None else x.targets[first])
 
-    def _critic_step(self, ro: Rollout, hs: Tensor, stays: Tensor, alive: Tensor,
-                     x: AdvantageInputs) -> dict[str, dict[str, float]]:
-        """Steps 2-3 for every critic: TD(lambda) targets from its target copy (into
-        ``x.next_values`` / ``x.targets``), then ``critic_updates`` regression steps; its
-        output before them goes to ``x.q``. Returns the last step's loss and grad norm.
-        With ``critic_update=ppo`` the targets bootstrap from the critic itself and its
-        steps are left to the PPO minibatches."""
-        cfg = self.cfg
-        stats: dict[str, dict[str, float]] = {"loss": {}, "grad_norm": {}}
-        if not self.critics:
-            return stats
-        now, nxt = self._critic_batches(ro, hs, stays)
-        in_epochs = cfg.critic_update == "ppo"
-        for kind, critic in self.critics.items():
-            with torch.no_grad():
-                if kind == "central_q" and self.joint is not None:  # Pareto-AC's max
-                    x.q["central_q_best"] = advantages.best_others_q(lambda u, net=critic.net: net(
-                        replace(now, actions=u)), self.joint, tuple(now.actions.shape[:-1]))
-                x.next_values[kind] = critic.values(nxt, target=not in_epochs)  # [T, B, N]
-                x.targets[kind] = td_lambda_targets(x.rewards, x.next_values[kind],
-                                                    ro.terminated, ro.truncated,
-                                                    cfg.gamma, cfg.td_lambda, stays=stays)
-                if in_epochs:
-                    x.q[kind] = critic.net(now)
-                    continue
-            for i in range(cfg.critic_updates):
-                o, info = critic.update(now, x.targets[kind], alive)
-                if i == 0:
-                    x.q[kind] = o  # output before this fragment's critic steps
-            stats["loss"][kind] = info["loss"]
-            stats["grad_norm"][kind] = info["grad_norm"]
-        return stats
+    def metrics(self, stats: UpdateStats) -> dict[str, float]:
+        return update_metrics(stats, self.spec)
+
+    def _actors(self, ro: Rollout) -> ActorPass:
+        """Step 1: the actors unrolled over the fragment and the exploring policy, with
+        exactly the epsilon floor that acted (``ro.eps``). An update that re-runs the
+        actor itself (ppo) gets this pass without a graph: it is pi_old."""
+        with torch.set_grad_enabled(self.actor_update.keeps_graph and torch.is_grad_enabled()):
+            logits, hs, values = self.training.actor_pass(self.actor, ro)
+        amask = ro.action_mask[:-1] if self.spec.has_action_mask else None  # [T, B, N, A]
+        soft = masked_softmax(logits, amask)  # [T, B, N, A] the actor's own softmax
+        pi = floor_mix(soft, ro.eps[:, None, None, None], amask)
+        return ActorPass(soft=soft, pi=pi, hs=hs, values=values)
+
+    def _inputs(self, ro: Rollout, act: ActorPass) -> tuple[Tensor, AdvantageInputs]:
+        """Who stays in the episode after t, and the advantage modules' inputs.
+
+        Staying: alive at t + 1, or at a truncation the env's final_alive (an agent that
+        terminated in the cut step is not). An agent that leaves continues with the
+        team's target (see "Dead agents" above); reinforce's Monte-Carlo return still
+        ends at its death."""
+        alive = ro.alive[:-1]  # [T, B, N] agent acted at t
+        final_alive = alive if ro.final_alive is None else ro.final_alive
+        stays = torch.where(ro.truncated[..., None], final_alive, ro.alive[1:])  # [T, B, N]
+        left = alive & ~stays
+        agent_term = ro.terminated[..., None] | left  # [T, B, N]
+        x = AdvantageInputs(
+            pi=act.pi, actions=ro.actions, rewards=team_rewards(ro.rewards, alive,
+                                                                self.cfg.team_reward),
+            terminated=agent_term, truncated=ro.truncated[..., None].expand_as(agent_term),
+            q={}, targets={}, next_values={}, gamma=self.cfg.gamma,
+            return_reset_on_reward=self.cfg.return_reset_on_reward)
+        return stays, x
 
     def _advantage(self, x: AdvantageInputs) -> tuple[Tensor, Tensor]:
         """(advantage, baseline), both ``[T, B, N]``, of ``algo.advantage``."""
@@ -313,203 +269,16 @@ class Learner(nn.Module):
                 x.q["central_q"], x.q["central_q_best"], self.cfg.optimistic_others)})
         return self.advantage.fn(x)
 
-    def _actor_step(self, pi: Tensor, soft: Tensor, actions: Tensor, adv: Tensor,
-                    mask: Tensor) -> tuple[float, float, float]:
-        """Eq. 5's policy gradient ``-mean(mask * A * log pi(u))`` minus the entropy bonus;
-        one clipped optimiser step. Returns (pg loss, entropy, gradient norm)."""
-        logp = torch.log(pi.gather(-1, actions[..., None]).squeeze(-1).clamp_min(1e-10))
-        n_alive = mask.sum().clamp_min(1.0)
-        pg_loss = -(adv * logp * mask).sum() / n_alive
-        entropy = -(soft * torch.log(soft.clamp_min(1e-10))).sum(-1)
-        entropy = (entropy * mask).sum() / n_alive
-        actor_loss = pg_loss - self.cfg.entropy_coef * entropy
-        grad = guarded_step(actor_loss, self.actor.parameters(), self.actor_opt,
-                            self.cfg.grad_clip, "actor")
-        return pg_loss.item(), entropy.item(), grad
-
-    def _ppo_update(self, ro: Rollout, pi_old: Tensor, adv: Tensor, x: AdvantageInputs
-                    ) -> tuple[float, float, float, dict[str, float]]:
-        """PPO's actor update: ``epochs`` passes in ``minibatches`` random minibatches,
-        one clipped optimiser step each on :func:`ppo_objective` (and, with ``shared_torso``,
-        the value loss through the same torso). Samples are the T x B steps of a
-        feed-forward actor, or the B env sequences of a GRU actor (replayed from
-        ``ro.h0``). Returns the last epoch's mean (surrogate loss, entropy, gradient norm)
-        and diagnostics: ``first_ratio_dev`` (max ``|r - 1|`` of the very first
-        minibatch, 0 up to rounding), ``clip_frac``, ``approx_kl`` and ``value_loss``."""
-        cfg, spec = self.cfg, self.spec
-        t_len, b = ro.actions.shape[:2]
-        rows = (b if self.actor.rnn else t_len * b)
-        mb = rows // cfg.minibatches
-        if mb * cfg.minibatches != rows:
-            raise ValueError(f"algo.minibatches = {cfg.minibatches} must divide the "
-                             f"fragment's {rows} samples")
-        # [T, B, ...] tensors as [T, rows] (GRU: minibatches of env sequences) or
-        # [1, T*B] (feed-forward: minibatches of single steps).
-        def rows_of(z: Tensor) -> Tensor:
-            return z if self.actor.rnn else z.reshape(1, t_len * b, *z.shape[2:])
-
-        logp_old = torch.log(pi_old.gather(-1, ro.actions[..., None]).squeeze(-1)
-                             .clamp_min(1e-10))
-        data = {
-            "obs": ro.obs[:-1], "prev": ro.prev_actions[:-1], "first": ro.first[:-1],
-            "actions": ro.actions, "mask": ro.alive[:-1].float(), "adv": adv,
-            "logp_old": logp_old, "eps": ro.eps[:, None].expand(t_len, b),
-        }
-        if spec.has_action_mask:
-            data["amask"] = ro.action_mask[:-1]
-        if self.shared_kind:
-            data["ret"] = x.targets[self.shared_kind]
-            data["v_old"] = x.q[self.shared_kind].squeeze(-1)
-        epoch_critics = self.critics if cfg.critic_update == "ppo" else {}
-        if epoch_critics:  # their inputs (_critic_batches' now) are the actor's and the state
-            data["state"] = ro.state[:-1]
-            data.update({f"ret/{k}": x.targets[k] for k in epoch_critics})
-        data = {k: rows_of(v) for k, v in data.items()}
-        first_dev = None
-        for _ in range(cfg.epochs):
-            sums: dict[str, float] = {}  # sums over the last epoch's minibatches
-            used = 0
-            perm = torch.randperm(rows)
-            for i in range(cfg.minibatches):
-                idx = perm[i * mb:(i + 1) * mb]
-                # index_select: ~5x faster than v[:, idx] on the uint8 frames (CPU time
-                # per 256-frame Pong minibatch 1.1 ms vs 5.3 ms)
-                d = {k: v.index_select(1, idx) for k, v in data.items()}
-                if not bool(d["mask"].any()):
-                    continue  # no living sample: a step on its zero loss would still move
-                    # the weights by Adam's momentum
-                used += 1
-                h0 = ro.h0[idx] if self.actor.rnn else ro.h0.new_zeros(mb, spec.n_agents, 0)
-                out = self._ppo_step(d, h0)
-                for k, critic in epoch_critics.items():
-                    _, info = critic.update(CriticBatch(d["state"], d["obs"], d["actions"],
-                                                        d["prev"]), d[f"ret/{k}"], d["mask"])
-                    out[f"critic_loss/{k}"] = info["loss"]
-                    out[f"critic_grad/{k}"] = info["grad_norm"]
-                dev = out.pop("ratio_dev")
-                first_dev = dev if first_dev is None else first_dev
-                for k, v in out.items():
-                    sums[k] = sums.get(k, 0.0) + v
-        if not used:
-            raise ValueError("the fragment has no step with a living agent: nothing for "
-                             "PPO to learn from")
-        sums = {k: v / used for k, v in sums.items()}
-        if not self.shared_kind:
-            del sums["value_loss"]
-        return sums.pop("pg_loss"), sums.pop("entropy"), sums.pop("grad_norm"), \
-            {"first_ratio_dev": first_dev, **sums}
-
-    def _ppo_step(self, d: dict[str, Tensor], h0: Tensor) -> dict[str, float]:
-        """One PPO minibatch (tensors ``[T', b, N, ...]``): forward, loss, clipped step."""
-        cfg = self.cfg
-        amask = d.get("amask")
-        if self.shared_kind:
-            logits, v, _ = self.actor.unroll_values(d["obs"], d["prev"], d["first"], h0)
-        else:
-            logits, _ = self.actor.unroll(d["obs"], d["prev"], d["first"], h0)
-        soft = masked_softmax(logits, amask)
-        pi = floor_mix(soft, d["eps"][..., None, None], amask)
-        logp = torch.log(pi.gather(-1, d["actions"][..., None]).squeeze(-1).clamp_min(1e-10))
-        mask = d["mask"]
-        n_alive = mask.sum().clamp_min(1.0)
-        surrogate, ratio = ppo_objective(logp, d["logp_old"], d["adv"], cfg.clip)
-        pg_loss = -(surrogate * mask).sum() / n_alive
-        entropy = -(soft * torch.log(soft.clamp_min(1e-10))).sum(-1)
-        entropy = (entropy * mask).sum() / n_alive
-        loss = pg_loss - cfg.entropy_coef * entropy
-        value_loss = torch.zeros(())
-        if self.shared_kind:
-            value_loss = (value_error(v, d["v_old"], d["ret"], cfg.value_clip) * mask).sum() \
-                / n_alive
-            loss = loss + cfg.value_coef * value_loss
-        grad = guarded_step(loss, self.actor.parameters(), self.actor_opt, cfg.grad_clip,
-                            "actor")
-        with torch.no_grad():
-            log_r = logp - d["logp_old"]
-            clipped = ((ratio - 1.0).abs() > cfg.clip).float()
-            return {
-                "pg_loss": pg_loss.item(), "entropy": entropy.item(), "grad_norm": grad,
-                "value_loss": value_loss.item(),
-                "clip_frac": float((clipped * mask).sum() / n_alive),
-                # k3 estimator of KL(pi_old || pi) (Schulman's "approximating KL")
-                "approx_kl": float((((ratio - 1.0) - log_r) * mask).sum() / n_alive),
-                "ratio_dev": float(((ratio - 1.0).abs() * mask).max()),
-            }
-
-    @torch.no_grad()
-    def _shared_value_targets(self, ro: Rollout, v_all: Tensor, hs: Tensor, stays: Tensor,
-                              x: AdvantageInputs) -> None:
-        """The value head's outputs (``v_all`` ``[T + 1, B, N]``) as the shared critic's
-        ``q``, ``next_values`` and TD(lambda) ``targets`` in ``x``: the same targets as a
-        separate critic's (the team reward, a leaving agent continuing with the team's
-        target through ``stays``)."""
-        kind = self.shared_kind
-        x.q[kind] = v_all[:-1, ..., None]  # [T, B, N, 1]
-        x.next_values[kind] = self._next_values(ro, v_all, hs)
-        x.targets[kind] = td_lambda_targets(x.rewards, x.next_values[kind], ro.terminated,
-                                            ro.truncated, self.cfg.gamma, self.cfg.td_lambda,
-                                            stays=stays)
-
-    def _next_values(self, ro: Rollout, v_all: Tensor, hs: Tensor) -> Tensor:
-        """``[T, B, N]`` value-head values of the next situation: ``v_all[t + 1]``, or of
-        the final observation where an episode was truncated (previous action u_t, the
-        hidden state after t)."""
-        nxt = v_all[1:].clone()
-        bt, bb = ro.truncated.nonzero(as_tuple=True)
-        if bt.numel():
-            _, v_fin, _ = self.actor._step(ro.final_obs[bt, bb], ro.actions[bt, bb],
-                                           hs[bt, bb], values=True)
-            nxt[bt, bb] = v_fin
-        return nxt
-
     def _anneal_lr(self, ro: Rollout) -> None:
         """``lr_anneal_steps``: learning rates ``lr * (1 - env_steps / lr_anneal_steps)``
         (floored at 0) before this update, env steps counted as T x B per update."""
-        steps = self.cfg.lr_anneal_steps
-        if not steps:
+        if not self.cfg.lr_anneal_steps:
             return
         done = self.n_updates * ro.actions.shape[0] * ro.actions.shape[1]
-        frac = max(0.0, 1.0 - done / steps)
-        for g in self.actor_opt.param_groups:
-            g["lr"] = self.cfg.actor_lr * frac
+        frac = lr_fraction(done, self.cfg.lr_anneal_steps)
+        anneal_lr(self.actor_opt, self.cfg.actor_lr, frac)
         for critic in self.critics.values():
-            for g in critic.opt.param_groups:
-                g["lr"] = self.cfg.critic_lr * frac
-
-    def _critic_batches(self, ro: Rollout, hs: Tensor, stays: Tensor
-                        ) -> tuple[CriticBatch, CriticBatch]:
-        """The critics' inputs at t and at the next state, with the next joint action.
-
-        The next state is the following entry of the fragment, or the final state where
-        an episode was truncated. The joint action there is the one taken, except where
-        the fragment or the episode stopped; there it is sampled from the current policy
-        (from the actor's hidden state after t, under the epsilon of step t). Agents
-        not in the episode there (``stays`` ``[T, B, N]`` False) act "0", as the runner
-        records them: one that dies on the fragment's last step is alive at t but not at
-        t + 1, one that terminated in a truncated step is not ``final_alive``.
-        """
-        actions = ro.actions
-        trunc = ro.truncated[..., None]  # [T, B, 1]
-        next_state = torch.where(trunc, ro.final_state, ro.state[1:])
-        obs_trunc = trunc.reshape(trunc.shape + (1,) * (ro.obs.dim() - 3))
-        next_obs = torch.where(obs_trunc, ro.final_obs, ro.obs[1:])
-        next_actions = torch.cat([actions[1:], actions[-1:]])
-        boundary = ro.truncated.clone()
-        boundary[-1] = True
-        with torch.no_grad():
-            bt, bb = boundary.nonzero(as_tuple=True)
-            b_logits, _ = self.actor(next_obs[bt, bb], actions[bt, bb], hs[bt, bb])
-            b_mask = None
-            if self.spec.has_action_mask:
-                next_mask = torch.where(trunc[..., None], ro.final_action_mask,
-                                        ro.action_mask[1:])
-                b_mask = next_mask[bt, bb]
-            b_pi = exploration_probs(b_logits, ro.eps[bt, None, None], b_mask)
-            # not in the next situation: "0" on record, as the runner writes it
-            next_actions[bt, bb] = sample_categorical(b_pi).masked_fill_(~stays[bt, bb], 0)
-        now = CriticBatch(ro.state[:-1], ro.obs[:-1], actions, ro.prev_actions[:-1])
-        nxt = CriticBatch(next_state, next_obs, next_actions, actions)
-        return now, nxt
+            anneal_lr(critic.opt, self.cfg.critic_lr, frac)
 
     def check_finite(self) -> None:
         """Raise :class:`NonFiniteError` naming the first NaN/inf parameter."""
@@ -549,22 +318,8 @@ class Learner(nn.Module):
         self.n_updates = int(sd["n_updates"])
 
 
-def _shared_value_kind(spec: EnvSpec, cfg: AlgoConfig, kinds: tuple[str, ...]) -> str | None:
-    """The critic kind the actor's value head replaces under ``algo.shared_torso`` (None
-    without it). The head sees what the actor sees (own observation, previous action,
-    id): that is an independent V-critic, and a central one only for a single agent
-    whose state is its observation."""
-    if not cfg.shared_torso:
-        return None
-    ok = kinds == ("local_v",) or (kinds == ("central_v",) and spec.n_agents == 1
-                                   and spec.state_is_concat_obs)
-    if not ok:
-        raise ConfigError(
-            f"algo.shared_torso = True is invalid: the actor's torso sees only an agent's "
-            f"own observation, so it can stand for iac_v's critic, or central_v's with one "
-            f"agent whose state is its observation (this env: {spec.n_agents} agents, "
-            f"state_is_concat_obs={spec.state_is_concat_obs}, critics {list(kinds)})")
-    return kinds[0]
+Learner = ComaLearner
+"""The name this learner had before the families' table (old imports keep working)."""
 
 
 def update_metrics(s: UpdateStats, spec: EnvSpec) -> dict[str, float]:

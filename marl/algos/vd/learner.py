@@ -34,7 +34,7 @@ env steps (:class:`marl.core.policy.EpsilonGreedyPolicy`, the shared schedule).
 
 Metrics: :meth:`QLearner.update` returns :class:`QStats`, and :func:`q_metrics` turns
 them into flat metrics (the trainer takes that function from
-:func:`marl.build.metrics_fn`): ``loss/critic_qtot`` the TD loss of ``Q_tot``,
+:meth:`QLearner.metrics`): ``loss/critic_qtot`` the TD loss of ``Q_tot``,
 ``loss/critic_qtot_grad_norm`` its gradient norm, ``train/td_target`` and ``train/q_tot``
 the batch's mean target and ``Q_tot``, ``train/q_greedy`` the mean greedy utility
 ``max_u Q_a`` on the fragment, ``train/q_gap`` the taken action's utility minus the
@@ -55,16 +55,18 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from marl.algos.coma.critics import guarded_step, make_optimizer
+from marl.algos.common import guarded_step, make_optimizer, sync_targets
+from marl.algos.vd.config import VDConfig
+from marl.algos.vd.mixers import MIXERS
 from marl.algos.vd.replay import EpisodeBuffer, Episodes
-from marl.config import AlgoConfig
-from marl.core.nets import MIXERS, Actor, make_mixer
+from marl.core.nets import Actor
 from marl.core.policy import EpsilonGreedyPolicy, epsilon_greedy_probs
 from marl.core.returns import td_lambda_targets
 from marl.core.rollout import Rollout
 from marl.envs.base import EnvSpec
 from marl.io.errors import check_finite
 from marl.io.metrics import masked_mean, policy_metrics
+from marl.schema import lookup
 
 
 @dataclass
@@ -136,24 +138,14 @@ def _time_first(x: Tensor) -> Tensor:
     return x.transpose(0, 1)
 
 
-def env_max_steps(env_cfg: Any) -> int | None:
-    """The env config's episode limit (``max_steps`` or ``kwargs.max_steps``), if any."""
-    value = getattr(env_cfg, "max_steps", None)
-    kwargs = getattr(env_cfg, "kwargs", None)
-    if value is None and isinstance(kwargs, dict):
-        value = kwargs.get("max_steps")
-    return None if value is None else int(value)
-
-
 class QLearner(nn.Module):
     """Agent utility network, mixer, their targets, one optimiser, the replay buffer."""
 
-    def __init__(self, spec: EnvSpec, cfg: AlgoConfig, num_envs: int, seed: int = 0):
+    def __init__(self, spec: EnvSpec, cfg: VDConfig, num_envs: int, seed: int = 0):
         super().__init__()
-        if cfg.vd is None:
-            raise ValueError("algo.vd is null: the value-decomposition learner needs it")
         self.spec, self.cfg, vd = spec, cfg, cfg.vd
-        if MIXERS[vd.mixer].needs_state and (spec.state_is_concat_obs or spec.state_dim == 0):
+        mixer = lookup(MIXERS, vd.mixer, "algo.vd.mixer")
+        if mixer.needs_state and (spec.state_is_concat_obs or spec.state_dim == 0):
             raise ValueError(
                 f"algo.vd.mixer = {vd.mixer!r} conditions on the global state, and this env "
                 "has none (its state is only the concatenated observations): use "
@@ -161,8 +153,7 @@ class QLearner(nn.Module):
         pixel_scale = 1.0 / 255.0 if spec.obs_dtype == "uint8" else 1.0
         self.agent = Actor(spec.obs_shape, spec.n_agents, spec.n_actions, cfg.actor_hidden,
                            rnn=cfg.rnn, shared=cfg.share_actor, pixel_scale=pixel_scale)
-        self.mixer = make_mixer(vd.mixer, spec.n_agents, spec.state_dim, vd.mixer_embed,
-                                vd.hyper_hidden)
+        self.mixer = mixer.make(spec.n_agents, spec.state_dim, vd)
         self.target_agent = copy.deepcopy(self.agent).requires_grad_(False)
         self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
         self.opt = make_optimizer(self._params(), cfg.optimizer, vd.lr, cfg.rmsprop_alpha,
@@ -241,17 +232,9 @@ class QLearner(nn.Module):
         self._update_targets()
         return {"td_loss": loss.item(), "grad_norm": grad, **diag}
 
-    @torch.no_grad()
     def _update_targets(self) -> None:
-        cfg = self.cfg
-        pairs = ((self.agent, self.target_agent), (self.mixer, self.target_mixer))
-        if cfg.target_tau is not None:
-            for net, tgt in pairs:
-                for p, tp in zip(net.parameters(), tgt.parameters(), strict=True):
-                    tp.lerp_(p, cfg.target_tau)
-        elif self.n_grad_steps % cfg.target_update_interval == 0:
-            for net, tgt in pairs:
-                tgt.load_state_dict(net.state_dict())
+        sync_targets(((self.agent, self.target_agent), (self.mixer, self.target_mixer)),
+                     self.n_grad_steps, self.cfg.target_update_interval, self.cfg.target_tau)
 
     @torch.no_grad()
     def _fragment_stats(self, ro: Rollout) -> QStats:
@@ -267,6 +250,9 @@ class QLearner(nn.Module):
             eps=float(ro.eps[0]), mask=mask, pi=pi, greedy_q=greedy_q * mask,
             gap=(taken - greedy_q) * mask, entropy=masked_mean(entropy, mask),
             grad_steps=self.n_grad_steps, buffer_episodes=self.buffer.size)
+
+    def metrics(self, stats: QStats) -> dict[str, float]:
+        return q_metrics(stats, self.spec)
 
     def check_finite(self) -> None:
         """Raise :class:`NonFiniteError` naming the first NaN/inf parameter."""

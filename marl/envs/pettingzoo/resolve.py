@@ -220,41 +220,9 @@ def _without_order_checks(env: Any) -> Any:
 
 def build_env(cfg: PettingZooEnvConfig):
     """One wrapped PettingZoo ``ParallelEnv`` as ``cfg`` describes (not reset)."""
-    from pettingzoo import AECEnv, ParallelEnv
     from pettingzoo.utils.conversions import aec_to_parallel, turn_based_aec_to_parallel
 
-    factory, origin = resolve_factory(cfg.id, cfg.parallel)
-    kwargs = factory_kwargs(cfg, origin)
-    try:
-        env = factory(**kwargs)
-    except Exception as e:
-        if isinstance(e, ImportError) or type(e).__name__ in (
-            "FailedToImport", "DependencyNotInstalled"
-        ):
-            raise ValueError(
-                f"env.id = {cfg.id!r} cannot be built: a dependency is missing "
-                f"({type(e).__name__}: {e})"
-            ) from e
-        raise ValueError(
-            f"env.kwargs = {cfg.kwargs!r} is invalid: {cfg.id}(**kwargs) raised "
-            f"{type(e).__name__}: {e}"
-        ) from e
-    want = ParallelEnv if cfg.parallel else AECEnv
-    if not isinstance(env, want):
-        if isinstance(env, (ParallelEnv, AECEnv)):
-            got = "an AEC env" if isinstance(env, AECEnv) else "a ParallelEnv"
-            flag = "false" if isinstance(env, AECEnv) else "true"
-            why = f"the factory returned {got}: set env.parallel = {flag}"
-        else:
-            why = (
-                f"the factory returned a {type(env).__module__}.{type(env).__qualname__}, not "
-                f"a PettingZoo {'ParallelEnv' if cfg.parallel else 'AECEnv'}"
-            )
-        close = getattr(env, "close", None)
-        if callable(close):
-            with contextlib.suppress(Exception):
-                close()
-        raise _bad_id(cfg.id, why)
+    env = _check_kind(_call_factory(cfg), cfg)
     env = _without_order_checks(env)
     for i, entry in enumerate(cfg.wrappers):
         name, fn, args, kw = resolve_wrapper(entry, i)
@@ -272,3 +240,46 @@ def build_env(cfg: PettingZooEnvConfig):
             env = turn_based_aec_to_parallel(env)
     return env
 
+
+def _call_factory(cfg: PettingZooEnvConfig):
+    """The env the factory of ``cfg.id`` returns for ``cfg.kwargs``; a missing
+    dependency or bad kwargs become one-line ValueErrors."""
+    factory, origin = resolve_factory(cfg.id, cfg.parallel)
+    kwargs = factory_kwargs(cfg, origin)
+    try:
+        return factory(**kwargs)
+    except Exception as e:
+        if isinstance(e, ImportError) or type(e).__name__ in (
+            "FailedToImport", "DependencyNotInstalled"
+        ):
+            raise ValueError(
+                f"env.id = {cfg.id!r} cannot be built: a dependency is missing "
+                f"({type(e).__name__}: {e})"
+            ) from e
+        raise ValueError(
+            f"env.kwargs = {cfg.kwargs!r} is invalid: {cfg.id}(**kwargs) raised "
+            f"{type(e).__name__}: {e}"
+        ) from e
+
+
+def _check_kind(env, cfg: PettingZooEnvConfig):
+    """``env`` if it is the API ``cfg.parallel`` asks for; else closed and refused."""
+    from pettingzoo import AECEnv, ParallelEnv
+
+    want = ParallelEnv if cfg.parallel else AECEnv
+    if isinstance(env, want):
+        return env
+    if isinstance(env, (ParallelEnv, AECEnv)):
+        got = "an AEC env" if isinstance(env, AECEnv) else "a ParallelEnv"
+        flag = "false" if isinstance(env, AECEnv) else "true"
+        why = f"the factory returned {got}: set env.parallel = {flag}"
+    else:
+        why = (
+            f"the factory returned a {type(env).__module__}.{type(env).__qualname__}, not "
+            f"a PettingZoo {'ParallelEnv' if cfg.parallel else 'AECEnv'}"
+        )
+    close = getattr(env, "close", None)
+    if callable(close):
+        with contextlib.suppress(Exception):
+            close()
+    raise _bad_id(cfg.id, why)

@@ -44,6 +44,7 @@ class PettingZooVecEnv:
             obs_dtype=lay.obs_dtype,
             has_action_mask=lay.mask_mode is not None,
             state_is_concat_obs=not lay.state_from_env,
+            episode_limit=episode_limit(probe, cfg),
         )
         self.num_workers = w = min(int(cfg.num_workers), b)
         if w == 0:
@@ -113,3 +114,15 @@ class ResumablePettingZooVecEnv(PettingZooVecEnv):
         out = dataclasses.asdict(self.cfg)
         out.pop("num_workers")
         return out
+
+
+def episode_limit(env: Any, cfg: PettingZooEnvConfig) -> int | None:
+    """The env's time limit: ``max_cycles`` (PettingZoo's usual name) or ``max_steps`` of
+    the factory's kwargs, else of the unwrapped env; None when it has neither."""
+    for key in ("max_cycles", "max_steps"):
+        value = cfg.kwargs.get(key) if isinstance(cfg.kwargs, dict) else None
+        if value is None:
+            value = getattr(getattr(env, "unwrapped", env), key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None

@@ -1,236 +1,16 @@
-"""JaxMARL envs (SMAX, JAX MPE, ...) as one batched :class:`~marl.envs.base.VecEnv`.
+"""The JaxMARL adapter proper: :class:`JaxMarlVecEnv`, B copies of one env stepped by
+one jitted, vmapped function (see :mod:`marl.envs.jaxmarl`)."""
 
-Which env. ``id`` is a JaxMARL registry name (``jaxmarl.registered_envs``), e.g.
-``HeuristicEnemySMAX`` (SMAX against the built-in heuristic enemy: the COMA paper's
-StarCraft micromanagement setting) or ``MPE_simple_spread_v3``. ``kwargs`` go to
-``jaxmarl.make``; a key the env's constructor chain does not name fails at start (JaxMARL's
-MPE constructors would silently swallow it). ``scenario`` names a SMAX map (``3m``,
-``2s3z``, ``5m_vs_6m``, ...), turned into JaxMARL's ``Scenario`` with
-``map_name_to_scenario`` (a Scenario object cannot be written in YAML).
-
-One jitted core. ``step`` is ONE ``jax.jit`` of a ``jax.vmap`` over the B envs of: the
-env's ``step_env``, the stacked observations, action masks and global state of the
-result, the episode statistics of the (possibly final) state, a fresh ``reset`` and the
-auto-reset select between the two (as JaxMARL's own ``step`` does). No Python loop over
-envs or agents runs per step; the outputs come back to numpy with one ``device_get`` and
-are copied into the preallocated :class:`~marl.envs.base.VecBuffers`. The JAX state
-pytree, the per-env PRNG keys ``[B, 2]`` and the alive flags stay on the device between
-steps (donated to the next step, so XLA reuses their memory).
-
-What the runner sees:
-
-* agents: ``env.agents`` (SMAX: the allies ``ally_0..``; the enemy is part of the env).
-  Every agent needs a ``Discrete`` action space of one size A and observations of one
-  shape (flattened to ``(O,)``, float32).
-* action masks from ``env.get_avail_actions`` where the env defines it (SMAX); else all
-  True (``has_action_mask=False``). Rows of agents that are not alive are all True.
-* alive: ``not dones[agent]`` of the last step (SMAX: dead units). A dead agent's action
-  is replaced by the env's no-op (SMAX: stop) before it reaches the env.
-* state: ``obs["world_state"]`` where the env returns one (SMAX), else the concatenated
-  observations (``state_is_concat_obs=True``). SMAX's world state carries raw map
-  positions (0-32), weapon cooldowns that keep falling below zero while a unit holds
-  fire (seen at -13) and integer unit types beside normalised health; with
-  ``scale_state`` (the default) positions are divided by the map's width and height,
-  cooldowns clipped to ``[0, longest cooldown]`` and divided by it (below zero means
-  "ready", as at zero) and types divided by the number of types, so every feature is in
-  [0, 1]. A deviation from JaxMARL's raw state, for the critics and the QMIX mixer
-  (input conditioning; the falling cooldown is not information). On coma_smax_3m it
-  changed nothing measurable (experiments/smax/README.md); ``scale_state=false`` gives
-  JaxMARL's state as it is.
-* terminated vs truncated: SMAX terminates when one side is wiped out and truncates at
-  ``max_steps`` otherwise (a battle won on the last step is terminated). Other envs: the
-  episode is truncated when ``state.step >= env.max_steps`` (MPE's only end) and
-  terminated for any other end.
-* episode statistics (SMAX): ``win`` (all enemies dead and at least one ally alive; the
-  task's success metric, so it is reported as ``train/success_rate`` and
-  ``eval/success_rate``), ``enemies_killed`` and ``allies_lost`` (fractions).
-* rendering: ``render_rgb(env_index, final=False)`` for SMAX (units as discs, allies
-  blue, enemies red, brightness = health) and MPE (agents blue, landmarks grey).
-  JaxMARL's own renderers are matplotlib animations of whole state sequences, too slow
-  and of the wrong shape for a frame-at-a-time recorder. The first call recompiles the
-  step once so that it also returns env ``env_index``'s pre-reset state (for the final
-  frame); training envs never pay for it.
-
-Threads. JAX runs on the CPU (``JAX_PLATFORMS=cpu``) and, with ``xla_single_thread``
-(the default), with XLA's intra-op thread pool off
-(``--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``). Both are set in
-the environment before the first ``import jax`` in the process and cannot be changed
-afterwards. Measured (experiments/smax/bench.py) on the 2-core machine shared with other
-jobs: see experiments/smax/README.md.
-
-Compilation cache: jitted steps are cached on disk (JAX's persistent compilation cache)
-in ``$MARL_JAX_CACHE`` (default ``~/.cache/marl/jax``; set it empty to turn the cache
-off), unless the process configured its own cache first.
-
-Exact resume: ``get_state`` copies the state pytree's leaves, the keys and the alive
-flags to numpy, with the buffers the runner reads; ``set_state`` puts them back, so the
-continuation is bit-identical (tests/test_jaxmarl.py).
-
-Nothing here imports jax at module import: the config dataclass is needed by the env
-registry (and so by every run) without jax installed.
-"""
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import os
-import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from marl.envs.base import EnvSpec, VecBuffers, buffers_state, check_actions, restore_buffers
-
-INSTALL_HINT = 'pip install -e ".[jax]"'
-XLA_SINGLE_THREAD_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-CACHE_ENV = "MARL_JAX_CACHE"
-CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "marl", "jax")
-SMAX_IDS = ("SMAX", "HeuristicEnemySMAX", "LearnedPolicyEnemySMAX")
-SMAX_METRICS = ("win", "enemies_killed", "allies_lost")
-
-
-def _plain(x: Any) -> Any:
-    """``x`` with OmegaConf containers and mappings turned into plain dicts and lists."""
-    if type(x).__module__.startswith("omegaconf"):
-        from omegaconf import OmegaConf
-
-        return OmegaConf.to_container(x, resolve=True)
-    if isinstance(x, Mapping):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return x
-
-
-@dataclass
-class JaxMarlEnvConfig:
-    """Any JaxMARL env through the batched JAX adapter (see the module docstring)."""
-
-    name: str = "jaxmarl"
-    """Registry key of the env."""
-    id: str = "HeuristicEnemySMAX"
-    """JaxMARL registry name (jaxmarl.registered_envs), e.g. MPE_simple_spread_v3."""
-    scenario: str | None = None
-    """SMAX map name (3m, 2s3z, 5m_vs_6m, ...); only for the SMAX ids; null = none."""
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments of jaxmarl.make, e.g. {max_steps: 25, local_ratio: 0.5}."""
-    xla_single_thread: bool = True
-    """Turn XLA's CPU thread pool off (set before jax is first imported; see docstring)."""
-    scale_state: bool = True
-    """SMAX only: scale JaxMARL's world_state to O(1) features (see the module docstring)."""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.id, str) or not self.id:
-            raise ValueError(f"env.id = {self.id!r} is invalid: must be a JaxMARL registry "
-                             "name such as 'HeuristicEnemySMAX' or 'MPE_simple_spread_v3'")
-        if self.scenario is not None:
-            if not isinstance(self.scenario, str):
-                raise ValueError(f"env.scenario = {self.scenario!r} is invalid: must be a "
-                                 "SMAX map name (e.g. '3m') or null")
-            if self.id not in SMAX_IDS:
-                raise ValueError(f"env.scenario = {self.scenario!r} is only for the SMAX ids "
-                                 f"{list(SMAX_IDS)}, not env.id = {self.id!r}")
-        kw = _plain(self.kwargs) if self.kwargs is not None else {}
-        if not isinstance(kw, dict) or not all(isinstance(k, str) for k in kw):
-            raise ValueError(f"env.kwargs = {self.kwargs!r} is invalid: must be a mapping of "
-                             "keyword arguments (str keys) for jaxmarl.make")
-        if "scenario" in kw:
-            raise ValueError("env.kwargs.scenario is not accepted: name the SMAX map with "
-                             "env.scenario (e.g. env.scenario=3m)")
-        self.kwargs = kw
-
-
-def import_jax(single_thread: bool = True):
-    """Import jax (on the CPU, XLA threads as asked) and jaxmarl; a clear error without."""
-    if "jax" not in sys.modules:
-        os.environ.setdefault("JAX_PLATFORMS", "cpu")
-        if single_thread:
-            flags = os.environ.get("XLA_FLAGS", "")
-            if "xla_cpu_multi_thread_eigen" not in flags:
-                os.environ["XLA_FLAGS"] = f"{flags} {XLA_SINGLE_THREAD_FLAGS}".strip()
-    try:
-        import jax
-        import jaxmarl
-    except ImportError as e:
-        raise ImportError(f"JaxMARL envs (env=jaxmarl) need jax and jaxmarl, which are not "
-                          f"installed ({e}): install them with `{INSTALL_HINT}`") from e
-    if jax.config.jax_compilation_cache_dir is None and os.environ.get(CACHE_ENV) != "":
-        # A SMAX step takes 10-30 s to compile; cached, a second run starts in ~1 s.
-        jax.config.update("jax_compilation_cache_dir", os.environ.get(CACHE_ENV, CACHE_DIR))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-    return jax, jaxmarl
-
-
-def _accepted_kwargs(cls: type) -> set[str] | None:
-    """Keyword names the constructor chain of ``cls`` names (None: cannot tell)."""
-    from jaxmarl.environments.smax import SMAX
-    from jaxmarl.environments.smax.heuristic_enemy_smax_env import EnemySMAX
-
-    names: set[str] = set()
-    open_end = True
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None or klass is object:
-            continue
-        params = inspect.signature(init).parameters.values()
-        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-        open_end = any(p.kind == p.VAR_KEYWORD for p in params)
-        if not open_end:
-            break
-    if issubclass(cls, EnemySMAX):  # its **env_kwargs go to SMAX
-        names |= _accepted_kwargs(SMAX) or set()
-    names.discard("self")
-    return names
-
-
-def make_jaxmarl_env(cfg: JaxMarlEnvConfig):
-    """The JaxMARL env described by ``cfg`` (id, scenario and kwargs checked first)."""
-    jax, jaxmarl = import_jax(cfg.xla_single_thread)
-    from jaxmarl.registration import registered_envs
-
-    if cfg.id not in registered_envs:
-        raise ValueError(f"unknown JaxMARL env id {cfg.id!r}: registered ids are "
-                         f"{sorted(registered_envs)}")
-    kwargs = dict(cfg.kwargs)
-    if cfg.scenario is not None:
-        from jaxmarl.environments.smax.smax_env import MAP_NAME_TO_SCENARIO, map_name_to_scenario
-
-        if cfg.scenario not in MAP_NAME_TO_SCENARIO:
-            raise ValueError(f"unknown SMAX scenario {cfg.scenario!r}: known maps are "
-                             f"{sorted(MAP_NAME_TO_SCENARIO)}")
-        kwargs["scenario"] = map_name_to_scenario(cfg.scenario)
-    cls = _env_class(cfg.id)
-    if cls is not None:
-        accepted = _accepted_kwargs(cls)
-        for k in cfg.kwargs:
-            if k not in accepted:
-                raise ValueError(f"env.kwargs.{k} is not accepted by JaxMARL's {cfg.id} "
-                                 f"({cls.__name__}): accepted keys are {sorted(accepted)}")
-    try:
-        return jaxmarl.make(cfg.id, **kwargs)
-    except TypeError as e:
-        raise ValueError(f"jaxmarl.make({cfg.id!r}, **{cfg.kwargs}) failed: {e}") from e
-
-
-def _env_class(env_id: str) -> type | None:
-    """The class jaxmarl.make builds for ``env_id`` (for kwarg checks), where known."""
-    import jaxmarl.environments as envs
-
-    table = {"SMAX": "SMAX", "HeuristicEnemySMAX": "HeuristicEnemySMAX",
-             "LearnedPolicyEnemySMAX": "LearnedPolicyEnemySMAX",
-             "MPE_simple_v3": "SimpleMPE", "MPE_simple_spread_v3": "SimpleSpreadMPE",
-             "MPE_simple_reference_v3": "SimpleReferenceMPE",
-             "MPE_simple_speaker_listener_v4": "SimpleSpeakerListenerMPE",
-             "MPE_simple_tag_v3": "SimpleTagMPE", "MPE_simple_push_v3": "SimplePushMPE",
-             "MPE_simple_adversary_v3": "SimpleAdversaryMPE",
-             "MPE_simple_crypto_v3": "SimpleCryptoMPE",
-             "MPE_simple_world_comm_v3": "SimpleWorldCommMPE",
-             "switch_riddle": "SwitchRiddle"}
-    name = table.get(env_id)
-    return None if name is None else getattr(envs, name, None)
+from marl.envs.jaxmarl.loading import SMAX_METRICS, JaxMarlEnvConfig, make_jaxmarl_env
 
 
 class JaxMarlVecEnv:
@@ -259,30 +39,11 @@ class JaxMarlVecEnv:
         if len(shapes) != 1:
             raise ValueError(f"JaxMARL env {cfg.id!r}: agents' observations have different "
                              f"shapes {sorted(shapes)}; the adapter needs one shape")
-        obs_dim = int(np.prod(shapes.pop()))
         self._smax = hasattr(self._core(st0), "unit_alive")
         self._world_state = "world_state" in obs0
         self._state_scale = self._smax_state_scale(np.size(obs0["world_state"])) \
             if self._smax and self._world_state and cfg.scale_state else None
-        try:
-            env.get_avail_actions(st0)
-            has_mask = True
-        except NotImplementedError:
-            has_mask = False
-        self._has_mask = has_mask
-        state_dim = int(np.size(obs0["world_state"])) if self._world_state \
-            else obs_dim * len(agents)
-        metrics = SMAX_METRICS if self._smax else ()
-        self.spec = EnvSpec(
-            agents=agents,
-            obs_shape=(obs_dim,),
-            state_dim=state_dim,
-            n_actions=n_actions.pop(),
-            has_action_mask=has_mask,
-            state_is_concat_obs=not self._world_state,
-            episode_metrics=metrics,
-            success_metric="win" if self._smax else None,
-        )
+        self.spec = self._make_spec(int(np.prod(shapes.pop())), n_actions.pop(), obs0, st0)
         # SMAX: "stop" is the last movement action; others: 0 (MPE's no-op).
         self._noop = int(env.num_movement_actions - 1) if self._smax else 0
         self.buf = VecBuffers.allocate(self.spec, b)
@@ -293,6 +54,28 @@ class JaxMarlVecEnv:
         if self._smax or hasattr(st0, "p_pos"):
             self.render_rgb = self._render_rgb
         self.reset(seed)
+
+    def _make_spec(self, obs_dim: int, n_actions: int, obs0: Any, st0: Any) -> EnvSpec:
+        """The :class:`EnvSpec` of the env just reset (``obs0``, ``st0``)."""
+        env = self.env
+        try:
+            env.get_avail_actions(st0)
+            self._has_mask = True
+        except NotImplementedError:
+            self._has_mask = False
+        state_dim = int(np.size(obs0["world_state"])) if self._world_state \
+            else obs_dim * len(self.agents)
+        return EnvSpec(
+            agents=self.agents,
+            obs_shape=(obs_dim,),
+            state_dim=state_dim,
+            n_actions=n_actions,
+            has_action_mask=self._has_mask,
+            state_is_concat_obs=not self._world_state,
+            episode_metrics=SMAX_METRICS if self._smax else (),
+            success_metric="win" if self._smax else None,
+            episode_limit=getattr(env, "max_steps", None),
+        )
 
     # ------------------------------------------------------------------ per-env JAX code
     @staticmethod

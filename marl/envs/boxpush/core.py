@@ -1,123 +1,30 @@
-"""Two-robot box pushing: a cooperative gridworld where two robots push one box into a hole.
+"""The batched numpy core of box pushing: the rules of the package docstring
+(:mod:`marl.envs.boxpush`) over B envs at once, no Python loop over envs."""
 
-Layout. A ``width x height`` grid (default 5x5) surrounded by walls. Coordinates are
-``(x, y)`` with ``x`` the column ``0..W-1`` and ``y`` the row ``0..H-1``; ``y = 0`` is the
-TOP row. There is one box, one hole and two robots, ``robot_0`` and ``robot_1``. Robots
-may share a cell with each other, never with the box.
-
-Actions. ``Discrete(5)`` per robot: 0 stay, 1 up (``y-1``), 2 down (``y+1``), 3 left
-(``x-1``), 4 right (``x+1``). Both robots act simultaneously.
-
-Pushing. A robot *pushes* in direction ``d`` when its target cell (position + ``d``) is
-the box's cell, i.e. it stands next to the box on the side opposite ``d`` and takes
-action ``d``. Box resolution, with ``P_d`` the number of robots pushing in direction ``d``:
-
-* robots pushing in two different directions in the same step conflict and the box does
-  not move. This covers opposite pushes (which cancel) and also perpendicular pushes:
-  the box never moves diagonally and never picks one of two directions;
-* otherwise, with pushers only in direction ``d``: if ``P_d >= box_weight`` the box moves;
-  if ``0 < P_d < box_weight`` it moves with probability ``solo_push_prob``. In both cases
-  only if the destination cell (box + ``d``) is inside the grid and not occupied, at the
-  start of the step, by a robot that is not pushing.
-
-Robots. Pushers follow the box into its old cell when it moves and stay put when it does
-not. A non-pushing robot moves to its target unless the target is outside the grid (a
-wall) or is the box's cell after the box resolution, in which case it stays put. Two
-robots may move into the same cell.
-
-Reward and episode end. When the box enters the hole both robots get reward 1 and the
-episode terminates (``terminated=True``). Every step also pays ``-step_penalty`` to both
-robots (default 0). The episode is truncated (``truncated=True, terminated=False``)
-after ``max_steps`` steps unless it terminated first; termination wins when both happen
-on the same step.
-
-Hole. ``hole`` is a fixed cell ``[x, y]`` (``None`` = middle of the top row,
-``(W // 2, 0)``) or the string ``"random"``: a uniformly random cell (any cell, corners
-included) drawn anew each episode.
-
-Initial positions. Every episode is solvable. A box in a corner can never move again and
-a box against a wall can only slide along that wall, so the box starts on a cell that is
-not the hole and is either interior or a non-corner wall cell on the same wall line as
-the hole (same ``x == 0`` / ``x == W-1`` column or ``y == 0`` / ``y == H-1`` row as the
-hole; a hole in a corner lies on two wall lines). On the default 5x5 grid with the hole
-at ``(2, 0)`` these are the 9 interior cells plus ``(1, 0)`` and ``(3, 0)``. The box is
-drawn uniformly among the allowed cells, then each robot uniformly and independently
-among the cells other than the box's (robots may start on the hole or on one cell).
-
-Observation of each robot (float32, length 11, in ``[-1, 1]``): its own position
-normalised, ``(x / (W-1), y / (H-1))``; then for the box, the hole and the other robot,
-in this order, the relative position ``((px - x) / (W-1), (py - y) / (H-1))`` and a
-visibility flag (1.0 = visible). With ``view_radius`` set, an object is visible iff its
-Chebyshev distance to the robot is ``<= view_radius``; an unseen object has its relative
-position zeroed and flag 0. ``view_radius=None`` makes everything visible.
-
-Global state (float32, length 9, in ``[0, 1]``): normalised absolute positions of
-``robot_0``, ``robot_1``, the box and the hole (``x / (W-1), y / (H-1)`` each), then
-``t / max_steps``.
-
-Episode statistics: ``success`` (1.0 if the box reached the hole) and, per agent,
-``pushes/<agent>`` (steps in which the agent pushed AND the box moved),
-``push_attempts/<agent>`` (steps in which it pushed) and ``idle/<agent>`` (steps in
-which its position did not change). The batched core reports them in
-``VecBuffers.episode`` for the envs that ended in a step; the PettingZoo env reports the
-running counts of the current episode in ``infos[agent]``.
-
-:class:`BoxPushCore` is the batched numpy core the runner uses, :class:`BoxPushEnv` its
-PettingZoo front end (:mod:`marl.envs.parallel`) over one env without auto-reset.
-"""
+from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from marl.envs.base import EnvSpec, VecBuffers, load_state, save_state
+from marl.envs.boxpush.metrics import credit_metrics
+from marl.envs.boxpush.render import render_rgb
+from marl.envs.boxpush.rules import (
+    ACTION_DELTAS,
+    AGENTS,
+    EPISODE_METRICS,
+    N_ACTIONS,
+    OBS_DIM,
+    STATE_DIM,
+    allowed_box_cells,
+)
 from marl.envs.checks import as_config, check_batch_actions, check_num_envs
 from marl.envs.configs import BoxPushConfig
-from marl.envs.parallel import CoreParallelEnv
 
-AGENTS = ("robot_0", "robot_1")
-N_ACTIONS = 5
-OBS_DIM = 2 + 3 * 3
-STATE_DIM = 9
-ACTION_MEANINGS = ("stay", "up", "down", "left", "right")
-# (dx, dy) of each action; y grows downwards (y = 0 is the top row).
-ACTION_DELTAS = np.array([[0, 0], [0, -1], [0, 1], [-1, 0], [1, 0]], dtype=np.intp)
 _V8 = np.dtype((np.void, 8))  # two float32 as one opaque item, for row gathers
 _V12 = np.dtype((np.void, 12))  # three float32
-EPISODE_METRICS = (
-    "success",
-    "pushes/robot_0",
-    "pushes/robot_1",
-    "push_attempts/robot_0",
-    "push_attempts/robot_1",
-    "idle/robot_0",
-    "idle/robot_1",
-)
-
-
-def allowed_box_cells(width: int, height: int, hole: tuple[int, int]) -> list[tuple[int, int]]:
-    """Cells ``(x, y)`` where the box may start with the hole at ``hole`` (row-major order).
-
-    A cell is allowed iff it is not the hole and it is interior or a non-corner wall cell
-    on a wall line (first/last column, first/last row) that also contains the hole.
-    """
-    hx, hy = hole
-    out = []
-    for y in range(height):
-        for x in range(width):
-            if (x, y) == (hx, hy):
-                continue
-            on_x_wall = x in (0, width - 1)
-            on_y_wall = y in (0, height - 1)
-            if on_x_wall and on_y_wall:
-                continue  # corner: the box could never move
-            if on_x_wall and x != hx:
-                continue  # stuck against a column wall the hole is not on
-            if on_y_wall and y != hy:
-                continue  # stuck against a row wall the hole is not on
-            out.append((x, y))
-    return out
 
 
 class BoxPushCore:
@@ -151,13 +58,15 @@ class BoxPushCore:
             n_actions=N_ACTIONS,
             episode_metrics=EPISODE_METRICS,
             success_metric="success",
+            episode_limit=cfg.max_steps,
+            credit_metrics=credit_metrics,
         )
         self.buf = VecBuffers.allocate(self.spec, b)
         self.width, self.height = w, h = cfg.width, cfg.height
         self.n_cells = w * h
-        self._build_tables()
         fixed = cfg.fixed_hole
         self._fixed_hole = None if fixed is None else fixed[1] * w + fixed[0]
+        self._build_tables()
         self._heavy = cfg.box_weight >= 2
         self._solo_p = float(cfg.solo_push_prob)
         self._max_steps = cfg.max_steps
@@ -209,8 +118,16 @@ class BoxPushCore:
         allowed = [
             [y * w + x for x, y in allowed_box_cells(w, h, (hc % w, hc // w))] for hc in range(c)
         ]
+        holes = range(c) if self._fixed_hole is None else [self._fixed_hole]
+        if not all(allowed[hc] for hc in holes):
+            hc = next(hc for hc in holes if not allowed[hc])
+            raise ValueError(
+                f"env.hole = {self.cfg.hole!r} is invalid on a {w}x{h} grid: with the hole at "
+                f"({hc % w}, {hc // w}) no box start can reach it (every episode must be "
+                "solvable); use a larger grid or another hole")
         n_max = max(len(a) for a in allowed)
-        self._box_table = np.array([a + [a[0]] * (n_max - len(a)) for a in allowed], np.intp)
+        self._box_table = np.array([(a or [hc]) + [(a or [hc])[0]] * (n_max - len(a or [hc]))
+                                    for hc, a in enumerate(allowed)], np.intp)
         self._box_count = np.array([len(a) for a in allowed], np.float64)
 
     @staticmethod
@@ -296,19 +213,37 @@ class BoxPushCore:
                 f"env {int(np.flatnonzero(self._ended)[0])} has ended (autoreset=False): "
                 "call reset() before stepping again"
             )
-        buf = self.buf
-        rob, box, move = self._rob, self._box, self._move
         act = actions.T.astype(np.intp)  # [2, B], contiguous
-        a0, a1 = act
+        rob = self._rob
         # Where every robot tries to go (its own cell when the move hits a wall).
-        tgt = move.take(rob * N_ACTIONS + act)
-        push = tgt == box
+        tgt = self._move.take(rob * N_ACTIONS + act)
+        push = tgt == self._box
+        ok, new_box = self._box_moves(act, push)
+        # Everyone whose target is the box's new cell stays put: pushers of a box that did
+        # not move, and walkers into it. Pushers of a moved box follow into its old cell.
+        new_rob = np.where(tgt == new_box, rob, tgt)
+        self._attempts += push
+        push &= ok
+        self._pushes += push
+        self._idle += new_rob == rob
+        self._rob, self._box = new_rob, new_box
+        done, trunc = self._advance_time(new_box)
+        ended = done | trunc
+        if ended.any():
+            self._end_episodes(np.flatnonzero(ended), done)
+        return self.buf
+
+    def _box_moves(self, act: np.ndarray, push: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The box rule over the batch: (moved ``[B]``, the box's new cell ``[B]``).
+
+        The box moves iff someone pushes, the destination is inside the grid, pushes do
+        not conflict, no non-pushing robot stands on the destination, and the pushers are
+        strong enough (or lucky)."""
+        box, rob = self._box, self._rob
+        a0, a1 = act
         p0, p1 = push
         both = p0 & p1
-        dest = move.take(box * N_ACTIONS + np.where(p0, a0, a1))
-        # The box moves iff someone pushes, the destination is inside the grid, pushes do
-        # not conflict, no non-pushing robot stands on the destination, and the pushers
-        # are strong enough (or lucky).
+        dest = self._move.take(box * N_ACTIONS + np.where(p0, a0, a1))
         ok = (p0 | p1) & (dest != box)
         ok &= ~(both & (a0 != a1))
         # A robot on the destination cannot be pushing in the box's direction d (it would
@@ -321,46 +256,43 @@ class BoxPushCore:
             else:
                 self._rng.random(out=self._coin)
                 ok &= both | (self._coin < self._solo_p)
-        new_box = np.where(ok, dest, box)
-        # Everyone whose target is the box's new cell stays put: pushers of a box that did
-        # not move, and walkers into it. Pushers of a moved box follow into its old cell.
-        new_rob = np.where(tgt == new_box, rob, tgt)
-        self._attempts += push
-        push &= ok
-        self._pushes += push
-        self._idle += new_rob == rob
-        self._rob = rob = new_rob
-        self._box = new_box
-        t = self._t
-        t += 1
+        return ok, np.where(ok, dest, box)
+
+    def _advance_time(self, new_box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Count the step, write rewards and episode ends, refresh the observations;
+        returns (terminated, truncated) ``[B]``."""
+        buf = self.buf
+        self._t += 1
         done = new_box == self._hole
         np.subtract(done[:, None], self._penalty, out=buf.reward)
         np.copyto(buf.terminated, done)
         trunc = buf.truncated
-        np.greater_equal(t, self._max_steps, out=trunc)
+        np.greater_equal(self._t, self._max_steps, out=trunc)
         trunc &= ~done
         self._refresh()
-        ended = done | trunc
-        if ended.any():
-            e = np.flatnonzero(ended)
-            buf.final_obs[e] = buf.obs[e]
-            buf.final_state[e] = buf.state[e]
-            self._final_cells[0][:, e] = rob[:, e]
-            self._final_cells[1][e] = new_box[e]
-            self._final_cells[2][e] = self._hole[e]
-            ep = buf.episode
-            ep["success"][e] = done[e]
-            for i, agent in enumerate(AGENTS):
-                ep[f"pushes/{agent}"][e] = self._pushes[i, e]
-                ep[f"push_attempts/{agent}"][e] = self._attempts[i, e]
-                ep[f"idle/{agent}"][e] = self._idle[i, e]
-            if self.autoreset:
-                self._new_episodes(e, len(e))
-                self._observe_subset(e)
-            else:
-                self._ended[e] = True
-                buf.alive[e] = False
-        return buf
+        return done, trunc
+
+    def _end_episodes(self, e: np.ndarray, done: np.ndarray) -> None:
+        """Envs ``e`` ended this step: final observation, episode statistics, and a new
+        episode (auto-reset) or the ended flag."""
+        buf = self.buf
+        buf.final_obs[e] = buf.obs[e]
+        buf.final_state[e] = buf.state[e]
+        self._final_cells[0][:, e] = self._rob[:, e]
+        self._final_cells[1][e] = self._box[e]
+        self._final_cells[2][e] = self._hole[e]
+        ep = buf.episode
+        ep["success"][e] = done[e]
+        for i, agent in enumerate(AGENTS):
+            ep[f"pushes/{agent}"][e] = self._pushes[i, e]
+            ep[f"push_attempts/{agent}"][e] = self._attempts[i, e]
+            ep[f"idle/{agent}"][e] = self._idle[i, e]
+        if self.autoreset:
+            self._new_episodes(e, len(e))
+            self._observe_subset(e)
+        else:
+            self._ended[e] = True
+            buf.alive[e] = False
 
     def close(self) -> None:
         """Nothing to release."""
@@ -468,107 +400,3 @@ class BoxPushCore:
             }
             for i, agent in enumerate(AGENTS)
         }
-
-
-# ---------------------------------------------------------------------- rendering
-_CELL = 32
-COLOURS = {
-    "wall": (70, 70, 80),
-    "floor": (225, 225, 215),
-    "grid": (190, 190, 180),
-    "hole": (25, 25, 30),
-    "box": (140, 90, 40),
-    "robot_0": (40, 110, 230),
-    "robot_1": (230, 70, 40),
-}
-
-
-def render_rgb(width: int, height: int, robots, box, hole, cell: int = _CELL) -> np.ndarray:
-    """A uint8 image [(H+2)*cell, (W+2)*cell, 3] of one layout given as (x, y) cells.
-
-    Walls form a one-cell border, the hole is a dark cell, the box a brown square, and the
-    robots blue (robot_0) and red (robot_1) discs; robots sharing a cell are drawn as two
-    half-size discs side by side.
-    """
-    img = np.empty(((height + 2) * cell, (width + 2) * cell, 3), np.uint8)
-    img[:] = COLOURS["wall"]
-    img[cell:-cell, cell:-cell] = COLOURS["floor"]
-    img[cell:-cell:cell, cell:-cell] = COLOURS["grid"]
-    img[cell:-cell, cell:-cell:cell] = COLOURS["grid"]
-
-    def box_at(x: int, y: int, margin: int, colour) -> None:
-        x0, y0 = (x + 1) * cell + margin, (y + 1) * cell + margin
-        img[y0 : y0 + cell - 2 * margin, x0 : x0 + cell - 2 * margin] = colour
-
-    def disc(cx: float, cy: float, radius: float, colour) -> None:
-        yy, xx = np.ogrid[: img.shape[0], : img.shape[1]]
-        img[(xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 <= radius**2] = colour
-
-    box_at(int(hole[0]), int(hole[1]), 1, COLOURS["hole"])
-    box_at(int(box[0]), int(box[1]), cell // 8, COLOURS["box"])
-    (x0, y0), (x1, y1) = (int(v) for v in robots[0]), (int(v) for v in robots[1])
-    if (x0, y0) == (x1, y1):
-        cy = (y0 + 1.5) * cell
-        disc((x0 + 1.28) * cell, cy, cell * 0.22, COLOURS["robot_0"])
-        disc((x0 + 1.72) * cell, cy, cell * 0.22, COLOURS["robot_1"])
-    else:
-        for i, (x, y) in enumerate(((x0, y0), (x1, y1))):
-            disc((x + 1.5) * cell, (y + 1.5) * cell, cell * 0.35, COLOURS[AGENTS[i]])
-    return img
-
-
-def render_ansi(width: int, height: int, robots, box, hole, t: int, max_steps: int) -> str:
-    """A text picture of one layout: ``#`` walls, ``.`` floor, ``O`` hole, ``B`` box,
-    ``0`` / ``1`` robots, ``2`` both robots on one cell; then a line ``t=<t>/<max_steps>``.
-
-    Robots are drawn over the hole, and the box over the hole (once it is in it).
-    """
-    grid = [["." for _ in range(width)] for _ in range(height)]
-    grid[int(hole[1])][int(hole[0])] = "O"
-    grid[int(box[1])][int(box[0])] = "B"
-    r0 = (int(robots[0][0]), int(robots[0][1]))
-    r1 = (int(robots[1][0]), int(robots[1][1]))
-    if r0 == r1:
-        grid[r0[1]][r0[0]] = "2"
-    else:
-        grid[r0[1]][r0[0]] = "0"
-        grid[r1[1]][r1[0]] = "1"
-    border = "#" * (width + 2)
-    lines = [border] + ["#" + "".join(row) + "#" for row in grid] + [border]
-    lines.append(f"t={t}/{max_steps}")
-    return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------------- PettingZoo facade
-class BoxPushEnv(CoreParallelEnv):
-    """PettingZoo ``ParallelEnv`` of box pushing: a :class:`BoxPushCore` with one env.
-
-    ``BoxPushEnv(config, render_mode, **overrides)``: keyword overrides replace config
-    fields, e.g. ``BoxPushEnv(box_weight=1)``. ``infos[agent]`` holds the running counts
-    ``pushes``, ``push_attempts``, ``idle`` of that agent and ``success`` for the episode.
-    """
-
-    metadata: ClassVar[dict[str, Any]] = {"name": "boxpush_v0", "is_parallelizable": True,
-                                          "render_modes": ["rgb_array", "ansi"]}
-    obs_bounds = (-1.0, 1.0)
-
-    def __init__(
-        self, config: BoxPushConfig | None = None, render_mode: str | None = None, **kwargs: Any
-    ) -> None:
-        cfg = as_config(config, BoxPushConfig, **kwargs)
-        super().__init__(BoxPushCore(cfg, num_envs=1, autoreset=False), cfg, render_mode)
-
-    def _infos(self) -> dict[str, dict[str, Any]]:
-        counts = self.core.counts(0)
-        success = self._ended and bool(self.core.buf.terminated[0])
-        return {a: {**counts[a], "success": success} for a in self.possible_agents}
-
-    def _render(self) -> np.ndarray | str:
-        p = self.core.positions()
-        args = (self.config.width, self.config.height, p["robots"][0], p["box"][0], p["hole"][0])
-        if self.render_mode == "rgb_array":
-            return render_rgb(*args)
-        return render_ansi(*args, int(p["t"][0]), self.config.max_steps)
-
-
-parallel_env = BoxPushEnv  # PettingZoo-style factory: parallel_env(render_mode=..., box_weight=1)

@@ -1,0 +1,29 @@
+"""Actor updates (step 5 of :meth:`marl.algos.coma.learner.ComaLearner.update`), one module
+each, one row each of :data:`ACTOR_UPDATES` (``algo.actor_update``).
+
+An actor update is an object with
+
+* ``uses_minibatches``: True when it calls the critic-training strategy's minibatch hooks
+  (critics trained per PPO minibatch, or a value head on the actor's torso need it);
+* ``keeps_graph``: True when step 1's unroll of the actors must keep its graph (the
+  update differentiates that very forward pass); False when it re-runs the actor itself;
+* ``validate(cfg)`` and ``check_with(cfg, train)``: config checks (one-line ConfigError);
+* ``__call__(learner, ro, act, adv, x) -> ActorResult``.
+
+A plugin (``algo.actor_update=my_module:MY_UPDATE``) is such an object in the user's own
+module.
+"""
+
+from __future__ import annotations
+
+from marl.algos.coma.updates.base import ActorResult
+from marl.algos.coma.updates.pg import PolicyGradient
+from marl.algos.coma.updates.ppo import PPOUpdate
+
+ACTOR_UPDATES = {
+    "pg": PolicyGradient(),
+    "ppo": PPOUpdate(),
+}
+"""``algo.actor_update`` -> the actor update object."""
+
+__all__ = ["ACTOR_UPDATES", "ActorResult", "PPOUpdate", "PolicyGradient"]

@@ -1,0 +1,37 @@
+"""The COMA paper's actor update: one policy-gradient step per fragment (eq. 5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from marl.algos.coma.updates.base import ActorPass, ActorResult
+from marl.algos.common import entropy, guarded_step, log_prob
+from marl.core.rollout import Rollout
+
+
+class PolicyGradient:
+    """Eq. 5's gradient: one step on ``-mean(mask * A^a * log pi^a(u^a))`` minus the
+    entropy bonus on the actor's softmax, through step 1's own forward pass."""
+
+    uses_minibatches = False
+    keeps_graph = True
+
+    def validate(self, cfg: Any) -> None:
+        """Any advantage module works with the policy gradient."""
+
+    def check_with(self, cfg: Any, train: Any) -> None:
+        """Any fragment shape works."""
+
+    def __call__(self, learner: Any, ro: Rollout, act: ActorPass, adv: Tensor,
+                 x: Any) -> ActorResult:
+        mask = ro.alive[:-1].float()
+        logp = log_prob(act.pi, ro.actions)
+        n_alive = mask.sum().clamp_min(1.0)
+        pg_loss = -(adv * logp * mask).sum() / n_alive
+        ent = (entropy(act.soft) * mask).sum() / n_alive
+        actor_loss = pg_loss - learner.cfg.entropy_coef * ent
+        grad = guarded_step(actor_loss, learner.actor.parameters(), learner.actor_opt,
+                            learner.cfg.grad_clip, "actor")
+        return ActorResult(pg_loss.item(), ent.item(), grad)
