@@ -6,8 +6,9 @@ advantage against the spread of the critic over the agent's own actions.
 config (:func:`marl.build.build`), loads its newest checkpoint (or ``--checkpoint``),
 collects one fragment of ``--steps`` steps in ``--envs`` fresh envs with the *training*
 policy (the epsilon of the checkpoint's env step), and then, with the learner's own
-functions (the actor's unroll, the critics' inputs of ``Learner._critic_batches``, the
-advantage module of ``algo.advantage``, the TD(lambda) targets of the critics' training):
+functions (its actor pass and advantage inputs, the critics' inputs of
+:func:`marl.algos.coma.critic_training.critic_batches`, the advantage module of
+``algo.advantage``, the TD(lambda) targets of the critics' training):
 
 * the critic's error against the Monte-Carlo return ``G_t`` (discounted team return to
   the episode's end; a unit that dies continues with the team's return, as the critic's
@@ -38,9 +39,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from marl.algos.coma.advantages import ADVANTAGES, AdvantageInputs
+from marl.algos.coma.advantages import ADVANTAGES
+from marl.algos.coma.critic_training import critic_batches
 from marl.build import build
-from marl.core.policy import floor_mix, masked_softmax
 from marl.core.returns import discounted_returns, td_lambda_targets
 from marl.evaluate import load_run_config
 from marl.io.checkpoint import latest_checkpoint, load_checkpoint
@@ -111,20 +112,15 @@ def analyse(run_dir: Path, checkpoint: Path | None, envs: int, steps: int, seed:
                      for k, v in vars(ro).items()})  # out of inference mode
     a = cfg.algo
     alive = ro.alive[:-1]
-    logits, hs = learner.actor.unroll(ro.obs[:-1], ro.prev_actions[:-1], ro.first[:-1], ro.h0)
-    amask = ro.action_mask[:-1] if env.spec.has_action_mask else None
-    pi = floor_mix(masked_softmax(logits, amask), ro.eps[:, None, None, None], amask)
-    stays = torch.where(ro.truncated[..., None], ro.final_alive, ro.alive[1:])
-    now, nxt = learner._critic_batches(ro, hs, stays)
-    g = discounted_returns(ro.rewards, ro.terminated, ro.truncated, a.gamma, stays=stays)
+    act = learner._actors(ro)  # the exploring policy that acted, as the update sees it
+    stays, x = learner._inputs(ro, act)  # who stays after t; the advantage's inputs
+    now, nxt = critic_batches(learner, ro, act.hs, stays)
+    g = discounted_returns(x.rewards, ro.terminated, ro.truncated, a.gamma, stays=stays)
     term_ep, trunc_ep = complete_terminated(ro.terminated, ro.truncated)
     valid = alive & term_ep[..., None]
     t_ep = episode_steps(ro.first[:-1])[..., None].expand_as(alive)
     fates = fate(alive, stays, ro.first[:-1])
-    x = AdvantageInputs(pi=pi, actions=ro.actions, rewards=ro.rewards,
-                        terminated=ro.terminated[..., None] | (alive & ~stays),
-                        truncated=ro.truncated[..., None].expand_as(alive), q={},
-                        targets={}, next_values={}, gamma=a.gamma)
+    pi = x.pi
     out: dict = {"run_dir": str(run_dir), "checkpoint": str(ckpt), "env_steps": env_steps,
                  "advantage": a.advantage, "eps": float(ro.eps[0]),
                  "share_truncated": float((alive & trunc_ep[..., None]).sum()
@@ -132,8 +128,8 @@ def analyse(run_dir: Path, checkpoint: Path | None, envs: int, steps: int, seed:
                  "critics": {}}
     for kind, critic in learner.critics.items():
         x.q[kind] = critic.net(now)
-        x.next_values[kind] = critic.values(nxt, target=a.critic_update != "ppo")
-        x.targets[kind] = td_lambda_targets(ro.rewards, x.next_values[kind], ro.terminated,
+        x.next_values[kind] = critic.values(nxt, target=learner.training.bootstrap_from_target)
+        x.targets[kind] = td_lambda_targets(x.rewards, x.next_values[kind], ro.terminated,
                                             ro.truncated, a.gamma, a.td_lambda, stays=stays)
         pred = critic.values(now)
         c = {"all": err_stats(pred - g, g, valid),
