@@ -8,6 +8,7 @@ import copy
 
 import pytest
 import torch
+from conftest import compose_config
 from test_ablations import SPEC, A, B, N, T, algo_cfg, ref_lambda_return, tiny_fragment
 
 from marl.algos.coma.advantages import (
@@ -17,6 +18,7 @@ from marl.algos.coma.advantages import (
     optimal_baseline,
 )
 from marl.algos.coma.learner import Learner
+from marl.config import ConfigError
 
 FIXES = ("coma_return", "coma_ob", "coma_ob_return")
 
@@ -135,3 +137,46 @@ def test_fix_in_a_full_update_matches_slow_reference(advantage, monkeypatch):
                                             ro.truncated, t, b, a) - base
                 assert float(baseline[t, b, a]) == pytest.approx(base, abs=1e-5)
                 assert float(adv[t, b, a]) == pytest.approx(ref, abs=1e-5)
+
+
+# ---------------------------------------------------------------- config rows
+PPO = ["algo.actor_update=ppo", "algo.eps_start=0", "algo.eps_end=0",
+       "algo.entropy_coef=0.01", "algo.normalize_advantage=true", "algo.actor_lr=1e-3",
+       "algo.critic_updates=2", "train.fragment_len=40", "train.num_envs=128",
+       "train.total_env_steps=2000000"]
+"""The results page's command for the coma_return row (the SMAX table's MAPPO settings)."""
+
+
+def test_coma_ppo_preset_is_the_results_page_command():
+    """The preset equals the page's command (``+experiment=coma_smax_2s3z
+    algo.advantage=coma_return`` + PPO) but for the names."""
+    preset = compose_config(["+experiment=coma_ppo_smax_2s3z"])
+    command = compose_config(["+experiment=coma_smax_2s3z", "algo.advantage=coma_return",
+                              *PPO])
+    assert (preset.algo.name, preset.name) == ("coma_ppo", "coma_ppo_smax_2s3z")
+    preset.algo.name, preset.name = command.algo.name, command.name
+    assert preset.algo == command.algo and preset.train == command.train
+    # the paper's COMA is untouched: the default module is still eq. 4 with pg
+    plain = compose_config(["+experiment=coma_smax_2s3z"]).algo
+    assert (plain.advantage, plain.actor_update) == ("coma", "pg")
+
+
+@pytest.mark.parametrize("advantage", FIXES)
+@pytest.mark.parametrize("override,words", [
+    ("algo.critic_update=shared_torso", "single V-critic"),
+    ("algo.reinforce_baseline=true", "learned baseline"),
+])
+def test_options_that_do_not_apply_are_refused_naming_both(advantage, override, words):
+    with pytest.raises(ConfigError) as e:
+        compose_config(["+experiment=coma_smax_2s3z", "algo=coma_ppo",
+                        f"algo.advantage={advantage}", override])
+    msg = str(e.value)
+    assert override.split("=")[0] in msg and words in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("advantage", FIXES)
+def test_q_critic_options_apply_to_the_fixes(advantage):
+    """They read the centralised Q-critic, so the others' best reply applies to them."""
+    cfg = compose_config(["+experiment=coma_smax_2s3z", f"algo.advantage={advantage}",
+                          "algo.optimistic_others=0.5"])
+    assert cfg.algo.optimistic_others == 0.5
