@@ -21,8 +21,8 @@ functions (its actor pass and advantage inputs, the critics' inputs of
   (Q(s, (u^-a, u)) - b)^2)`` and ``max - min`` (Q-critics only), and the correlation of
   ``A`` with the Monte-Carlo advantage ``G_t - b`` (b: the module's baseline) and the
   slope of ``G_t - b`` regressed on ``A`` (1: A is unbiased for the advantage the returns
-  show; 0: A is noise); with a central Q-critic, the same for ``G^lambda - b`` of the
-  same critic (the ``coma_return`` module).
+  show; 0: A is noise); the same for every advantage module the run's critics can feed
+  (on a COMA run: coma, coma_return, coma_ob, coma_ob_return, from the same critic).
 
 Only steps of episodes that ended by termination inside the fragment count (a
 Monte-Carlo return needs the episode's end; SMAX's time limit cuts few episodes, their
@@ -82,6 +82,30 @@ def fate(alive: Tensor, stays: Tensor, first: Tensor) -> Tensor:
         out[t] = torch.where(leaves_now[t], 2, torch.where(later, 1, 0))
         later = (later | leaves_now[t]) & ~first[t][:, None]  # an episode start cuts it
     return out
+
+
+def module_stats(result: tuple[Tensor, Tensor], g: Tensor, m: Tensor) -> dict[str, float]:
+    """|A|, corr(A, G - b) and the slope of G - b on A of one advantage module's
+    (advantage, baseline) over mask ``m``."""
+    adv, base = result[0][m], result[1][m]
+    mc = g[m] - base
+    cov = torch.cov(torch.stack([adv, mc]))
+    return {"adv_abs": float(adv.abs().mean()),
+            "corr": float(cov[0, 1] / (cov[0, 0] * cov[1, 1]).sqrt().clamp_min(1e-12)),
+            "slope": float(cov[0, 1] / cov[0, 0].clamp_min(1e-12))}
+
+
+def q_spread(q: Tensor, pi: Tensor, m: Tensor, t_ep: Tensor) -> dict:
+    """How much a Q-critic's output ``[..., A]`` varies over the agent's own available
+    actions: the sd under pi around COMA's baseline ``sum_u pi(u) Q(u)``, and max - min;
+    means over mask ``m``, and the sd by episode step (buckets of 10)."""
+    avail = pi > 0
+    b = torch.where(avail, pi * q, 0.0).sum(-1, keepdim=True)
+    sd = torch.where(avail, pi * (q - b) ** 2, 0.0).sum(-1).sqrt()
+    rng = torch.where(avail, q, -1e9).amax(-1) - torch.where(avail, q, 1e9).amin(-1)
+    return {"q_spread_sd_pi": float(sd[m].mean()), "q_spread_max_min": float(rng[m].mean()),
+            "q_spread_by_t": {f"{lo}-{lo + 9}": float(sd[m & (t_ep >= lo) & (t_ep < lo + 10)]
+                                                      .mean()) for lo in range(0, 60, 10)}}
 
 
 def err_stats(err: Tensor, g: Tensor, m: Tensor) -> dict[str, float]:
@@ -152,19 +176,9 @@ def analyse(run_dir: Path, checkpoint: Path | None, envs: int, steps: int, seed:
                                    / adv[va].var().clamp_min(1e-12))
     q = x.q.get("central_q", x.q.get("local_q"))
     if q is not None:
-        avail = pi > 0
-        qb = torch.where(avail, q, 0.0)
-        sd = (torch.where(avail, pi * (q - base[..., None]) ** 2, 0.0).sum(-1)).sqrt()
-        rng = torch.where(avail, q, -1e9).amax(-1) - torch.where(avail, q, 1e9).amin(-1)
-        out["q_spread_sd_pi"] = float(sd[va].mean())
-        out["q_spread_max_min"] = float(rng[va].mean())
-        out["q_spread_by_t"] = {f"{lo}-{lo + 9}": float(sd[va & (t_ep >= lo) & (t_ep < lo + 10)]
-                                                        .mean()) for lo in range(0, 60, 10)}
-        del qb
-        ret_adv, _ = ADVANTAGES["coma_return"].fn(x)  # the same critic, G^lambda - b
-        out["coma_return_adv_abs"] = float(ret_adv[va].abs().mean())
-        out["coma_return_slope"] = float(torch.cov(torch.stack([ret_adv[va], mc_adv[va]]))[0, 1]
-                                         / ret_adv[va].var().clamp_min(1e-12))
+        out.update(q_spread(q, pi, va, t_ep))
+    out["modules"] = {name: module_stats(row.fn(x), g, va) for name, row in ADVANTAGES.items()
+                      if row.critics and set(row.critics) <= set(x.q)}
     ent = -(pi * pi.clamp_min(1e-10).log()).sum(-1)
     out["policy_entropy"] = float(ent[va].mean())
     out["n_avail"] = float((pi > 0).sum(-1).float()[va].mean())
@@ -193,9 +207,9 @@ def show(r: dict) -> None:
         print(f"  Q over own actions: sd under pi {r['q_spread_sd_pi']:.4f}, max - min "
               f"{r['q_spread_max_min']:.4f}; by t: " + "  ".join(
                   f"{k}: {v:.4f}" for k, v in r["q_spread_by_t"].items()))
-        print(f"  the same critic's G^lambda - b (coma_return): |A| "
-              f"{r['coma_return_adv_abs']:.4f}, slope of G - b on it "
-              f"{r['coma_return_slope']:.2f}")
+    print("  every module on the same critics (|A| / corr(A, G - b) / slope of G - b on A): "
+          + "  ".join(f"{k}: {v['adv_abs']:.4f} / {v['corr']:.3f} / {v['slope']:.2f}"
+                      for k, v in r["modules"].items()))
 
 
 def main() -> None:
