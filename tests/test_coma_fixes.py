@@ -8,7 +8,7 @@ import copy
 
 import pytest
 import torch
-from conftest import compose_config
+from conftest import compose_config, load_script
 from test_ablations import SPEC, A, B, N, T, algo_cfg, ref_lambda_return, tiny_fragment
 
 from marl.algos.coma.advantages import (
@@ -180,3 +180,28 @@ def test_q_critic_options_apply_to_the_fixes(advantage):
     cfg = compose_config(["+experiment=coma_smax_2s3z", f"algo.advantage={advantage}",
                           "algo.optimistic_others=0.5"])
     assert cfg.algo.optimistic_others == 0.5
+
+
+# ---------------------------------------------------------------- the diagnosis' bookkeeping
+def test_diagnosis_masks_episode_steps_and_fates_hand_worked():
+    """One env, T = 6: an episode terminates at t = 2, the next is truncated at t = 4, the
+    last runs past the fragment. Agent 1 dies at t = 1 (acts at 0 and 1)."""
+    d = load_script("experiments/smax/diagnose.py")
+    term = torch.tensor([[False], [False], [True], [False], [False], [False]])
+    trunc = torch.tensor([[False], [False], [False], [False], [True], [False]])
+    first = torch.tensor([[True], [False], [False], [True], [False], [True]])
+    assert d.episode_steps(first)[:, 0].tolist() == [0, 1, 2, 0, 1, 0]
+    in_term, in_trunc = d.complete_terminated(term, trunc)
+    assert in_term[:, 0].tolist() == [True, True, True, False, False, False]
+    assert in_trunc[:, 0].tolist() == [False, False, False, True, True, False]
+    alive = torch.ones(6, 1, 2, dtype=torch.bool)
+    alive[2, 0, 1] = False  # agent 1 is gone after t = 1 in the first episode
+    alive[4, 0, 0] = False  # agent 0 dies at t = 3, in the second episode
+    # the learner's "stays": alive at t + 1 (after a terminal step that is the next
+    # episode's first situation, so everyone "stays"); agent 1 leaves after t = 1
+    stays = torch.cat([alive[1:], torch.ones(1, 1, 2, dtype=torch.bool)])
+    fates = d.fate(alive, stays, first)[:, 0]
+    assert fates[:2, 1].tolist() == [1, 2]  # dies later, then the step it dies in
+    assert fates[:3, 0].tolist() == [0, 0, 0]  # agent 0 survives the first episode
+    assert fates[3, 0].item() == 2  # ... and dies in the second one,
+    assert fates[3:, 1].tolist() == [0, 0, 0]  # where agent 1 survives
