@@ -7,3 +7,11 @@ import os as _os
 # Sleeping waiters cost nothing measurable when the cores are free. Must be set before
 # torch loads its OpenMP runtime, hence here; an explicit setting wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+try:  # the installed distribution's version (a wheel, or an editable install)
+    from importlib.metadata import PackageNotFoundError as _NotFound
+    from importlib.metadata import version as _version
+
+    __version__ = _version("marl")
+except _NotFound:  # a checkout on sys.path without an install
+    __version__ = "0+unknown"

@@ -25,12 +25,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from marl.algos import LEARNERS, learner_family
 from marl.algos.base import AlgoCommon
+from marl.io.plots import PLOTS
 from marl.schema import ConfigError, add_plugin_path, check
 
 __all__ = ["Config", "ConfigError", "check", "to_config"]
 
-PLOT_NAMES = ("learning_curve", "action_probs")
-"""Plots a run can draw at its end (``logger.plots``; see :mod:`marl.io.plots`)."""
 
 
 @dataclass
@@ -79,6 +78,9 @@ class CheckpointConfig:
     """Checkpoint cadence in env steps; 0 = only at the end (and on a stop signal)."""
     keep: int = 3
     """How many recent checkpoints to keep."""
+    strict: bool = False
+    """Resume: a corrupt newest checkpoint is an error (false: fall back to the newest
+    intact one, naming the one skipped)."""
 
     def __post_init__(self) -> None:
         check(self.every_env_steps >= 0, "checkpoint.every_env_steps", self.every_env_steps,
@@ -120,7 +122,7 @@ class LoggerConfig:
 
     def __post_init__(self) -> None:
         for p in self.plots:
-            check(p in PLOT_NAMES, "logger.plots", p, f"choose from {list(PLOT_NAMES)}")
+            check(p in PLOTS, "logger.plots", p, f"choose from {list(PLOTS)}")
 
 
 @dataclass
@@ -187,10 +189,10 @@ def upgrade_legacy_algo(raw: dict[str, Any]) -> dict[str, Any]:
     if "learner" in raw or not ({"vd", "shared_torso"} & set(raw)):
         return raw
     raw = dict(raw)
-    vd = raw.pop("vd", None)
+    vd, shared = raw.pop("vd", None), raw.pop("shared_torso", False)
     if vd is not None:  # the value-decomposition learner
         return {**raw, "learner": "vd", "vd": vd}
-    if raw.pop("shared_torso", False):
+    if shared:
         raw["critic_update"] = "shared_torso"
     return {**raw, "learner": "coma"}
 

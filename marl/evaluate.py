@@ -18,8 +18,13 @@ writes ``eval_<env_steps>.json`` into the run directory (the same ``eval/...`` m
 as training's evaluation, plus the checkpoint, episodes, seed), and with ``video=true``
 ``videos/evaluate_<env_steps>.gif``. The last line printed names the JSON file.
 
-Exit status 0; 2 for a bad argument, a missing run directory, no checkpoint, or a
-corrupt or mismatched checkpoint (one ``error: ...`` line on stderr, no traceback).
+It holds the run directory's lock while it runs (see :mod:`marl.io.rundir`): a run
+still training there, or another evaluation, makes it stop at once naming the holder. A
+corrupt newest checkpoint is named and skipped for the newest intact one.
+
+Exit status 0; 2 for a bad argument, a missing run directory, a directory in use, no
+checkpoint, or a corrupt or mismatched checkpoint; 1 for a full disk (one ``error: ...``
+line on stderr, no traceback).
 """
 
 from __future__ import annotations
@@ -40,9 +45,12 @@ from marl.build import build, build_env
 from marl.config import Config, ConfigError, to_config
 from marl.core.runner import evaluate, record_episode
 from marl.envs import ENV_CONFIGS
-from marl.io.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from marl.io.checkpoint import CheckpointError, load_checkpoint, load_newest
+from marl.io.errors import DiskFullError
 from marl.io.files import write_gif, write_json_atomic
 from marl.io.metrics import summarise_episodes
+from marl.io.provenance import check_run_format
+from marl.io.rundir import RunDir, RunDirError
 
 USAGE = ("usage: python -m marl.evaluate run_dir=<dir> [episodes=100] [video=true] "
          "[checkpoint=<file>] [seed=<int>] [max_frames=<int>] [fps=<int>]")
@@ -110,6 +118,10 @@ def load_run_config(run_dir: Path) -> Config:
     """The run's composed config (``.hydra/config.yaml``), typed and validated."""
     if not run_dir.is_dir():
         raise EvaluateError(f"run directory {run_dir} does not exist")
+    try:
+        check_run_format(run_dir)
+    except ValueError as e:
+        raise EvaluateError(str(e)) from e
     path = run_dir / ".hydra" / "config.yaml"
     if not path.is_file():
         raise EvaluateError(f"{run_dir} is not a run directory of marl.train: no {path.name} "
@@ -131,16 +143,37 @@ def load_run_config(run_dir: Path) -> Config:
 
 
 def run(args: EvalArgs) -> dict[str, Any]:
-    """Evaluate; returns the summary written to ``eval_<env_steps>.json``."""
+    """Evaluate, holding the run directory's lock (it writes into it); returns the
+    summary written to ``eval_<env_steps>.json``."""
     cfg = load_run_config(args.run_dir)
-    ckpt = args.checkpoint or latest_checkpoint(args.run_dir / "checkpoints")
-    if ckpt is None:
-        raise EvaluateError(f"no checkpoint in {args.run_dir / 'checkpoints'}: the run has "
-                            "not written one yet")
+    rd = RunDir(args.run_dir.absolute(), [])
     try:
-        state = load_checkpoint(ckpt)
+        rd.lock(announce=False)
+    except RunDirError as e:
+        raise EvaluateError(str(e)) from e
+    try:
+        return _run(cfg, args, rd)
+    finally:
+        rd.release()
+
+
+def _checkpoint(args: EvalArgs) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint asked for, or the newest intact one (a broken newer one is named
+    and skipped)."""
+    try:
+        if args.checkpoint is not None:
+            return args.checkpoint, load_checkpoint(args.checkpoint)
+        found = load_newest(args.run_dir / "checkpoints")
     except CheckpointError as e:
         raise EvaluateError(str(e)) from e
+    if found is None:
+        raise EvaluateError(f"no checkpoint in {args.run_dir / 'checkpoints'}: the run has "
+                            "not written one yet")
+    return found
+
+
+def _run(cfg: Config, args: EvalArgs, rd: RunDir) -> dict[str, Any]:
+    ckpt, state = _checkpoint(args)
     torch.set_num_threads(cfg.train.torch_threads)
     seed = cfg.seed + 3_000_017 if args.seed is None else args.seed
     torch.manual_seed(seed)
@@ -150,6 +183,7 @@ def run(args: EvalArgs) -> dict[str, Any]:
     except (KeyError, RuntimeError, ValueError, TypeError) as e:
         raise EvaluateError(f"checkpoint {ckpt} does not fit the run's config "
                             f"({type(e).__name__}: {str(e).splitlines()[0]})") from e
+    rd.announce()
     env_steps = int(state.get("env_steps", 0))
     hidden = learner.policy.hidden_dim
     t0 = time.perf_counter()
@@ -202,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     except EvaluateError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except DiskFullError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     shown = {k: summary[k] for k in ("env_steps", "episodes", "eval/return_mean",
                                      "eval/success_rate", "video") if k in summary}
     print(json.dumps(shown))

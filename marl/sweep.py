@@ -11,6 +11,7 @@ the sweep exits with status 1 after every job has run.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -26,6 +27,44 @@ from omegaconf import DictConfig
 
 class ClusterUnreachable(RuntimeError):
     """The sweep's launcher cannot reach its cluster."""
+
+
+PLUGIN_EXTRAS = {
+    ("hydra/launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", "sweep"),
+    ("hydra/launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher", "sweep"),
+    ("hydra/launcher", "submitit_slurm"): ("hydra_plugins.hydra_submitit_launcher", "sweep"),
+    ("hydra/launcher", "ray"): ("hydra_plugins.hydra_ray_launcher", "ray"),
+    ("hydra/sweeper", "optuna"): ("hydra_plugins.hydra_optuna_sweeper", "sweep"),
+}
+"""(group, plugin schema our conf/ extends) -> (the plugin's module, the extra installing it)."""
+MISSING_EXTRA = "marl.sweep:missing-extra:"
+"""``_target_`` prefix of the stand-in schema of a plugin whose extra is not installed."""
+
+
+def register_missing_plugins() -> None:
+    """Stand in for the schemas of Hydra plugins that are not installed, so that a sweep
+    asking for one composes and :class:`SweepSummary` stops it before the first job with
+    a line naming the extra to install (instead of Hydra's "Could not load")."""
+    from hydra.core.config_store import ConfigStore
+
+    for (group, name), (module, extra) in PLUGIN_EXTRAS.items():
+        if importlib.util.find_spec(module.split(".")[0]) is None or \
+                importlib.util.find_spec(module) is None:
+            ConfigStore.instance().store(group=group, name=name,
+                                         node={"_target_": f"{MISSING_EXTRA}{extra}"})
+
+
+def check_plugins(config: DictConfig) -> None:
+    """Raise SystemExit(2) after one line if the sweep's launcher or sweeper is a stand-in."""
+    for group in ("launcher", "sweeper"):
+        target = str(config.hydra[group].get("_target_", ""))
+        if target.startswith(MISSING_EXTRA):
+            extra = target.removeprefix(MISSING_EXTRA)
+            choice = config.hydra.runtime.choices.get(f"hydra/{group}", group)
+            print(f"error: hydra/{group}={choice} needs the {extra} extra, which is not "
+                  f'installed: pip install "marl[{extra}]" (in a checkout: pip install -e '
+                  f'".[{extra}]")', file=sys.stderr)
+            raise SystemExit(2)
 
 
 def check_launcher(launcher: str, target: str, launcher_cfg: Any) -> None:
@@ -147,6 +186,7 @@ class SweepSummary(Callback):
                 (hydra_dir / STDERR_NOTE).write_text(f"{target}\n")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        check_plugins(config)
         launcher_cfg = config.hydra.launcher
         target = str(launcher_cfg.get("_target_", ""))
         name = config.hydra.runtime.choices.get("hydra/launcher", target)

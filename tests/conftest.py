@@ -61,8 +61,11 @@ def compose(overrides: list[str], return_hydra_config: bool = False) -> DictConf
 
 
 def compose_config(overrides: list[str]) -> Config:
-    """``conf/config.yaml`` composed with ``overrides`` and validated."""
-    return to_config(compose(overrides), overrides)
+    """``conf/config.yaml`` composed with ``overrides`` and validated (the entry points'
+    own path: Hydra's errors become one-line ConfigErrors)."""
+    from marl.build import compose_config as build_compose
+
+    return build_compose(overrides)
 
 
 def make_trainer(run_dir: Path, overrides: list[str], resolved: bool = False):

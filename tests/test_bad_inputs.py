@@ -50,6 +50,14 @@ CASES = [
     (["env=boxpsh"], "boxpush"),
     (["algo=comma"], "coma"),
     (["hydra/launcher=jobib"], "basic"),
+    (["seed=abc"], "seed=abc: Value 'abc' of type 'str' could not be converted to Integer"),
+    (["+experiment=nope"], "could not find 'experiment/nope': choose one of coma_bandit"),
+    (["trian.num_envs=4"], "Could not override 'trian.num_envs': Key 'trian' not in 'Config'"),
+    (["+trian.num_envs=4"], "+trian.num_envs=4: no key 'trian' in Config (misspelt?)"),
+    (["+train.num_env=4"], "+train.num_env=4: no key 'num_env' in TrainConfig"),
+    (["+env.widht=4"], "+env.widht=4: no key 'widht' in BoxPushEnvConfig"),
+    (["seed=0,1"], "Ambiguous value for argument 'seed=0,1'"),
+    (["seed=[1"], "no viable alternative at input '[1'"),
 ]
 
 
@@ -70,8 +78,9 @@ def test_bad_input_is_refused_with_its_name_and_leaves_nothing(overrides, messag
     monkeypatch.chdir(tmp_path)
     code = run_main([*BASE, *overrides, f"hydra.run.dir={run_dir}"], monkeypatch)
     err = capsys.readouterr().err
-    assert code != 0
+    assert code == 2
     assert message in err, err[-1500:]
+    assert len(err.strip().splitlines()) == 1, err  # one line, no traceback
     assert not run_dir.exists(), sorted(p.name for p in run_dir.rglob("*"))
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no outputs/ either
 
@@ -119,3 +128,37 @@ def test_invalid_action_names_agent_and_action(action, agent):
         pz.step({"robot_0": 0, agent: action})
     with pytest.raises(ValueError, match="robot_7"):
         pz.step({"robot_0": 0, "robot_1": 0, "robot_7": 1})
+
+
+def test_open_mappings_take_added_keys():
+    """``+env.kwargs.<name>`` is an open mapping: the added-key check lets it through."""
+    from marl.cli import compose_checked
+
+    cfg, *_ = compose_checked(["env=pettingzoo", "env.id=pettingzoo.mpe:simple_spread_v3",
+                              "+env.kwargs.N=2"])
+    assert cfg.env.kwargs == {"N": 2}
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["seed=abc,1"], "seed=abc: Value 'abc' of type 'str' could not be converted"),
+    (["seed=0,1", "+trian.num_envs=4"], "+trian.num_envs=4: no key 'trian' in Config"),
+    (["seed=0,1", "algo=comma,coma"], "could not find 'algo/comma': choose one of"),
+], ids=["seed", "added-key", "algo"])
+def test_a_sweep_checks_its_first_job_before_it_starts(overrides, message, tmp_path,
+                                                      monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = run_main(["-m", *BASE, *overrides, f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                    monkeypatch)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_into_an_existing_sweep_directory_needs_resume(tmp_path, monkeypatch, capsys):
+    sweep = tmp_path / "sweep"
+    (sweep / "0_coma_s0").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    code = run_main(["-m", *BASE, "seed=0,1", f"hydra.sweep.dir={sweep}"], monkeypatch)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "already holds a sweep" in err[0], err
+    assert [p.name for p in sweep.iterdir()] == ["0_coma_s0"]

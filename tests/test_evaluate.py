@@ -120,3 +120,27 @@ def test_value_decomposition_run_evaluates_with_any_number_of_episodes(tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = ev.run(ev.parse_args([f"run_dir={run}", "episodes=5"]))
     assert summary["algo"] == "vdn" and summary["eval/episodes"] == 5
+
+
+def test_a_run_in_use_is_refused_naming_its_holder(run_dir, capsys):
+    """Evaluation writes into the run directory: it takes the run's lock, so a live run
+    (here: this process holding the lock) makes it stop at once, naming the holder."""
+    from marl.io.rundir import RunDir
+
+    holder = RunDir(run_dir, [])
+    holder.lock()
+    try:
+        assert ev.main([f"run_dir={run_dir}", "episodes=2"]) == 2
+    finally:
+        holder.release()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"in use by pid {os.getpid()}" in err[0], err
+
+
+def test_a_corrupt_newest_checkpoint_is_skipped_for_an_intact_one(run_dir, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(".lock"))
+    (copy / "checkpoints" / "ckpt_000000009999.pt").write_bytes(b"garbage")
+    summary = ev.run(ev.parse_args([f"run_dir={copy}", "episodes=2"]))
+    assert summary["checkpoint"].endswith("ckpt_000000002000.pt")
+    assert "skipped ckpt_000000009999.pt" in capsys.readouterr().err

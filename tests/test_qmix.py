@@ -272,10 +272,18 @@ def test_buffer_that_does_not_fit_fails_at_start_with_gib():
 
 
 def test_episode_limit_below_max_steps_fails_at_start():
+    """The env's own EnvSpec.episode_limit (box pushing: max_steps) against the buffer's."""
     cfg = compose_config([*TINY_Q, "algo.vd.episode_limit=5"])
-    with pytest.raises(ValueError, match="episode_limit = 5 is shorter than the env's "
-                                         "max_steps = 12"):
+    with pytest.raises(ConfigError, match=r"algo.vd.episode_limit = 5 is shorter than the "
+                                          r"env's episodes \(env boxpush: up to 12 steps\)"):
         build(cfg, 2)
+
+
+def test_qmix_on_an_env_with_longer_episodes_is_refused_at_build():
+    """PettingZoo's pursuit runs 500 cycles: more than QMIX's default buffer episode."""
+    cfg = compose_config(["env=pursuit", "algo=qmix"])
+    with pytest.raises(ConfigError, match="up to 500 steps.*algo.vd.episode_limit=500"):
+        build(cfg, 1)
 
 
 # ------------------------------------------------------------------ resume

@@ -117,24 +117,28 @@ def test_resume_refuses_another_configuration(tmp_path):
 def test_config_diff_lets_a_checkpoint_predate_a_field_left_at_its_default():
     """A field added since the checkpoint was written resumes when this run keeps its
     default (the old behaviour); set to anything else, or changed, it is refused."""
-    from marl.train import config_diff
+    from functools import partial
+
+    from marl.algos.coma.config import ComaConfig
+    from marl.io.resume import config_diff
+
+    diff = partial(config_diff, algo_schema=ComaConfig)  # the run's learner family
     old = {"algo.actor_lr": 1e-3, "train.total_env_steps": 10}
     mine = {"algo.actor_lr": 1e-3, "train.total_env_steps": 20,
             "algo.optimistic_others": 0.0}
-    assert config_diff(mine, old) == []
-    assert config_diff({**mine, "algo.optimistic_others": 0.9}, old) == [
-        "algo.optimistic_others"]
-    assert config_diff(mine, {**old, "algo.optimistic_others": 0.9}) == [
-        "algo.optimistic_others"]
-    assert config_diff({**mine, "algo.not_a_field": 1}, old) == ["algo.not_a_field"]
-    assert config_diff({**mine, "algo.actor_lr": 0.1}, old) == ["algo.actor_lr"]
+    assert diff(mine, old) == []
+    assert config_diff(mine, old) == ["algo.optimistic_others"]  # no schema: refused
+    assert diff({**mine, "algo.optimistic_others": 0.9}, old) == ["algo.optimistic_others"]
+    assert diff(mine, {**old, "algo.optimistic_others": 0.9}) == ["algo.optimistic_others"]
+    assert diff({**mine, "algo.not_a_field": 1}, old) == ["algo.not_a_field"]
+    assert diff({**mine, "algo.actor_lr": 0.1}, old) == ["algo.actor_lr"]
 
 
 def test_config_diff_walks_the_env_schema_for_env_fields():
     """The same for an env field: Config.env is typed Any, so the env's own schema says
     what its defaults are."""
     from marl.envs.configs import BoxPushEnvConfig
-    from marl.train import config_diff
+    from marl.io.resume import config_diff
     default = BoxPushEnvConfig().step_penalty
     old = {"env.width": 5}
     mine = {"env.width": 5, "env.step_penalty": default}
@@ -148,12 +152,12 @@ def test_existing_run_dir_needs_resume(tmp_path):
     run_dir = tmp_path / "run"
     proc = start(run_dir, ["train.total_env_steps=2000"])
     assert finish(proc)[0] == 0
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     code, _, err = finish(start(run_dir, ["train.total_env_steps=2000"]))
     assert code == 2 and "already holds a run" in err
-    assert (run_dir / "failed.json").is_file()  # the refusal is on record ...
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
     code, _, err = finish(start(run_dir, ["train.total_env_steps=4000", "resume=true"]))
     assert code == 0, err[-2000:]
-    assert not (run_dir / "failed.json").exists()  # ... until a resume gets going
 
 
 def _trainer(run_dir: Path, overrides: list[str]) -> Trainer:
@@ -233,3 +237,34 @@ def test_resume_with_a_shorter_total_evaluates_and_finishes(tmp_path):
     assert code == 0, err[-2000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["env_steps"] >= 16000 and "eval/return_mean" in summary
+
+
+def test_a_run_of_an_older_marl_resumes_and_a_newer_one_is_refused(tmp_path, monkeypatch,
+                                                                   capsys):
+    """A run directory written before run format 2 (checkpoints without checksum, no
+    provenance.json, no lock file) resumes; one a newer marl wrote is refused in one
+    line naming that version, by marl.train and marl.evaluate alike."""
+    from test_bad_inputs import run_main
+
+    from marl.evaluate import main as evaluate
+    from marl.io.provenance import NAME
+
+    short = [*RUN[:3], "train.total_env_steps=2000", *RUN[4:]]
+    run_dir = tmp_path / "run"
+    monkeypatch.chdir(tmp_path)
+    assert run_main([*short, "train.total_env_steps=1200", f"hydra.run.dir={run_dir}"],
+                    monkeypatch) == 0
+    for p in list_checkpoints(run_dir / "checkpoints"):  # as format 1 wrote them
+        torch.save({**load_checkpoint(p), "format_version": 1}, p)
+    (run_dir / NAME).unlink()
+    (run_dir / ".lock").unlink()
+    assert run_main([*short, "resume=true", f"hydra.run.dir={run_dir}"], monkeypatch) == 0
+    assert json.loads((run_dir / NAME).read_text())["run_format"] == 2
+    (run_dir / NAME).write_text(json.dumps({"marl_version": "9.0", "run_format": 99}))
+    capsys.readouterr()
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    assert run_main([*short, "resume=true", f"hydra.run.dir={run_dir}"], monkeypatch) == 2
+    assert evaluate([f"run_dir={run_dir}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("written by marl 9.0 (run format 99)" in e for e in err), err
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before

@@ -54,6 +54,26 @@ def test_joblib_2x2_each_job_has_its_own_dir_config_and_results(tmp_path):
         assert job_hydra["job"]["env_set"]["OMP_NUM_THREADS"] == "1"
 
 
+def test_joblib_workers_import_a_plugin_from_a_relative_plugin_path(tmp_path):
+    """The workers are other processes: they import the plugin the launch directory's
+    ``plugin_path`` names (here relative), and each job records it in its config."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "half_coma.py").write_text(
+        "from marl.algos.coma.advantages import ADVANTAGES, Advantage\n"
+        "def half(x):\n"
+        "    adv, base = ADVANTAGES['coma'].fn(x)\n"
+        "    return 0.5 * adv, base\n"
+        "ROW = Advantage(('central_q',), half)\n")
+    sweep = tmp_path / "sweep"
+    multirun(["hydra/launcher=joblib_cpu", *TINY, "seed=0,1", "plugin_path=[mine]",
+              "algo.advantage=half_coma:ROW", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert len(jobs) == 2
+    for job in jobs:
+        assert job_config(job)["plugin_path"] == ["mine"]
+        assert json.loads((job / "summary.json").read_text())["env_steps"] == 2000
+
+
 def check_credit_metrics(rows: list[dict]) -> None:
     """Credit metrics of a real run: push shares of the two robots sum to 1 wherever any
     push happened, rates lie in [0, 1], and greedy evaluations carry their own."""

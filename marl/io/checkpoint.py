@@ -1,23 +1,32 @@
-"""Checkpoints: full training state, written atomically, the last K kept.
+"""Checkpoints: full training state, verified by a checksum, written atomically, the
+last K kept.
 
-A checkpoint is one ``torch.save`` file ``checkpoints/ckpt_<env_steps>.pt`` holding a
-dict (see :func:`marl.train.Trainer.state` for the keys). It is written to a temporary
-file in the same directory, flushed to disk and renamed into place, so a run killed
-mid-write leaves the previous checkpoint intact and never a truncated newest one.
+A checkpoint ``checkpoints/ckpt_<env_steps>.pt`` is one header line, ``MARLCKPT 2
+sha256=<hex> bytes=<n>``, followed by the ``torch.save`` payload of a dict (see
+:func:`marl.train.Trainer.state` for the keys). It is written to a temporary file in the
+same directory, flushed to disk and renamed into place, so a run killed mid-write leaves
+the previous checkpoint intact; the checksum catches a file changed or cut afterwards.
+Files of format 1 (a bare ``torch.save``, no checksum) still load.
 """
 
 from __future__ import annotations
 
-import os
+import hashlib
+import io
 import re
-import tempfile
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-FORMAT_VERSION = 1
+from marl.io.files import write_bytes_atomic
+
+FORMAT_VERSION = 2
+READS = (1, 2)
+MAGIC = b"MARLCKPT"
 _NAME = re.compile(r"^ckpt_(\d+)\.pt$")
+_HEADER = re.compile(rb"^MARLCKPT (\d+) sha256=([0-9a-f]{64}) bytes=(\d+)\n")
 
 
 class CheckpointError(RuntimeError):
@@ -37,42 +46,92 @@ def list_checkpoints(ckpt_dir: Path) -> list[Path]:
 
 
 def save_checkpoint(ckpt_dir: Path, env_steps: int, state: dict[str, Any], keep: int) -> Path:
-    """Write ``state`` atomically as the checkpoint at ``env_steps``; prune to ``keep``."""
+    """Write ``state`` atomically as the checkpoint at ``env_steps``; prune to ``keep``.
+    A full disk raises :class:`marl.io.errors.DiskFullError`; older checkpoints stay."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(ckpt_dir, env_steps)
-    fd, tmp = tempfile.mkstemp(dir=ckpt_dir, prefix=".tmp_", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format_version": FORMAT_VERSION, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    torch.save({"format_version": FORMAT_VERSION, **state}, buf)
+    payload = buf.getvalue()
+    header = (f"MARLCKPT {FORMAT_VERSION} sha256={hashlib.sha256(payload).hexdigest()} "
+              f"bytes={len(payload)}\n").encode()
+    write_bytes_atomic(path, header + payload)
     for old in list_checkpoints(ckpt_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path
+
+
+def _payload(path: Path) -> bytes:
+    """The verified torch payload of ``path`` (format 2), or the whole file (format 1)."""
+    data = path.read_bytes()
+    if not data.startswith(MAGIC):
+        return data
+    m = _HEADER.match(data)
+    if m is None:
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated (bad header)")
+    payload, size = data[m.end():], int(m.group(3))
+    if len(payload) != size:
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({len(payload)} "
+                              f"of {size} bytes)")
+    if hashlib.sha256(payload).hexdigest() != m.group(2).decode():
+        raise CheckpointError(f"checkpoint {path} is corrupt (checksum mismatch: changed "
+                              "after it was written)")
+    return payload
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint, turning every way it can be broken into a CheckpointError."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    payload = _payload(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
+    except ModuleNotFoundError as e:
+        raise CheckpointError(
+            f"checkpoint {path} was written by another version of marl (it needs module "
+            f"{e.name}, which this one lacks): evaluate or resume it with that version"
+        ) from e
     except Exception as e:  # noqa: BLE001 - any unpickling failure means a broken file
         raise CheckpointError(
             f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: {e})") from e
     if not isinstance(state, dict) or "format_version" not in state:
         raise CheckpointError(f"checkpoint {path} is not a marl checkpoint")
-    if state["format_version"] != FORMAT_VERSION:
+    if state["format_version"] not in READS:
         raise CheckpointError(
-            f"checkpoint {path} has format {state['format_version']}, this marl reads "
-            f"format {FORMAT_VERSION}")
+            f"checkpoint {path} has format {state['format_version']}, written by a newer "
+            f"marl; this one reads formats {READS[0]}-{READS[-1]}: upgrade marl")
     return state
+
+
+def load_newest(ckpt_dir: Path, strict: bool = False, skipped: list[Path] | None = None
+                ) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint of ``ckpt_dir`` that loads, and its state (None if there
+    is none). A broken newer one is skipped with a warning naming it and why (and added
+    to ``skipped``); with ``strict`` it is an error instead."""
+    found = list_checkpoints(ckpt_dir)
+    errors: list[str] = []
+    for path in reversed(found):
+        try:
+            return path, load_checkpoint(path)
+        except CheckpointError as e:
+            if strict:
+                raise CheckpointError(f"{e}; checkpoint.strict=true: not falling back to an "
+                                      "older checkpoint") from e
+            errors.append(str(e))
+            if skipped is not None:
+                skipped.append(path)
+            print(f"warning: skipped {path.name}: {e}", file=sys.stderr)
+    if found:
+        raise CheckpointError(f"no intact checkpoint in {ckpt_dir}: {errors[0]}")
+    return None
 
 
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:
     found = list_checkpoints(ckpt_dir)
     return found[-1] if found else None
+
+
+def set_aside(paths: list[Path]) -> None:
+    """Rename broken checkpoints to ``<name>.corrupt`` (kept for a look, never loaded)."""
+    for p in paths:
+        p.replace(p.with_name(p.name + ".corrupt"))

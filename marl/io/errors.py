@@ -2,11 +2,47 @@
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 
 class NonFiniteError(RuntimeError):
     """NaN or inf in a loss, a gradient or a parameter: the update was not applied."""
+
+
+class DiskFullError(RuntimeError):
+    """The disk (or quota) filled up while writing ``path``; what was written before is
+    intact, and the run continues with ``resume=true`` once space is freed."""
+
+    def __init__(self, path: Path | str):
+        self.path = str(path)
+        super().__init__(f"no space left on device while writing {path}: free some space "
+                         "and continue with resume=true")
+
+
+def is_disk_full(e: BaseException | None) -> bool:
+    """True if ``e`` or an exception it was raised from is ENOSPC or EDQUOT."""
+    while e is not None:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+@contextmanager
+def disk_full_names(path: Path | str) -> Iterator[None]:
+    """Turn a full disk inside the block into :class:`DiskFullError` naming ``path``."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except Exception as e:
+        if is_disk_full(e):
+            raise DiskFullError(path) from e
+        raise
 
 
 class TrainingInterrupted(RuntimeError):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from marl.config import WandbConfig
+from marl.io.errors import disk_full_names
 
 
 def _jsonable(v: Any) -> Any:
@@ -25,18 +26,35 @@ def _jsonable(v: Any) -> Any:
 
 
 class JsonlSink:
-    """Appends one JSON object per log step to ``metrics.jsonl`` (flushed every row)."""
+    """Appends one JSON object per log step to ``metrics.jsonl``, one ``write`` per row.
+
+    A row that cannot be written whole (a full disk) is cut back off the file, so the
+    file ends with the last complete row, and :class:`DiskFullError` names the file.
+    Readers of a live run use :func:`marl.io.files.read_jsonl` (a torn last line, from
+    a kill mid-write, is left out; a resume cuts it off).
+    """
 
     def __init__(self, path: Path):
         self.path = path
-        self.f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        with disk_full_names(path):
+            self.fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def log(self, row: dict[str, Any]) -> None:
-        self.f.write(json.dumps({k: _jsonable(v) for k, v in row.items()}) + "\n")
-        self.f.flush()
+        data = (json.dumps({k: _jsonable(v) for k, v in row.items()}) + "\n").encode()
+        start = os.fstat(self.fd).st_size
+        try:
+            with disk_full_names(self.path):
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self.fd, view):]
+        except BaseException:
+            os.ftruncate(self.fd, start)  # shrinking needs no space
+            raise
 
     def close(self) -> None:
-        self.f.close()
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def wandb_mode(mode: str) -> str:

@@ -12,19 +12,17 @@ from marl.envs.base import EnvSpec, VecBuffers, load_state, save_state
 from marl.envs.boxpush.metrics import credit_metrics
 from marl.envs.boxpush.render import render_rgb
 from marl.envs.boxpush.rules import (
-    ACTION_DELTAS,
     AGENTS,
     EPISODE_METRICS,
     N_ACTIONS,
     OBS_DIM,
+    ROW8,
+    ROW12,
     STATE_DIM,
-    allowed_box_cells,
 )
+from marl.envs.boxpush.tables import grid_tables
 from marl.envs.checks import as_config, check_batch_actions, check_num_envs
 from marl.envs.configs import BoxPushConfig
-
-_V8 = np.dtype((np.void, 8))  # two float32 as one opaque item, for row gathers
-_V12 = np.dtype((np.void, 12))  # three float32
 
 
 class BoxPushCore:
@@ -90,45 +88,13 @@ class BoxPushCore:
         self._obs_views = self._views(self.buf.obs, self.buf.state)
         self.reset(None)
 
-    # ------------------------------------------------------------------ tables
     def _build_tables(self) -> None:
-        w, h, c = self.width, self.height, self.n_cells
-        cells = np.arange(c)
-        xs, ys = cells % w, cells // w
-        # Target cell of each (cell, action) at [cell * 5 + action]; the cell itself when
-        # the move would leave the grid.
-        nx = xs[:, None] + ACTION_DELTAS[None, :, 0]
-        ny = ys[:, None] + ACTION_DELTAS[None, :, 1]
-        inside = (nx >= 0) & (nx < w) & (ny >= 0) & (ny < h)
-        self._move = np.where(inside, ny * w + nx, cells[:, None]).astype(np.intp).ravel()
-        # Normalised absolute position of each cell, and what a robot at cell p sees of an
-        # object at cell q, (dx, dy, visible) at [p * C + q]. Rows are viewed as opaque
-        # 8- and 12-byte items so one `take` gathers a whole feature group.
-        sx, sy = 1.0 / (w - 1), 1.0 / (h - 1)
-        self._xy = np.ascontiguousarray(np.stack([xs * sx, ys * sy], 1), np.float32)
-        dx = xs[None, :] - xs[:, None]
-        dy = ys[None, :] - ys[:, None]
-        r = self.cfg.view_radius
-        vis = np.ones((c, c), bool) if r is None else np.maximum(abs(dx), abs(dy)) <= r
-        rel = np.stack([dx * sx * vis, dy * sy * vis, vis], -1).astype(np.float32)
-        self._rel = np.ascontiguousarray(rel.reshape(c * c, 3))
-        self._xy_v = self._xy.view(_V8).ravel()
-        self._rel_v = self._rel.view(_V12).ravel()
-        # Allowed start cells of the box for each hole cell, padded to a rectangle.
-        allowed = [
-            [y * w + x for x, y in allowed_box_cells(w, h, (hc % w, hc // w))] for hc in range(c)
-        ]
-        holes = range(c) if self._fixed_hole is None else [self._fixed_hole]
-        if not all(allowed[hc] for hc in holes):
-            hc = next(hc for hc in holes if not allowed[hc])
-            raise ValueError(
-                f"env.hole = {self.cfg.hole!r} is invalid on a {w}x{h} grid: with the hole at "
-                f"({hc % w}, {hc // w}) no box start can reach it (every episode must be "
-                "solvable); use a larger grid or another hole")
-        n_max = max(len(a) for a in allowed)
-        self._box_table = np.array([(a or [hc]) + [(a or [hc])[0]] * (n_max - len(a or [hc]))
-                                    for hc, a in enumerate(allowed)], np.intp)
-        self._box_count = np.array([len(a) for a in allowed], np.float64)
+        """The grid's look-up tables (:mod:`marl.envs.boxpush.tables`) as attributes."""
+        tab = grid_tables(self.width, self.height, self.cfg.view_radius, self.cfg.hole,
+                          self._fixed_hole)
+        self._move, self._xy, self._rel = tab.move, tab.xy, tab.rel
+        self._xy_v, self._rel_v = tab.xy_v, tab.rel_v
+        self._box_table, self._box_count = tab.box_table, tab.box_count
 
     @staticmethod
     def _views(obs: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -136,11 +102,11 @@ class BoxPushCore:
         o = obs.view(np.uint8)  # [k, 2, 44]
         s = state.view(np.uint8)  # [k, 36]
         return (
-            o[:, :, 0:8].view(_V8)[..., 0].T,  # own position
-            o[:, :, 8:20].view(_V12)[..., 0].T,  # box
-            o[:, :, 20:32].view(_V12)[..., 0].T,  # hole
-            o[:, :, 32:44].view(_V12)[..., 0].T,  # other robot
-            s[:, 0:32].view(_V8),  # [k, 4] positions of robot_0, robot_1, box, hole
+            o[:, :, 0:8].view(ROW8)[..., 0].T,  # own position
+            o[:, :, 8:20].view(ROW12)[..., 0].T,  # box
+            o[:, :, 20:32].view(ROW12)[..., 0].T,  # hole
+            o[:, :, 32:44].view(ROW12)[..., 0].T,  # other robot
+            s[:, 0:32].view(ROW8),  # [k, 4] positions of robot_0, robot_1, box, hole
         )
 
     # ------------------------------------------------------------------ internals

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-INSTALL_HINT = 'pip install -e ".[jax]"'
+INSTALL_HINT = 'pip install "marl[jax]" (in a checkout: pip install -e ".[jax]")'
 XLA_SINGLE_THREAD_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 CACHE_ENV = "MARL_JAX_CACHE"
 CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "marl", "jax")

@@ -1,0 +1,52 @@
+"""Sphinx roles in docstrings (:func:`x`, :class:`~a.b.C`, :mod:`m`, ...) as cross-references.
+
+The docstrings of marl use Sphinx's roles; mkdocstrings would show them as literal text.
+This griffe extension turns each into an *optional* autorefs link: a target that the API
+reference renders becomes a link, any other one plain code, never a warning. A bare name
+is looked up in the module of the docstring (``:func:`to_config``` in marl.config means
+``marl.config.to_config``); ``~`` shows the last component only.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+import griffe
+
+ROLE = re.compile(r":(?:py:)?(?:func|class|mod|data|meth|attr|obj|exc|const):`(~?)([^`<]+?)"
+                  r"(?:\s*<([^>`]+)>)?`")
+
+
+def convert(text: str, module: str, package: str | None = None) -> str:
+    """``text`` with every Sphinx role replaced by an optional autoref (module: the dotted
+    path bare names are looked up in; package: the one ``.name`` is relative to)."""
+
+    def link(m: re.Match[str]) -> str:
+        tilde, target, explicit = m.group(1), m.group(2).strip(), m.group(3)
+        if explicit:  # :func:`title <target>`
+            title, target = target, explicit.strip()
+        else:
+            title = target.rsplit(".", 1)[-1] if tilde else target
+        target = target.removesuffix("()")
+        if target.startswith("."):
+            ident = f"{package or module.rpartition('.')[0]}{target}"
+        elif target.split(".")[0] == "marl":
+            ident = target
+        else:
+            ident = f"{module}.{target}"
+        return (f'<autoref identifier="{html.escape(ident)}" optional>'
+                f"<code>{html.escape(title)}</code></autoref>")
+
+    return ROLE.sub(link, text)
+
+
+class SphinxRoles(griffe.Extension):
+    """Rewrite the roles of every docstring as griffe loads it."""
+
+    def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
+        if obj.docstring is not None:
+            mod = obj.module
+            package = mod.path if mod.is_package else mod.path.rpartition(".")[0]
+            obj.docstring.value = convert(obj.docstring.value, mod.path, package)

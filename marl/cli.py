@@ -1,0 +1,223 @@
+"""Before Hydra: check the command line and take the run directory.
+
+``marl.train`` runs :func:`prepare` before ``hydra.main``, so that a configuration error
+or a refused run directory ends with exit status 2 and one line, before Hydra writes
+``.hydra/`` or a log file anywhere. It composes the config as Hydra will (Hydra's own
+errors become one line), validates it, refuses a ``+key`` that no schema knows (open
+mappings such as ``+env.kwargs.<name>`` stay allowed), resolves the run directory once
+and takes it (:func:`marl.io.rundir.claim`: lock, new-or-resume); ``hydra.run.dir`` is
+then passed to Hydra resolved, so both agree on it.
+
+The default directory names use the ``marl_stamp`` resolver: the launch time and a short
+random suffix (``2026-01-31_12-00-00_3fa9c1``), so two runs started in the same second
+never share a directory. Resolved once per launch and kept with the config (as Hydra's
+``now``), so a submitit requeue finds the same sweep directory; in a plain SLURM job
+(``sbatch``, not an array of a sweep) it is the job id, which a requeue keeps.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from marl.config import Config, ConfigError, to_config
+from marl.io.errors import DiskFullError
+from marl.io.files import write_bytes_atomic, write_json_atomic
+from marl.io.rundir import RunDir, RunDirError, claim, free_reserve
+
+
+def marl_stamp(kind: str = "run") -> str:
+    """``<time>_<6 hex>``; for a run inside a SLURM job, ``slurm<job id>[_<task>]``."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if kind == "run" and job and "SUBMITIT_EXECUTOR" not in os.environ:
+        task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        return f"slurm{job}" + (f"_{task}" if task else "")
+    return f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{secrets.token_hex(3)}"
+
+
+if not OmegaConf.has_resolver("marl_stamp"):
+    OmegaConf.register_new_resolver("marl_stamp", marl_stamp, use_cache=True)
+
+_NOISE = ("full_key:", "object_type", "reference_type", "To append", "See https",
+          "Config search path", "provider=")
+
+
+def one_line(e: BaseException) -> str:
+    """Hydra's and OmegaConf's multi-line errors (and their causes) as one line."""
+    from hydra.errors import MissingConfigException
+
+    if isinstance(e, MissingConfigException) and e.options is not None:
+        options = [o for o in e.options if not o.endswith("_schema")]
+        return f"could not find {e.missing_cfg_file!r}: choose one of {', '.join(options)}"
+    parts: list[str] = []
+    cur: BaseException | None = e
+    while cur is not None and len(parts) < 3:
+        lines = [ln.strip() for ln in str(cur).splitlines() if ln.strip()]
+        parts += [ln.rstrip(".") for ln in lines[:1] if not ln.startswith(_NOISE)]
+        cur = cur.__cause__
+    return ": ".join(parts) or type(e).__name__
+
+
+def _is_group(key: str) -> bool:
+    from marl.build import CONF_DIR
+
+    return key.startswith("hydra") or (CONF_DIR / key.replace(".", "/")).is_dir()
+
+
+def check_added_keys(overrides: list[str], dcfg: DictConfig) -> None:
+    """ConfigError for a ``+a.b=v`` whose key no schema has (a misspelling); a key under
+    a plain mapping (``env.kwargs``, an untyped node) is allowed."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for o in OverridesParser.create().parse_overrides(overrides):
+        key = o.key_or_group
+        if not (o.is_add() or o.is_force_add()) or _is_group(key):
+            continue
+        node: Any = dcfg
+        for part in key.split("."):
+            kind = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+            if kind is None or kind is dict:  # an open mapping: anything goes below it
+                break
+            names = list(getattr(kind, "__dataclass_fields__", {}))
+            if part not in names:
+                raise ConfigError(f"{o.input_line}: no key {part!r} in {kind.__name__} "
+                                  f"(misspelt?); its keys: {', '.join(names)}")
+            node = node._get_node(part)
+
+
+def _validate(dcfg: DictConfig, overrides: list[str]) -> Config:
+    """``to_config`` told the command line's overrides (outside ``hydra.main`` it cannot
+    ask Hydra for them)."""
+    params = inspect.signature(to_config).parameters
+    kw = {name: overrides for name in ("overrides", "cli_overrides") if name in params}
+    return to_config(dcfg, **kw)
+
+
+def _compose(overrides: list[str]) -> tuple[DictConfig, Path, Path]:
+    """The composed config (without ``hydra``), its resolved ``hydra.run.dir`` and
+    ``hydra.sweep.dir``; ConfigError (one line) for Hydra's errors and unknown ``+keys``."""
+    from hydra import compose, initialize_config_dir
+
+    from marl.build import CONF_DIR, register_configs
+
+    register_configs()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            dcfg = compose(config_name="config", overrides=overrides,
+                           return_hydra_config=True)
+        run_dir, sweep_dir = Path(str(dcfg.hydra.run.dir)), Path(str(dcfg.hydra.sweep.dir))
+    except Exception as e:  # noqa: BLE001 - every composition error is the user's input
+        raise ConfigError(one_line(e)) from e
+    with open_dict(dcfg):
+        del dcfg["hydra"]
+    check_added_keys(overrides, dcfg)
+    return dcfg, run_dir, sweep_dir
+
+
+def compose_checked(overrides: list[str]) -> tuple[Config, Path, Path]:
+    """The validated config of ``overrides`` and its resolved ``hydra.run.dir`` and
+    ``hydra.sweep.dir``; ConfigError (one line) for anything wrong."""
+    dcfg, run_dir, sweep_dir = _compose(overrides)
+    return _validate(dcfg, overrides), run_dir, sweep_dir
+
+
+def first_job(overrides: list[str]) -> list[str] | None:
+    """A multirun's first job: every sweep at its first value (None if a sweep cannot be
+    listed, e.g. an optimiser's interval)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    try:
+        parsed = parser.parse_overrides(overrides)
+    except Exception as e:  # noqa: BLE001 - the user's syntax
+        raise ConfigError(one_line(e)) from e
+    job = []
+    for o in parsed:
+        if not o.is_sweep_override():
+            job.append(o.input_line)
+            continue
+        try:
+            line = f"{o.get_key_element()}={next(o.sweep_string_iterator())}"
+            parser.parse_overrides([line])
+        except Exception:  # noqa: BLE001 - not listable here: Hydra checks it per job
+            return None
+        job.append(line)
+    return job
+
+
+def check_sweep(overrides: list[str]) -> None:
+    """Before a multirun: its first job composes (Hydra's errors, unknown ``+keys``: the
+    whole sweep would fail; a value a job's validation refuses fails that job alone, and
+    the sweep summary reports it), and an explicit ``hydra.sweep.dir`` that holds a sweep
+    is refused without ``resume=true``."""
+    job = first_job(overrides)
+    if job is None:
+        return
+    dcfg, _, sweep_dir = _compose(job)
+    if not dcfg.get("resume") and sweep_dir.is_dir() and any(sweep_dir.iterdir()):
+        raise RunDirError(f"sweep directory {sweep_dir.absolute()} already holds a sweep: "
+                          "pass resume=true to continue it, or choose another "
+                          "hydra.sweep.dir")
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def prepare(argv: list[str]) -> tuple[list[str], RunDir | None]:
+    """Check ``argv`` (Hydra overrides) and take the run directory; returns the argv for
+    ``hydra.main`` (with ``hydra.run.dir`` resolved) and the held :class:`RunDir`.
+    Flags (``-m``, ``--cfg``, ``--help``...) go to Hydra untouched (None); a multirun's
+    first job is checked (:func:`check_sweep`) and each job takes its directory itself.
+    Raises ConfigError or RunDirError (exit 2)."""
+    flags = {a for a in argv if a.startswith("-")}
+    if flags:
+        if flags <= {"-m", "--multirun"}:
+            check_sweep([a for a in argv if a not in flags])
+        return argv, None
+    cfg, run_dir, _ = compose_checked(argv)
+    rd = claim(run_dir, cfg.resume)
+    rest = [a for a in argv if not a.lstrip("+").startswith("hydra.run.dir=")]
+    return [*rest, f"hydra.run.dir={_quote(rd.path)}"], rd
+
+
+def fail(run_dir: Path, message: str, code: int, multirun: bool,
+          record: bool = True) -> float:
+    """Report a failed run: one line on stderr, ``failed.json`` in its directory when
+    ``record``; in a multirun return NaN so the other jobs go on (the sweep summary lists
+    the failure)."""
+    print(f"error: {message}", file=sys.stderr)
+    if record and run_dir.is_dir():
+        for attempt in range(2):
+            try:
+                write_json_atomic(run_dir / "failed.json", {"error": message,
+                                                            "exit_code": code})
+                break
+            except DiskFullError:  # give the lock file's reserve back, and try again
+                if attempt:
+                    print(f"error: could not write {run_dir / 'failed.json'} (disk full)",
+                          file=sys.stderr)
+                free_reserve(run_dir)
+    if multirun:
+        return float("nan")
+    sys.exit(code)
+
+
+def save_hydra_files(run_dir: Path, dcfg: DictConfig) -> None:
+    """``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml``, as Hydra writes them;
+    written here, once the run starts, so a refused run leaves the old ones as they were."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hc = HydraConfig.get()
+    out = run_dir / ".hydra"
+    out.mkdir(exist_ok=True)
+    for name, obj in (("config.yaml", dcfg), ("hydra.yaml", OmegaConf.create({"hydra": hc})),
+                      ("overrides.yaml", OmegaConf.create(list(hc.overrides.task)))):
+        write_bytes_atomic(out / name, OmegaConf.to_yaml(obj).encode(), fsync=False)

@@ -1,0 +1,170 @@
+"""One writer per run directory, and the new-or-resume decision before any write.
+
+:func:`claim` takes a run directory for this process before anything is written into it
+(``marl.train`` calls it before Hydra writes ``.hydra/``): it creates the directory with
+one ``mkdir`` (of two processes racing for a new directory exactly one creates it), or,
+for ``resume=true``, takes the existing one. Either way it then holds an exclusive
+``fcntl.flock`` on ``<run dir>/.lock`` for the life of the process: the kernel releases
+it on any exit, kill -9 included, so a crashed run's lock is never stale. A second
+process fails at once with :class:`RunDirError`, one line naming the directory and the
+holder (pid, host, start time, written into the lock file). A refused run writes
+nothing: a directory that already holds a run is refused without opening anything for
+writing. Only a directory created by this process is ever removed (:meth:`RunDir.discard`).
+
+``flock`` rather than the ``filelock`` package: one call, no dependency, released by the
+kernel on death; on NFS (Linux >= 2.6.12) it maps to POSIX locks the server arbitrates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+LOCK_NAME = ".lock"
+RESERVE = 4096
+"""Bytes the lock file takes (its holder line padded): freed by :func:`free_reserve` so
+that a run stopped by a full disk can still write its ``failed.json``."""
+
+
+class RunDirError(RuntimeError):
+    """This process may not use the run directory (another holds it, or it holds a run
+    and resume was not asked for). Nothing was written."""
+
+
+def holder(run_dir: Path) -> str | None:
+    """Who holds ``run_dir``'s lock ("pid 12 on host h since ..."), None if no one."""
+    path = run_dir / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    except BlockingIOError:
+        return _describe(path)
+    finally:
+        os.close(fd)
+
+
+def _describe(lock_path: Path) -> str:
+    starting = "another process (starting: it has not written its pid yet)"
+    try:
+        info = json.loads(lock_path.read_text())
+        pid, host = int(info["pid"]), info["host"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return starting
+    if host == socket.gethostname():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:  # the pid of an earlier holder
+            return starting
+        except PermissionError:
+            pass
+    return f"pid {pid} on host {host} (since {info.get('since')})"
+
+
+def holds_run(run_dir: Path) -> bool:
+    """Anything in ``run_dir`` but its lock file: a run (or part of one) lives there."""
+    return any(p.name != LOCK_NAME for p in run_dir.iterdir())
+
+
+class RunDir:
+    """A run directory this process holds the lock of (see the module docstring)."""
+
+    def __init__(self, path: Path, created: list[Path]):
+        self.path, self.created = path, created
+        self._fd: int | None = None
+
+    def lock(self, announce: bool = True) -> None:
+        """Take the exclusive lock or raise :class:`RunDirError` naming the holder; with
+        ``announce``, write this process's pid and host into the lock file (else call
+        :meth:`announce` once the run is accepted: a refused resume changes no byte)."""
+        fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunDirError(
+                f"run directory {self.path} is in use by {_describe(self.path / LOCK_NAME)}: "
+                "wait for that run to end, or choose another hydra.run.dir") from None
+        self._fd = fd
+        if announce:
+            self.announce()
+
+    def announce(self) -> None:
+        """Write this process's pid, host and start time into the held lock file."""
+        info = {"pid": os.getpid(), "host": socket.gethostname(),
+                "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        try:
+            os.ftruncate(self._fd, 0)  # type: ignore[arg-type]
+            line = (json.dumps(info) + "\n").ljust(RESERVE).encode()
+            os.pwrite(self._fd, line, 0)  # type: ignore[arg-type]
+        except OSError:  # a full disk: the lock holds all the same
+            pass
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def discard(self) -> None:
+        """Release; remove the directory (and parents) only if this process created it."""
+        self.release()
+        if self.created:
+            shutil.rmtree(self.created[0], ignore_errors=True)
+
+
+def free_reserve(run_dir: Path) -> None:
+    """Empty the lock file (still held) to give its bytes back to a full disk."""
+    with contextlib.suppress(OSError):
+        os.truncate(run_dir / LOCK_NAME, 0)
+
+
+def _mkdirs(path: Path) -> tuple[bool, list[Path]]:
+    """Create ``path`` and missing parents; (whether ``path`` itself was created here,
+    the directories created, outermost first)."""
+    missing = [p for p in [*reversed(path.parents), path] if not p.exists()]
+    created = []
+    for p in missing:
+        try:
+            p.mkdir()
+            created.append(p)
+        except FileExistsError:
+            pass
+    return bool(created) and created[-1] == path, created
+
+
+def claim(path: Path, resume: bool) -> RunDir:
+    """Take ``path`` as this process's run directory (see the module docstring); raise
+    :class:`RunDirError` (nothing written) if it holds a run and ``resume`` is false, or
+    another process holds it."""
+    path = Path(os.path.abspath(path))
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"run directory {path} exists and is not a directory")
+    new, created = _mkdirs(path)
+    if not new and not resume and holds_run(path):
+        who = holder(path)
+        raise RunDirError(f"run directory {path} already holds a run"
+                          + (f" (in use by {who})" if who else "")
+                          + ": pass resume=true to continue it, or choose another "
+                          "hydra.run.dir")
+    rd = RunDir(path, created)
+    try:
+        rd.lock(announce=new)
+    except RunDirError:
+        rd.discard()
+        raise
+    if not new and not resume and holds_run(path):  # a run began there since the check
+        rd.release()
+        raise RunDirError(f"run directory {path} already holds a run: pass resume=true to "
+                          "continue it, or choose another hydra.run.dir")
+    return rd
