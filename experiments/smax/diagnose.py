@@ -22,7 +22,9 @@ functions (its actor pass and advantage inputs, the critics' inputs of
   ``A`` with the Monte-Carlo advantage ``G_t - b`` (b: the module's baseline) and the
   slope of ``G_t - b`` regressed on ``A`` (1: A is unbiased for the advantage the returns
   show; 0: A is noise); the same for every advantage module the run's critics can feed
-  (on a COMA run: coma, coma_return, coma_ob, coma_ob_return, from the same critic).
+  (on a COMA run: coma, coma_return, coma_ob, coma_ob_return, from the same critic),
+  all against one reference baseline (COMA's, with a Q-critic), so that a module whose
+  own baseline varies a lot does not look correlated through that baseline alone.
 
 Only steps of episodes that ended by termination inside the fragment count (a
 Monte-Carlo return needs the episode's end; SMAX's time limit cuts few episodes, their
@@ -84,11 +86,12 @@ def fate(alive: Tensor, stays: Tensor, first: Tensor) -> Tensor:
     return out
 
 
-def module_stats(result: tuple[Tensor, Tensor], g: Tensor, m: Tensor) -> dict[str, float]:
-    """|A|, corr(A, G - b) and the slope of G - b on A of one advantage module's
-    (advantage, baseline) over mask ``m``."""
-    adv, base = result[0][m], result[1][m]
-    mc = g[m] - base
+def module_stats(adv: Tensor, ref: Tensor, g: Tensor, m: Tensor) -> dict[str, float]:
+    """|A|, corr(A, G - ref) and the slope of G - ref on A of one advantage module's
+    advantage over mask ``m``; ``ref`` is one reference baseline for every module (so a
+    module's own baseline cannot correlate A with G - b through b itself)."""
+    adv = adv[m]
+    mc = g[m] - ref[m]
     cov = torch.cov(torch.stack([adv, mc]))
     return {"adv_abs": float(adv.abs().mean()),
             "corr": float(cov[0, 1] / (cov[0, 0] * cov[1, 1]).sqrt().clamp_min(1e-12)),
@@ -177,7 +180,9 @@ def analyse(run_dir: Path, checkpoint: Path | None, envs: int, steps: int, seed:
     q = x.q.get("central_q", x.q.get("local_q"))
     if q is not None:
         out.update(q_spread(q, pi, va, t_ep))
-    out["modules"] = {name: module_stats(row.fn(x), g, va) for name, row in ADVANTAGES.items()
+    ref = ADVANTAGES["coma"].fn(x)[1] if "central_q" in x.q else base  # COMA's baseline
+    out["modules"] = {name: module_stats(row.fn(x)[0], ref, g, va)
+                      for name, row in ADVANTAGES.items()
                       if row.critics and set(row.critics) <= set(x.q)}
     ent = -(pi * pi.clamp_min(1e-10).log()).sum(-1)
     out["policy_entropy"] = float(ent[va].mean())
@@ -207,7 +212,8 @@ def show(r: dict) -> None:
         print(f"  Q over own actions: sd under pi {r['q_spread_sd_pi']:.4f}, max - min "
               f"{r['q_spread_max_min']:.4f}; by t: " + "  ".join(
                   f"{k}: {v:.4f}" for k, v in r["q_spread_by_t"].items()))
-    print("  every module on the same critics (|A| / corr(A, G - b) / slope of G - b on A): "
+    print("  every module on the same critics (|A| / corr(A, G - b) / slope of G - b on A; b "
+          "COMA's baseline for all): "
           + "  ".join(f"{k}: {v['adv_abs']:.4f} / {v['corr']:.3f} / {v['slope']:.2f}"
                       for k, v in r["modules"].items()))
 

@@ -1,50 +1,81 @@
-"""Greedy win-rate curves of the runs on the strongest-COMA page, one panel per map.
+"""Greedy win-rate curves of the strongest-COMA page (2s3z).
 
-``python experiments/smax/strongest_coma/plot.py OUT.png LABEL=RUN_DIR [LABEL=RUN_DIR ...]``
-reads each run's ``metrics.jsonl`` (its ``eval/win_rate`` rows) and draws one line per
-run, coloured by label (runs sharing a label are seeds of one row).
+``python experiments/smax/strongest_coma/plot.py collect curves.json LABEL=RUN_DIR ...``
+reads each run's ``metrics.jsonl`` (its ``eval/win_rate`` rows) into ``curves.json``
+(label -> one curve per run, ``[[env_steps, win], ...]``), the page's committed record.
+
+``python experiments/smax/strongest_coma/plot.py draw curves.json OUT.png
+[--ablation experiments/smax/ablation/results.json]`` draws them, one colour per label,
+with the SMAX table's runs of the same map (mappo, coma, central_v) dashed beside them.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
-import matplotlib
+from marl.analysis.curves import colour, figure, save
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+ABLATION_ROWS = ("mappo", "coma", "central_v")
 
 
-def curve(run_dir: Path) -> tuple[list[float], list[float]]:
-    xs, ys = [], []
+def read_curve(run_dir: Path) -> list[list[float]]:
+    out = []
     for line in (run_dir / "metrics.jsonl").read_text().splitlines():
         d = json.loads(line)
         if "eval/win_rate" in d:
-            xs.append(d["env_steps"] / 1e6)
-            ys.append(d["eval/win_rate"])
-    return xs, ys
+            out.append([d["env_steps"], d["eval/win_rate"]])
+    return out
+
+
+def collect(out: Path, pairs: list[str]) -> None:
+    curves: dict[str, list] = {}
+    for pair in pairs:
+        label, run = pair.split("=", 1)
+        curves.setdefault(label, []).append(read_curve(Path(run)))
+    out.write_text(json.dumps(curves, indent=1))
+
+
+def draw(curves_file: Path, out: Path, ablation: Path | None) -> None:
+    curves = json.loads(curves_file.read_text())
+    rows: dict[str, list] = {}
+    if ablation is not None:
+        for run in json.loads(ablation.read_text())["runs"]:
+            if run["name"] == "coma_smax_2s3z" and run["algo"] in ABLATION_ROWS:
+                rows.setdefault(f"{run['algo']} (SMAX table, 128 envs)", []).append(
+                    [[c[0], c[1]] for c in run["curve"]])
+    fig, axes = figure()
+    ax = axes[0]
+    for i, (label, runs) in enumerate([*curves.items(), *rows.items()]):
+        style = "-" if label in curves else "--"
+        for j, c in enumerate(runs):
+            ax.plot([p[0] / 1e6 for p in c], [p[1] for p in c], style, marker=".",
+                    color=colour(i), label=label if j == 0 else None)
+    ax.set_xlabel("env steps (M)")
+    ax.set_ylabel("greedy win rate (128 episodes)")
+    ax.set_title("SMAX 2s3z")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    save(fig, out)
 
 
 def main() -> None:
-    out, pairs = Path(sys.argv[1]), [a.split("=", 1) for a in sys.argv[2:]]
-    labels = list(dict.fromkeys(label for label, _ in pairs))
-    colours = {label: f"C{i}" for i, label in enumerate(labels)}
-    fig, ax = plt.subplots(figsize=(7, 4))
-    seen: set[str] = set()
-    for label, run in pairs:
-        xs, ys = curve(Path(run))
-        ax.plot(xs, ys, color=colours[label], marker=".",
-                label=None if label in seen else label)
-        seen.add(label)
-    ax.set_xlabel("env steps (M)")
-    ax.set_ylabel("greedy win rate (128 episodes)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("collect")
+    c.add_argument("out", type=Path)
+    c.add_argument("pairs", nargs="+")
+    d = sub.add_parser("draw")
+    d.add_argument("curves", type=Path)
+    d.add_argument("out", type=Path)
+    d.add_argument("--ablation", type=Path, default=None)
+    args = p.parse_args()
+    if args.cmd == "collect":
+        collect(args.out, args.pairs)
+    else:
+        draw(args.curves, args.out, args.ablation)
 
 
 if __name__ == "__main__":
