@@ -334,7 +334,7 @@ def test_config_rejects_optimistic_others_outside_unit_interval(w):
 
 def test_config_refuses_optimistic_others_without_a_central_q_critic():
     for k in ADVANTAGES:
-        if k in ("coma", "central_qv"):
+        if "central_q" in ADVANTAGES[k].critics:  # coma, central_qv and the coma_* fixes
             ComaConfig(advantage=k, optimistic_others=0.9)
             continue
         with pytest.raises(ConfigError, match="algo.optimistic_others.*centralised Q"):

@@ -249,3 +249,71 @@ ADVANTAGES: dict[str, Advantage] = {
     "reinforce": Advantage((), reinforce, baseline_critics=("central_v",)),
 }
 """``algo.advantage`` -> the critics it trains and the function that computes it."""
+
+
+# ------------------------------------- fixes for COMA on StarCraft (issue 33)
+
+
+def optimal_baseline(q: Tensor, pi: Tensor) -> Tensor:
+    """Kuba et al.'s optimal baseline (NeurIPS 2021, "Settling the Variance of Multi-Agent
+    Policy Gradients", Sec. 4, the softmax surrogate): the baseline for agent a that
+    minimises the variance of its policy gradient, with the gradient's norm taken
+    with respect to the softmax's logits x, ``||grad_x log pi(u)||^2 = ||e_u - pi||^2 =
+    1 - 2 pi(u) + ||pi||^2 =: M(u)``:
+
+    ``b*(s, u^-a) = sum_u pi(u) M(u) Q(s, (u^-a, u)) / sum_u pi(u) M(u)``,
+
+    whose denominator is ``1 - ||pi||^2``. COMA's baseline is the same sum with M = 1.
+    Where the policy is deterministic (denominator < 1e-6: every weight vanishes) the
+    baseline is COMA's, ``Q`` of the one action. ``q``, ``pi`` ``[..., A]`` (pi zero on
+    masked actions); returns ``[...]``. With an epsilon floor ``pi`` is the exploring
+    policy, so M is that of its own logits only when eps = 0 (the PPO rows)."""
+    if q.shape != pi.shape:
+        raise ValueError(f"q {tuple(q.shape)} and pi {tuple(pi.shape)} must match")
+    avail = pi > 0
+    m = 1.0 - 2.0 * pi + (pi * pi).sum(-1, keepdim=True)  # ||e_u - pi||^2 >= 0
+    w = torch.where(avail, pi * m, torch.zeros_like(pi))
+    den = w.sum(-1)
+    num = torch.where(avail, w * q, torch.zeros_like(q)).sum(-1)
+    coma_b = torch.where(avail, pi * q, torch.zeros_like(q)).sum(-1)
+    ok = den > 1e-6
+    return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), coma_b)
+
+
+def coma_return(x: AdvantageInputs) -> tuple[Tensor, Tensor]:
+    """COMA's counterfactual baseline subtracted from the Q-critic's TD(lambda) return
+    instead of from its Q: ``A^a = G^lambda_t - sum_u pi^a(u) Q(s, (u^-a, u))``.
+
+    ``G^lambda_t`` is the critic's own regression target (``targets["central_q"]``,
+    bootstrapped along the taken joint actions), so ``A = (G^lambda - Q(s, u)) + A_coma``:
+    COMA's advantage plus the critic's TD(lambda) error on the taken joint action -- the
+    GAE-style (Schulman et al., ICLR 2016) advantage of central-V / MAPPO, with the
+    counterfactual baseline in place of V(s). The baseline does not depend on a's own
+    action, so the gradient stays unbiased whatever the critic's error; what the
+    critic gets wrong about ``Q(s, u)`` of the taken action no longer enters A directly
+    (the sampled return does). Foerster et al. (2018) subtract the baseline from Q;
+    this is the TD(lambda)/GAE variant of their estimator that MARL codebases such as
+    EPyMARL (``q_nstep``) and Kuba et al. (2021, Sec. 5, on MAPPO) build from returns."""
+    _, baseline = counterfactual_advantage(x.q["central_q"], x.pi, x.actions)
+    return x.targets["central_q"] - baseline, baseline
+
+
+def coma_ob(x: AdvantageInputs) -> tuple[Tensor, Tensor]:
+    """``Q(s, u)[u^a] - b*(s, u^-a)``: the optimal baseline (:func:`optimal_baseline`,
+    Kuba et al. 2021) in place of COMA's on the same centralised Q-critic."""
+    q = x.q["central_q"]
+    b = optimal_baseline(q, x.pi)
+    return q.gather(-1, x.actions.unsqueeze(-1)).squeeze(-1) - b, b
+
+
+def coma_ob_return(x: AdvantageInputs) -> tuple[Tensor, Tensor]:
+    """Both: ``G^lambda_t - b*(s, u^-a)`` (:func:`coma_return` with the optimal baseline)."""
+    b = optimal_baseline(x.q["central_q"], x.pi)
+    return x.targets["central_q"] - b, b
+
+
+ADVANTAGES.update({
+    "coma_return": Advantage(("central_q",), coma_return),
+    "coma_ob": Advantage(("central_q",), coma_ob),
+    "coma_ob_return": Advantage(("central_q",), coma_ob_return),
+})
