@@ -27,8 +27,9 @@ class ComaConfig(AlgoCommon):
     """COMA and the on-policy learner's hyperparameters (``conf/algo/coma.yaml``)."""
 
     advantage: str = "coma"
-    """Advantage module: coma, central_qv, central_v, iac_v, iac_q, reinforce, or a
-    plugin module:attr (an :class:`marl.algos.coma.advantages.Advantage`)."""
+    """Advantage module, a row of marl.algos.coma.advantages.ADVANTAGES: coma (the
+    paper's), the ablations central_qv, central_v, iac_v, iac_q, reinforce, COMA's fixes
+    coma_return, coma_ob, coma_ob_return, or a plugin module:attr (an Advantage)."""
     actor_lr: float = 5e-4
     """Actor learning rate."""
     critic_lr: float = 5e-4
