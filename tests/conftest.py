@@ -7,9 +7,12 @@ under pytest's rootdir-relative import mode, as for ``tests/rollouts.py``).
 from __future__ import annotations
 
 import importlib.util
+import logging
+import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from omegaconf import DictConfig
@@ -18,6 +21,23 @@ from marl.build import CONF_DIR, register_configs
 from marl.config import Config, to_config
 
 register_configs()
+
+
+@pytest.fixture(autouse=True)
+def _no_handler_on_a_closed_capture():
+    """In-process runs (``marl.train.main`` under ``capsys``) let Hydra and the libraries
+    attach logging handlers to the capture stream of that test; once pytest closes it,
+    any later record would write to a closed file. Drop such handlers after each test."""
+    yield
+    for logger in [logging.getLogger(), *(logging.getLogger(n) for n in
+                                          list(logging.root.manager.loggerDict))]:
+        for h in list(getattr(logger, "handlers", [])):
+            stream = getattr(h, "stream", None)
+            if stream is not None and getattr(stream, "closed", False):
+                logger.removeHandler(h)
+    for name in ("stdout", "stderr"):
+        if getattr(getattr(sys, name), "closed", False):
+            setattr(sys, name, getattr(sys, f"__{name}__"))
 
 TINY = [
     "+experiment=coma_boxpush",

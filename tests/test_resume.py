@@ -266,5 +266,6 @@ def test_a_run_of_an_older_marl_resumes_and_a_newer_one_is_refused(tmp_path, mon
     assert run_main([*short, "resume=true", f"hydra.run.dir={run_dir}"], monkeypatch) == 2
     assert evaluate([f"run_dir={run_dir}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all("written by marl 9.0 (run format 99)" in e for e in err), err
+    refusals = [e for e in err if "written by marl 9.0 (run format 99)" in e]
+    assert len(refusals) == 2 and all(e.startswith("error: ") for e in refusals), err
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
