@@ -239,33 +239,35 @@ def test_resume_with_a_shorter_total_evaluates_and_finishes(tmp_path):
     assert summary["env_steps"] >= 16000 and "eval/return_mean" in summary
 
 
-def test_a_run_of_an_older_marl_resumes_and_a_newer_one_is_refused(tmp_path, monkeypatch,
-                                                                   capsys):
+def test_a_run_of_an_older_marl_resumes_and_a_newer_one_is_refused(tmp_path):
     """A run directory written before run format 2 (checkpoints without checksum, no
     provenance.json, no lock file) resumes; one a newer marl wrote is refused in one
-    line naming that version, by marl.train and marl.evaluate alike."""
-    from test_bad_inputs import run_main
-
-    from marl.evaluate import main as evaluate
+    line naming that version, by marl.train and marl.evaluate alike. Real processes, as
+    a user runs them."""
     from marl.io.provenance import NAME
 
     short = [*RUN[:3], "train.total_env_steps=2000", *RUN[4:]]
     run_dir = tmp_path / "run"
-    monkeypatch.chdir(tmp_path)
-    assert run_main([*short, "train.total_env_steps=1200", f"hydra.run.dir={run_dir}"],
-                    monkeypatch) == 0
+
+    def marl(module: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", module, *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600)
+
+    first = marl("marl.train", *short, "train.total_env_steps=1200",
+                 f"hydra.run.dir={run_dir}")
+    assert first.returncode == 0, first.stderr[-2000:]
     for p in list_checkpoints(run_dir / "checkpoints"):  # as format 1 wrote them
         torch.save({**load_checkpoint(p), "format_version": 1}, p)
     (run_dir / NAME).unlink()
     (run_dir / ".lock").unlink()
-    assert run_main([*short, "resume=true", f"hydra.run.dir={run_dir}"], monkeypatch) == 0
+    resumed = marl("marl.train", *short, "resume=true", f"hydra.run.dir={run_dir}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((run_dir / NAME).read_text())["run_format"] == 2
     (run_dir / NAME).write_text(json.dumps({"marl_version": "9.0", "run_format": 99}))
-    capsys.readouterr()
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
-    assert run_main([*short, "resume=true", f"hydra.run.dir={run_dir}"], monkeypatch) == 2
-    assert evaluate([f"run_dir={run_dir}"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    refusals = [e for e in err if "written by marl 9.0 (run format 99)" in e]
-    assert len(refusals) == 2 and all(e.startswith("error: ") for e in refusals), err
+    for proc in (marl("marl.train", *short, "resume=true", f"hydra.run.dir={run_dir}"),
+                 marl("marl.evaluate", f"run_dir={run_dir}")):
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        err = proc.stderr.strip().splitlines()
+        assert len(err) == 1 and "written by marl 9.0 (run format 99)" in err[0], err
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
