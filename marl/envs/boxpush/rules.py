@@ -10,9 +10,9 @@ N_ACTIONS = 5
 OBS_DIM = 2 + 3 * 3
 STATE_DIM = 9
 ACTION_MEANINGS = ("stay", "up", "down", "left", "right")
-# (dx, dy) of each action; y grows downwards (y = 0 is the top row).
 ROW8 = np.dtype((np.void, 8))  # two float32 as one opaque item, for row gathers
 ROW12 = np.dtype((np.void, 12))  # three float32
+# (dx, dy) of each action; y grows downwards (y = 0 is the top row).
 ACTION_DELTAS = np.array([[0, 0], [0, -1], [0, 1], [-1, 0], [1, 0]], dtype=np.intp)
 EPISODE_METRICS = (
     "success",
