@@ -20,6 +20,7 @@ from marl.config import Config, ConfigError, family_of, to_config
 from marl.core.runner import Runner
 from marl.envs import ENV_CONFIGS, make_vec_env
 from marl.envs.base import EnvSpec, VecEnv
+from marl.io.rundir import register_stamp_resolver
 from marl.sweep import register_missing_plugins
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -34,7 +35,7 @@ def register_configs() -> None:
     for env_name, cls in ENV_CONFIGS.items():
         cs.store(group="env", name=f"{env_name}_schema", node=cls)
     register_missing_plugins()  # a sweep plugin without its extra: a line naming the extra
-    import marl.cli  # noqa: F401 - registers the marl_stamp resolver of the run-directory names
+    register_stamp_resolver()  # ${marl_stamp:...} in the run-directory names
 
 
 def compose_config(overrides: list[str]) -> Config:

@@ -8,20 +8,14 @@ mappings such as ``+env.kwargs.<name>`` stay allowed), resolves the run director
 and takes it (:func:`marl.io.rundir.claim`: lock, new-or-resume); ``hydra.run.dir`` is
 then passed to Hydra resolved, so both agree on it.
 
-The default directory names use the ``marl_stamp`` resolver: the launch time and a short
-random suffix (``2026-01-31_12-00-00_3fa9c1``), so two runs started in the same second
-never share a directory. Resolved once per launch and kept with the config (as Hydra's
-``now``), so a submitit requeue finds the same sweep directory; in a plain SLURM job
-(``sbatch``, not an array of a sweep) it is the job id, which a requeue keeps.
+The default directory names come from the ``marl_stamp`` resolver
+(:func:`marl.io.rundir.marl_stamp`), registered with the schemas.
 """
 
 from __future__ import annotations
 
 import inspect
-import os
-import secrets
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +25,6 @@ from marl.config import Config, ConfigError, to_config
 from marl.io.errors import DiskFullError
 from marl.io.files import write_bytes_atomic, write_json_atomic
 from marl.io.rundir import RunDir, RunDirError, claim, free_reserve
-
-
-def marl_stamp(kind: str = "run") -> str:
-    """``<time>_<6 hex>``; for a run inside a SLURM job, ``slurm<job id>[_<task>]``."""
-    job = os.environ.get("SLURM_JOB_ID")
-    if kind == "run" and job and "SUBMITIT_EXECUTOR" not in os.environ:
-        task = os.environ.get("SLURM_ARRAY_TASK_ID")
-        return f"slurm{job}" + (f"_{task}" if task else "")
-    return f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{secrets.token_hex(3)}"
-
-
-if not OmegaConf.has_resolver("marl_stamp"):
-    OmegaConf.register_new_resolver("marl_stamp", marl_stamp, use_cache=True)
 
 _NOISE = ("full_key:", "object_type", "reference_type", "To append", "See https",
           "Config search path", "provider=")

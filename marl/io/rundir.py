@@ -13,6 +13,13 @@ writing. Only a directory created by this process is ever removed (:meth:`RunDir
 
 ``flock`` rather than the ``filelock`` package: one call, no dependency, released by the
 kernel on death; on NFS (Linux >= 2.6.12) it maps to POSIX locks the server arbitrates.
+
+The default directory names use the ``marl_stamp`` resolver (:func:`marl_stamp`): the
+launch time and a short random suffix (``2026-01-31_12-00-00_3fa9c1``), so two runs
+started in the same second never share a directory. Resolved once per launch and kept with
+the config (as Hydra's ``now``), so a submitit requeue finds the same sweep directory; in
+a plain SLURM job (``sbatch``, not an array of a sweep) it is the job id, which a requeue
+keeps.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import shutil
 import socket
 import time
@@ -30,6 +38,23 @@ LOCK_NAME = ".lock"
 RESERVE = 4096
 """Bytes the lock file takes (its holder line padded): freed by :func:`free_reserve` so
 that a run stopped by a full disk can still write its ``failed.json``."""
+
+
+def marl_stamp(kind: str = "run") -> str:
+    """``<time>_<6 hex>``; for a run inside a SLURM job, ``slurm<job id>[_<task>]``."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if kind == "run" and job and "SUBMITIT_EXECUTOR" not in os.environ:
+        task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        return f"slurm{job}" + (f"_{task}" if task else "")
+    return f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{secrets.token_hex(3)}"
+
+
+def register_stamp_resolver() -> None:
+    """Make ``${marl_stamp:run}`` / ``${marl_stamp:sweep}`` resolvable (cached per launch)."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("marl_stamp"):
+        OmegaConf.register_new_resolver("marl_stamp", marl_stamp, use_cache=True)
 
 
 class RunDirError(RuntimeError):
