@@ -6,21 +6,16 @@ draw); :data:`PLOTS` names them for ``logger.plots``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 
+from marl.io.files import read_jsonl
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the headless backend
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Rows of a ``metrics.jsonl``."""
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def _series(rows: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
@@ -28,30 +23,34 @@ def _series(rows: list[dict[str, Any]], key: str) -> tuple[list[float], list[flo
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def learning_curve(rows: list[dict[str, Any]], out: Path) -> bool:
-    """Training and greedy-evaluation return (and success rate where defined)."""
-    has_success = any("eval/success_rate" in r or "train/success" in r for r in rows)
-    fig, axes = plt.subplots(1, 2 if has_success else 1, figsize=(11 if has_success else 6, 4),
-                             squeeze=False)
-    ax = axes[0, 0]
-    for key, label in (("train/return", "train (exploring)"),
-                       ("eval/return_mean", "eval (greedy)")):
+_TRAIN_EVAL = {
+    "return": ("train/return", "eval/return_mean", "episode return", None),
+    "success": ("train/success", "eval/success_rate", "success rate", (-0.02, 1.02)),
+}
+"""Panel -> (training key, greedy-evaluation key, y label, y limits)."""
+
+
+def _train_eval_panel(ax: Any, rows: list[dict[str, Any]], panel: str) -> None:
+    train_key, eval_key, ylabel, ylim = _TRAIN_EVAL[panel]
+    for key, label, marker in ((train_key, "train (exploring)", None),
+                               (eval_key, "eval (greedy)", "o")):
         x, y = _series(rows, key)
         if x:
-            ax.plot(x, y, label=label, marker="o" if key.startswith("eval") else None, ms=3)
-    ax.set(xlabel="env steps", ylabel="episode return", title="return")
+            ax.plot(x, y, label=label, marker=marker, ms=3)
+    ax.set(xlabel="env steps", ylabel=ylabel, title=panel, ylim=ylim)
     ax.legend()
     ax.grid(alpha=0.3)
-    if has_success:
-        ax = axes[0, 1]
-        for key, label in (("train/success", "train (exploring)"),
-                           ("eval/success_rate", "eval (greedy)")):
-            x, y = _series(rows, key)
-            if x:
-                ax.plot(x, y, label=label, marker="o" if key.startswith("eval") else None, ms=3)
-        ax.set(xlabel="env steps", ylabel="success rate", title="success", ylim=(-0.02, 1.02))
-        ax.legend()
-        ax.grid(alpha=0.3)
+
+
+def learning_curve(rows: list[dict[str, Any]], out: Path) -> bool:
+    """Training and greedy-evaluation return (and success rate where defined)."""
+    panels = ["return"]
+    if any("eval/success_rate" in r or "train/success" in r for r in rows):
+        panels.append("success")
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 + 5 * (len(panels) - 1), 4),
+                             squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        _train_eval_panel(ax, rows, panel)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -92,7 +91,7 @@ PLOTS: dict[str, Callable[[list[dict[str, Any]], Path], bool]] = {
 
 def make_plots(run_dir: Path, names: list[str]) -> dict[str, Path]:
     """Draw the named plots of a run into ``<run_dir>/plots/<name>.png``."""
-    rows = read_metrics(run_dir / "metrics.jsonl")
+    rows = read_jsonl(run_dir / "metrics.jsonl")
     out_dir = run_dir / "plots"
     out_dir.mkdir(exist_ok=True)
     made = {}
