@@ -21,22 +21,10 @@ from typing import Any
 
 import yaml
 
+from marl.io.files import read_jsonl  # noqa: F401 - the scripts' reader of metrics.jsonl
+
 Record = dict[str, Any]
 Grouped = dict[str, dict[str, list[Record]]]
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The rows of a JSON-lines file. Blank lines and a line that does not parse (the
-    last one, torn by a writer that is still running or was killed) are skipped."""
-    rows = []
-    for line in Path(path).read_text().splitlines():
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
 
 
 def eval_curve(path: Path, metric: str) -> tuple[list[int], list[float]]:
