@@ -144,20 +144,32 @@ PPO = ["algo.actor_update=ppo", "algo.eps_start=0", "algo.eps_end=0",
        "algo.entropy_coef=0.01", "algo.normalize_advantage=true", "algo.actor_lr=1e-3",
        "algo.critic_updates=2", "train.fragment_len=40", "train.num_envs=128",
        "train.total_env_steps=2000000"]
-"""The results page's command for the coma_return row (the SMAX table's MAPPO settings)."""
+"""The results page's command for the coma_return row on 2s3z (the SMAX table's MAPPO
+settings)."""
+
+JAXMARL = ["train.num_envs=128", "train.fragment_len=128", "algo.actor_lr=0.002",
+           "algo.critic_lr=0.002", "algo.entropy_coef=0.0", "algo.td_lambda=0.95",
+           "algo.actor_hidden=[128]", "algo.eps_start=0.0", "algo.eps_end=0.0",
+           "algo.lr_anneal_steps=2000000", "train.total_env_steps=2000000",
+           "algo.grad_clip=0.25", "algo.critic_update=ppo"]
+"""The results page's command on 3m: JaxMARL's MAPPO settings (the calibration's)."""
 
 
-def test_coma_ppo_preset_is_the_results_page_command():
-    """The preset equals the page's command (``+experiment=coma_smax_2s3z
-    algo.advantage=coma_return`` + PPO) but for the names."""
-    preset = compose_config(["+experiment=coma_ppo_smax_2s3z"])
-    command = compose_config(["+experiment=coma_smax_2s3z", "algo.advantage=coma_return",
-                              *PPO])
-    assert (preset.algo.name, preset.name) == ("coma_ppo", "coma_ppo_smax_2s3z")
-    preset.algo.name, preset.name = command.algo.name, command.name
-    assert preset.algo == command.algo and preset.train == command.train
+@pytest.mark.parametrize("smax_map,command", [
+    ("2s3z", ["algo.advantage=coma_return", *PPO]),
+    ("3m", ["algo=coma_ppo", *JAXMARL]),
+    ("5m_vs_6m", ["algo=coma_ppo", *JAXMARL]),
+])
+def test_coma_ppo_preset_is_the_results_page_command(smax_map, command):
+    """Each preset equals the page's command for its map but for the names."""
+    preset = compose_config([f"+experiment=coma_ppo_smax_{smax_map}"])
+    run = compose_config([f"+experiment=coma_smax_{smax_map}", *command])
+    assert (preset.algo.name, preset.name) == ("coma_ppo", f"coma_ppo_smax_{smax_map}")
+    assert (preset.env, preset.algo.advantage) == (run.env, "coma_return")
+    preset.algo.name, preset.name = run.algo.name, run.name
+    assert preset.algo == run.algo and preset.train == run.train
     # the paper's COMA is untouched: the default module is still eq. 4 with pg
-    plain = compose_config(["+experiment=coma_smax_2s3z"]).algo
+    plain = compose_config([f"+experiment=coma_smax_{smax_map}"]).algo
     assert (plain.advantage, plain.actor_update) == ("coma", "pg")
 
 

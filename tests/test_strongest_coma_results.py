@@ -1,0 +1,52 @@
+"""experiments/smax/strongest_coma/results.py: a run read from its files, the record's
+merge, the table's Welch intervals against a hand-worked case, and the committed page's
+tables regenerated from the committed record."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import ROOT, load_script
+
+results = load_script("experiments/smax/strongest_coma/results.py")
+PAGE = ROOT / "experiments/smax/strongest_coma"
+
+
+def fake_run(d: Path, seed: int, final: float, scenario: str = "2s3z") -> Path:
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra/config.yaml").write_text(f"env:\n  name: jaxmarl\n  scenario: {scenario}\n")
+    (d / "summary.json").write_text(json.dumps({"seed": seed, "env_steps": 2001920,
+                                                "eval/win_rate": final}))
+    rows = [{"env_steps": 1000, "train/return": 0.1},
+            {"env_steps": 250000, "eval/win_rate": 0.25},
+            {"env_steps": 2001920, "eval/win_rate": final}]
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"env_')
+    return d
+
+
+def test_a_run_is_read_from_its_config_summary_and_evaluations(tmp_path):
+    r = results.read_run("new row", fake_run(tmp_path / "r", 3, 0.9, "3m"))
+    assert r == {"label": "new row", "map": "3m", "seed": 3, "env_steps": 2001920,
+                 "final": 0.9, "curve": [[250000, 0.25], [2001920, 0.9]]}
+
+
+def test_collecting_a_seed_again_replaces_its_record(tmp_path):
+    rec = tmp_path / "results.json"
+    results.merge(rec, [results.read_run("a", fake_run(tmp_path / "r0", 0, 0.5)),
+                        results.read_run("b", fake_run(tmp_path / "r1", 0, 0.6))])
+    results.merge(rec, [results.read_run("a", fake_run(tmp_path / "r2", 0, 0.7))])
+    got = sorted((r["label"], r["seed"], r["final"]) for r in json.loads(rec.read_text()))
+    assert got == [("a", 0, 0.7), ("b", 0, 0.6)]
+
+
+def test_table_by_hand():
+    """ref 1.0/0.9/0.95 vs 0.1/0.2/0.15: difference 0.8, each side's variance of the mean
+    0.0025/3, Welch df = 4, t = 2.776, half-width 2.776 * sqrt(0.005/3) = 0.113 (bold: it
+    excludes 0); the ref's own interval 0.95 ± 4.303 * 0.05 / sqrt(3) = 0.124."""
+    runs = [{"label": lab, "map": "3m", "seed": s, "env_steps": 2e6, "final": f, "curve": []}
+            for lab, finals in (("new", (1.0, 0.9, 0.95)), ("old", (0.1, 0.2, 0.15)))
+            for s, f in enumerate(finals)]
+    lines = results.table(runs, "3m", "new").splitlines()
+    assert lines[2] == "| **new** | 2M | 1.000 | 0.900 | 0.950 | 0.950 ± 0.124 |  |"
+    assert lines[3] == "| old | 2M | 0.100 | 0.200 | 0.150 | 0.150 ± 0.124 | **+0.800 ± 0.113** |"
