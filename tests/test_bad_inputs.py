@@ -26,6 +26,8 @@ CASES = [
     (["algo.gamma=1.5"], "algo.gamma = 1.5 is invalid"),
     (["algo.eps_start=2"], "algo.eps_start = 2.0 is invalid"),
     (["algo.actor_hidden=[]"], "algo.actor_hidden = [] is invalid"),
+    (["algo.actor_inputs=[agent_id,foo]"],
+     "algo.actor_inputs = ['agent_id', 'foo'] is invalid: choose a subset"),
     (["algo.optimizer=sgd"], "algo.optimizer = 'sgd' is invalid: choose adam or rmsprop"),
     (["algo.advantage=magic"], "algo.advantage = 'magic' is invalid: choose one of"),
     (["train.num_envs=0"], "train.num_envs = 0 is invalid: must be >= 1"),

@@ -88,6 +88,27 @@ def test_actor_embedding_equals_one_hot_linear_layer():
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("inputs", [[], ["agent_id"], ["last_action"], ["agent_id", "last_action"]])
+def test_actor_sees_only_the_inputs_it_is_given(inputs):
+    """algo.actor_inputs through the learner: an input left out changes no logit (two
+    agents with one observation act alike without their id), one kept does."""
+    from conftest import TINY, compose_config
+
+    from marl.build import build
+
+    cfg = compose_config([*TINY, f"algo.actor_inputs=[{','.join(inputs)}]"])
+    _, learner, _ = build(cfg, 2, seed=0)
+    actor = learner.actor
+    n, a = actor.n_agents, actor.n_actions
+    obs = torch.randn(1, 1, *learner.spec.obs_shape).expand(2, n, *learner.spec.obs_shape)
+    prev = torch.tensor([[0] * n, [a - 1] * n])  # every agent: action 0, then action A-1
+    logits, _ = actor(obs, prev, actor.initial_hidden(2))
+    agents_alike = torch.allclose(logits[0, 0], logits[0, 1])
+    prev_ignored = torch.allclose(logits[0], logits[1])
+    assert agents_alike is ("agent_id" not in inputs)
+    assert prev_ignored is ("last_action" not in inputs)
+
+
 def test_gru_unroll_matches_step_by_step_with_resets():
     torch.manual_seed(1)
     actor = Actor((O,), N, A, hidden=(8, 8), rnn=True)

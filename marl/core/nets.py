@@ -102,6 +102,11 @@ class ObsEncoder(nn.Module):
         return self.fc(z.float().reshape(x.shape[0], -1)).reshape(*lead, -1)
 
 
+ACTOR_INPUTS = ("agent_id", "last_action")
+"""What an actor may see besides its observation (:class:`Actor`'s ``agent_id`` and
+``last_action``)."""
+
+
 class Actor(nn.Module):
     """Decentralised policy pi^a(u | tau^a) -> logits ``[..., N, A]``.
 

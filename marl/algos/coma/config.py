@@ -17,7 +17,7 @@ from marl.algos.base import AlgoCommon
 from marl.algos.coma.advantages import ADVANTAGES
 from marl.algos.coma.critic_training import CRITIC_TRAINING
 from marl.algos.coma.updates import ACTOR_UPDATES
-from marl.core.nets import CONV_TORSOS
+from marl.core.nets import ACTOR_INPUTS, CONV_TORSOS
 from marl.core.returns import TEAM_REWARDS
 from marl.schema import check, lookup
 
@@ -43,6 +43,10 @@ class ComaConfig(AlgoCommon):
     actor_init: str = "orthogonal"
     """orthogonal, or mirrored (paired ReLU units start as negations: no dead layer at
     init; for very narrow actors on constant inputs, like the bandit's 5 units)."""
+    actor_inputs: list[str] = field(default_factory=lambda: list(ACTOR_INPUTS))
+    """What the actor sees besides its observation: agent_id (a shared actor tells the
+    agents apart) and last_action (its previous action), both as in the COMA paper; []
+    gives the observation alone (JaxMARL's MAPPO actor)."""
     critic_hidden: list[int] = field(default_factory=lambda: [128, 128])
     """Critic MLP widths."""
     critic_own_obs: bool = True
@@ -108,6 +112,8 @@ class ComaConfig(AlgoCommon):
             check(getattr(self, k) >= 1, f"algo.{k}", getattr(self, k), "must be >= 1")
         check(self.actor_init in ("orthogonal", "mirrored"), "algo.actor_init",
               self.actor_init, "choose orthogonal or mirrored")
+        check(set(self.actor_inputs) <= set(ACTOR_INPUTS), "algo.actor_inputs",
+              list(self.actor_inputs), f"choose a subset of {list(ACTOR_INPUTS)}")
         check(self.conv_torso in CONV_TORSOS, "algo.conv_torso", self.conv_torso,
               f"choose one of {list(CONV_TORSOS)}")
         hidden = list(self.critic_hidden)

@@ -187,6 +187,8 @@ class ComaLearner(nn.Module):
         pixel_scale = 1.0 / 255.0 if spec.obs_dtype == "uint8" else 1.0
         self.actor = Actor(spec.obs_shape, spec.n_agents, spec.n_actions, cfg.actor_hidden,
                            rnn=cfg.rnn, shared=cfg.share_actor, pixel_scale=pixel_scale,
+                           agent_id="agent_id" in cfg.actor_inputs,
+                           last_action="last_action" in cfg.actor_inputs,
                            init=cfg.actor_init, value_head=self.training.value_head,
                            conv_torso=cfg.conv_torso, conv_bf16=cfg.conv_bf16)
         self.actor_opt = make_optimizer(self.actor.parameters(), cfg.optimizer, cfg.actor_lr,
