@@ -43,10 +43,22 @@ def test_collecting_a_seed_again_replaces_its_record(tmp_path):
 def test_table_by_hand():
     """ref 1.0/0.9/0.95 vs 0.1/0.2/0.15: difference 0.8, each side's variance of the mean
     0.0025/3, Welch df = 4, t = 2.776, half-width 2.776 * sqrt(0.005/3) = 0.113 (bold: it
-    excludes 0); the ref's own interval 0.95 ± 4.303 * 0.05 / sqrt(3) = 0.124."""
+    excludes 0); the ref's own interval 0.95 ± 4.303 * 0.05 / sqrt(3) = 0.124; the ref row
+    comes first whatever the record's order."""
     runs = [{"label": lab, "map": "3m", "seed": s, "env_steps": 2e6, "final": f, "curve": []}
-            for lab, finals in (("new", (1.0, 0.9, 0.95)), ("old", (0.1, 0.2, 0.15)))
+            for lab, finals in (("old", (0.1, 0.2, 0.15)), ("new", (1.0, 0.9, 0.95)))
             for s, f in enumerate(finals)]
     lines = results.table(runs, "3m", "new").splitlines()
     assert lines[2] == "| **new** | 2M | 1.000 | 0.900 | 0.950 | 0.950 ± 0.124 |  |"
     assert lines[3] == "| old | 2M | 0.100 | 0.200 | 0.150 | 0.150 ± 0.124 | **+0.800 ± 0.113** |"
+
+
+def test_the_page_shows_the_records_tables():
+    """Every map's table in README.md is what ``results.py table`` makes of the committed
+    results.json (edit the record, not the page)."""
+    runs = json.loads((PAGE / "results.json").read_text())
+    page = (PAGE / "README.md").read_text()
+    maps = sorted({r["map"] for r in runs})
+    assert {"2s3z", "3m"} <= set(maps)
+    for m in maps:
+        assert results.table(runs, m, results.REF) in page, m

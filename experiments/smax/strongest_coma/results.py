@@ -6,7 +6,7 @@ win], ...]`` of the periodic evaluations). Three ways in, one table and one figu
 
     python results.py collect results.json "LABEL=RUN_DIR" ...   # runs of marl.train
     python results.py import results.json ../ablation/results.json "ALGO=LABEL" ...
-    python results.py table results.json --ref "LABEL"           # markdown, one per map
+    python results.py table results.json [--ref LABEL]           # markdown, one per map
     python results.py draw results.json curves_<map>.png --map 2s3z
 
 ``collect`` reads the map from the run's ``.hydra/config.yaml`` and the seed and final
@@ -29,6 +29,8 @@ from marl.analysis.runs import eval_curve
 from marl.analysis.stats import fmt_ci, mean_ci, welch_diff
 
 Run = dict[str, Any]
+REF = "coma_return + PPO"
+"""The page's new row: every table compares the others with it."""
 
 
 def read_run(label: str, run_dir: Path) -> Run:
@@ -68,8 +70,10 @@ def steps(rs: list[Run]) -> str:
 
 
 def table(runs: list[Run], map_name: str, ref: str) -> str:
-    """Markdown: each label's seeds, mean ± 95% CI, and ``ref`` minus it (Welch)."""
+    """Markdown: each label's seeds, mean ± 95% CI, and ``ref`` minus it (Welch); the
+    ``ref`` row first, the others in the record's order."""
     rows = by_label(runs, map_name)
+    rows = {k: rows[k] for k in sorted(rows, key=lambda k: k != ref)}
     width = max(len(v) for v in rows.values())
     head = ["row", "steps", *(f"s{i}" for i in range(width)), "mean ± 95% CI",
             f"{ref} minus it (Welch 95%)"]
@@ -90,6 +94,9 @@ def table(runs: list[Run], map_name: str, ref: str) -> str:
 
 
 def draw(runs: list[Run], map_name: str, out: Path) -> None:
+    if not by_label(runs, map_name):
+        print(f"no runs of {map_name} in the record: {out} not drawn")
+        return
     fig, axes = figure()
     ax = axes[0]
     for i, (label, rs) in enumerate(by_label(runs, map_name).items()):
@@ -117,7 +124,7 @@ def main() -> None:
         if name in ("collect", "import"):
             s.add_argument("pairs", nargs="+")
         s.add_argument("--map", default=None)
-        s.add_argument("--ref", default=None)
+        s.add_argument("--ref", default=REF)
     a = p.parse_args()
     if a.cmd == "collect":
         pairs = [pair.split("=", 1) for pair in a.pairs]
