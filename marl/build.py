@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 
 from marl.algos import Learner, learner_family
-from marl.config import Config, ConfigError, family_of, to_config
+from marl.config import Config, ConfigError, family_of, rewrite_deprecated, to_config
 from marl.core.runner import Runner
 from marl.envs import ENV_CONFIGS, make_vec_env
 from marl.envs.base import EnvSpec, VecEnv
@@ -41,6 +41,7 @@ def register_configs() -> None:
 def compose_config(overrides: list[str]) -> Config:
     """``conf/config.yaml`` with Hydra ``overrides``, composed and validated."""
     register_configs()
+    overrides = rewrite_deprecated(overrides)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         try:
             composed = compose(config_name="config", overrides=overrides)

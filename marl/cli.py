@@ -21,7 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from marl.config import Config, ConfigError, to_config
+from marl.config import Config, ConfigError, rewrite_deprecated, to_config
 from marl.io.errors import DiskFullError
 from marl.io.files import write_bytes_atomic, write_json_atomic
 from marl.io.rundir import RunDir, RunDirError, claim, free_reserve
@@ -158,6 +158,7 @@ def prepare(argv: list[str]) -> tuple[list[str], RunDir | None]:
     Flags (``-m``, ``--cfg``, ``--help``...) go to Hydra untouched (None); a multirun's
     first job is checked (:func:`check_sweep`) and each job takes its directory itself.
     Raises ConfigError or RunDirError (exit 2)."""
+    argv = rewrite_deprecated(argv)
     flags = {a for a in argv if a.startswith("-")}
     if flags:
         if flags <= {"-m", "--multirun"}:

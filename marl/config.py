@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from dataclasses import dataclass, field, is_dataclass
 from typing import Any
 
@@ -168,8 +169,8 @@ class Config:
 
 
 def _explicit_algo_keys(overrides: list[str] | None) -> set[str]:
-    """The ``algo.<field>`` names set on the command line (``overrides``, or Hydra's own
-    task overrides inside ``hydra.main``)."""
+    """The ``algo.<field>[.<sub>]`` keys set on the command line, without ``algo.``
+    (``overrides``, or Hydra's own task overrides inside ``hydra.main``)."""
     if overrides is None:
         from hydra.core.hydra_config import HydraConfig
 
@@ -178,7 +179,7 @@ def _explicit_algo_keys(overrides: list[str] | None) -> set[str]:
     for o in overrides:
         key = o.split("=", 1)[0].lstrip("+~")
         if key.startswith("algo."):
-            keys.add(key.split(".")[1])
+            keys.add(key.split(".", 1)[1])
     return keys
 
 
@@ -195,6 +196,38 @@ def upgrade_legacy_algo(raw: dict[str, Any]) -> dict[str, Any]:
     if shared:
         raw["critic_update"] = "shared_torso"
     return {**raw, "learner": "coma"}
+
+
+def rewrite_deprecated(overrides: list[str], quiet: bool = False) -> list[str]:
+    """Command-line overrides with every family's old option names (``FLAT_NAMES``:
+    ``algo.clip=0.1``) at their places today (``algo.ppo.clip=0.1``), each with a one-line
+    deprecation note on stderr unless ``quiet``. Flags and other keys pass unchanged."""
+    names = {old: new for row in LEARNERS.values()
+             for old, new in getattr(row.config, "FLAT_NAMES", {}).items()}
+    out = []
+    for o in overrides:
+        key, eq, value = o.partition("=")
+        prefix, bare = key[:len(key) - len(key.lstrip("+~"))], key.lstrip("+~")
+        old = bare[5:] if bare.startswith("algo.") else None
+        if eq and old in names:
+            if not quiet:
+                print(f"note: algo.{old} is deprecated: write algo.{names[old]}",
+                      file=sys.stderr)
+            o = f"{prefix}algo.{names[old]}={value}"
+        out.append(o)
+    return out
+
+
+def upgrade_flat_config(flat: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's flat ``{"algo.clip": 0.2}`` config with every family's old option
+    names (``FLAT_NAMES`` of its config class) at their places today
+    (``algo.ppo.clip``), so a run written before the move still resumes."""
+    out = dict(flat)
+    for row in LEARNERS.values():
+        for old, new in getattr(row.config, "FLAT_NAMES", {}).items():
+            if f"algo.{old}" in out and f"algo.{new}" not in out:
+                out[f"algo.{new}"] = out.pop(f"algo.{old}")
+    return out
 
 
 def family_of(field_name: str) -> str | None:
@@ -214,9 +247,14 @@ def algo_config(raw: dict[str, Any], explicit: set[str]) -> AlgoCommon:
     field no family knows is refused (a misspelt key)."""
     raw = upgrade_legacy_algo(raw)
     family = learner_family(raw.get("learner", "coma"))
+    upgrade = getattr(family.config, "upgrade_raw", None)  # the family's own layout moves
+    if upgrade is not None:
+        raw = upgrade(raw, explicit)
+    explicit = {k.split(".")[0] for k in explicit}
     mine = {f.name for f in dataclasses.fields(family.config)}
-    others = {f.name: name for name, row in LEARNERS.items()
-              for f in dataclasses.fields(row.config) if f.name not in mine}
+    others = {k: name for name, row in LEARNERS.items()
+              for k in [f.name for f in dataclasses.fields(row.config)]
+              + list(getattr(row.config, "FLAT_NAMES", {})) if k not in mine}
     kept = {}
     for k, v in raw.items():
         if k in mine:

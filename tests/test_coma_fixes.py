@@ -17,6 +17,7 @@ from marl.algos.coma.advantages import (
     counterfactual_advantage,
     optimal_baseline,
 )
+from marl.algos.coma.config import ComaConfig
 from marl.algos.coma.learner import Learner
 from marl.config import ConfigError
 
@@ -176,14 +177,17 @@ def test_coma_ppo_preset_is_the_results_page_command(smax_map, command):
 @pytest.mark.parametrize("advantage", FIXES)
 @pytest.mark.parametrize("override,words", [
     ("algo.critic_update=shared_torso", "single V-critic"),
-    ("algo.reinforce_baseline=true", "learned baseline"),
+    ("algo.reinforce.baseline=true", "algo.advantage=reinforce"),
+    ("algo.reinforce_baseline=true", "algo.advantage=reinforce"),  # its deprecated name
 ])
 def test_options_that_do_not_apply_are_refused_naming_both(advantage, override, words):
     with pytest.raises(ConfigError) as e:
         compose_config(["+experiment=coma_smax_2s3z", "algo=coma_ppo",
                         f"algo.advantage={advantage}", override])
     msg = str(e.value)
-    assert override.split("=")[0] in msg and words in msg and "\n" not in msg
+    key = override.split("=")[0]
+    assert ComaConfig.FLAT_NAMES.get(key[5:], key[5:]) in msg and words in msg
+    assert "\n" not in msg
 
 
 @pytest.mark.parametrize("advantage", FIXES)

@@ -7,6 +7,7 @@ import torch
 from rollouts import random_rollout
 
 import marl.algos.coma.critic_training as critic_training
+from marl.algos.coma.advantages import ReinforceOptions
 from marl.algos.coma.config import ComaConfig
 from marl.algos.coma.learner import Learner, update_metrics
 from marl.core.rollout import Rollout
@@ -80,7 +81,7 @@ def test_reward_after_termination_does_not_leak_into_the_ended_episode():
     {"advantage": "iac_v"},
     {"advantage": "iac_q"},
     {"advantage": "reinforce"},
-    {"advantage": "reinforce", "reinforce_baseline": True, "return_reset_on_reward": True},
+    {"advantage": "reinforce", "reinforce": ReinforceOptions(baseline=True, reset_on_reward=True)},
 ])
 def test_update_variants_run_and_change_parameters(algo):
     ro = fragment()

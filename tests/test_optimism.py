@@ -18,6 +18,7 @@ from torch import Tensor
 import marl.algos.coma.learner as learner_module
 from marl.algos.coma.advantages import (
     ADVANTAGES,
+    ReinforceOptions,
     best_others_q,
     counterfactual_advantage,
     joint_actions,
@@ -40,7 +41,8 @@ def fragment(seed: int = 0):
 
 
 def with_baseline(advantage: str) -> dict:
-    return {"advantage": advantage, "reinforce_baseline": advantage == "reinforce"}
+    return {"advantage": advantage,
+            "reinforce": ReinforceOptions(baseline=advantage == "reinforce")}
 
 
 # ------------------------------------------------------------------ the transform
@@ -71,7 +73,7 @@ def test_optimistic_rejects_eta_outside_unit_interval(eta):
 
 @pytest.mark.parametrize("algo", [
     *({"advantage": k} for k in ADVANTAGES),
-    {"advantage": "reinforce", "reinforce_baseline": True},
+    {"advantage": "reinforce", "reinforce": ReinforceOptions(baseline=True)},
     {"normalize_advantage": True},
     {"advantage": "central_v", "normalize_advantage": True, "rnn": True,
      "actor_hidden": [16, 16]},
@@ -153,12 +155,13 @@ def test_config_rejects_scale_outside_unit_interval(eta):
 
 
 def test_config_rejects_optimism_on_reinforce_without_a_baseline():
-    with pytest.raises(ConfigError, match="algo.negative_advantage_scale.*reinforce_baseline"):
+    with pytest.raises(ConfigError, match="algo.negative_advantage_scale.*reinforce.baseline"):
         ComaConfig(advantage="reinforce", negative_advantage_scale=0.0)
     with pytest.raises(ConfigError, match="algo.negative_advantage_scale"):
         compose_config(["+experiment=coma_climbing_optimistic", "algo.advantage=reinforce"])
     # with a learned baseline, and on every other module, it composes
-    ComaConfig(advantage="reinforce", reinforce_baseline=True, negative_advantage_scale=0.0)
+    ComaConfig(advantage="reinforce", reinforce=ReinforceOptions(baseline=True),
+               negative_advantage_scale=0.0)
     ComaConfig(advantage="reinforce", negative_advantage_scale=1.0)
     for k in ADVANTAGES:
         if k != "reinforce":
@@ -338,8 +341,10 @@ def test_config_refuses_optimistic_others_without_a_central_q_critic():
             ComaConfig(advantage=k, optimistic_others=0.9)
             continue
         with pytest.raises(ConfigError, match="algo.optimistic_others.*centralised Q"):
-            ComaConfig(advantage=k, optimistic_others=0.9, reinforce_baseline=k == "reinforce")
-        ComaConfig(advantage=k, optimistic_others=0.0, reinforce_baseline=k == "reinforce")
+            ComaConfig(advantage=k, optimistic_others=0.9,
+                       reinforce=ReinforceOptions(baseline=k == "reinforce"))
+        ComaConfig(advantage=k, optimistic_others=0.0,
+                   reinforce=ReinforceOptions(baseline=k == "reinforce"))
     with pytest.raises(ConfigError, match="algo.optimistic_others"):
         compose_config(["+experiment=coma_penalty_pareto", "algo.advantage=central_v"])
 

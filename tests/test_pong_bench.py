@@ -13,7 +13,7 @@ from marl import bench
 
 def test_pong_section_prints_each_experiment(fake_clock, capsys):  # noqa: F811
     bench.main(["--pong", "ppo_pong,coma_pong", "--seconds", "0.05", "--json",
-                "train.num_envs=2", "train.fragment_len=4", "algo.minibatches=1"])
+                "train.num_envs=2", "train.fragment_len=4"])
     out = capsys.readouterr().out
     results = json.loads(out.strip().splitlines()[-1])
     # one fragment: B * T = 8 steps in T = 4 batched steps of 1 ms and one 5 ms update

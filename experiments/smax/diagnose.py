@@ -155,7 +155,8 @@ def analyse(run_dir: Path, checkpoint: Path | None, envs: int, steps: int, seed:
                  "critics": {}}
     for kind, critic in learner.critics.items():
         x.q[kind] = critic.net(now)
-        x.next_values[kind] = critic.values(nxt, target=learner.training.bootstrap_from_target)
+        x.next_values[kind] = critic.values(
+            nxt, target=learner.critic_training.bootstrap_from_target)
         x.targets[kind] = td_lambda_targets(x.rewards, x.next_values[kind], ro.terminated,
                                             ro.truncated, a.gamma, a.td_lambda, stays=stays)
         pred = critic.values(now)

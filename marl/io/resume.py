@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from marl.config import Config
+from marl.config import Config, upgrade_flat_config
 
 # Config keys a resumed run may change; any other difference means another experiment.
 RESUME_MAY_CHANGE = ("train.total_env_steps", "train.eval_video", "train.video_max_frames",
@@ -69,6 +69,7 @@ def check_same_experiment(cfg: Config, theirs: dict[str, Any], where: str) -> No
     """ValueError naming the differing keys if checkpoint ``where`` (config ``theirs``)
     is from another experiment than ``cfg``."""
     mine = config_dict(cfg)
+    theirs = upgrade_flat_config(theirs)
     diff = config_diff(mine, theirs, type(cfg.env), type(cfg.algo))
     if diff:
         shown = ", ".join(f"{k}: {theirs.get(k)!r} -> {mine.get(k)!r}" for k in diff[:6])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -165,8 +165,15 @@ class AdvantageInputs:
     """Everything an advantage module may read, for one fragment (all ``[T, B, N]``
     unless said). ``q`` holds the critics' outputs on the fragment (before this
     fragment's critic step; ``[T, B, N, A]`` for Q-critics, ``[T, B, N, 1]`` for
-    V-critics), ``targets`` their TD(lambda) targets and ``next_values`` the target
-    critics' values of the next state, each keyed by critic kind."""
+    V-critics), ``targets`` their TD(lambda) targets and ``next_values`` the (target)
+    critics' values of the next situation, each keyed by critic kind.
+
+    ``next_values`` are *not* zeroed at terminal steps: where ``terminated`` is True the
+    entry is the critic's value of whatever follows in the fragment (the next episode's
+    first state), so a module that bootstraps from it masks it with ``~terminated``
+    itself, as :func:`marl.core.returns.td_lambda_targets` does. At a truncation it is
+    the value of the final state the env reported. ``options`` is the advantage row's own
+    options block (its ``options`` dataclass, ``algo.<options_key>.*``), or None."""
 
     pi: Tensor  # [T, B, N, A] the exploring policy that acted
     actions: Tensor  # [T, B, N] int64
@@ -177,7 +184,7 @@ class AdvantageInputs:
     targets: dict[str, Tensor]
     next_values: dict[str, Tensor]
     gamma: float
-    return_reset_on_reward: bool = False
+    options: Any = None
 
 
 AdvantageFn = Callable[[AdvantageInputs], tuple[Tensor, Tensor]]
@@ -212,11 +219,23 @@ def iac_v(x: AdvantageInputs) -> tuple[Tensor, Tensor]:
     return return_minus_v(x.targets["local_v"], v), v
 
 
+@dataclass
+class ReinforceOptions:
+    """``algo.reinforce``: the options of the ``reinforce`` advantage."""
+
+    baseline: bool = False
+    """Subtract a learned central V(s) (and bootstrap from it where the sum is cut)."""
+    reset_on_reward: bool = False
+    """End the discounted sum at every non-zero reward (pg-pong's "each point is an
+    episode")."""
+
+
 def reinforce(x: AdvantageInputs) -> tuple[Tensor, Tensor]:
     """Discounted Monte-Carlo return within the fragment (reset at episode ends, and at
-    every non-zero reward with ``return_reset_on_reward``), minus a learned central V(s)
-    when that critic is trained (then bootstrapped from V(s') where the sum is cut)."""
-    term = x.terminated | (x.rewards != 0) if x.return_reset_on_reward else x.terminated
+    every non-zero reward with ``reinforce.reset_on_reward``), minus a learned central
+    V(s) when that critic is trained (then bootstrapped from V(s') where the sum is cut)."""
+    reset = x.options is not None and x.options.reset_on_reward
+    term = x.terminated | (x.rewards != 0) if reset else x.terminated
     if "central_v" in x.q:
         v = x.q["central_v"].squeeze(-1)
         returns = discounted_returns(x.rewards, term, x.truncated, x.gamma,
@@ -234,21 +253,17 @@ class Advantage(NamedTuple):
     fn: AdvantageFn
     """Computes (advantage, baseline)."""
     baseline_critics: tuple[str, ...] = ()
-    """Critics it trains only with ``algo.reinforce_baseline`` (a learned baseline)."""
+    """Critics it trains only when its options' ``baseline`` is set (a learned
+    baseline)."""
+    options: type | None = None
+    """Its options dataclass (typed, checked in ``__post_init__``), or None."""
+    options_key: str | None = None
+    """Where its options live: ``algo.<options_key>.*``."""
 
-    def trains(self, with_baseline: bool) -> tuple[str, ...]:
+    def trains(self, options: Any) -> tuple[str, ...]:
+        """The critic kinds it trains under its ``options``."""
+        with_baseline = bool(getattr(options, "baseline", False))
         return self.critics + (self.baseline_critics if with_baseline else ())
-
-
-ADVANTAGES: dict[str, Advantage] = {
-    "coma": Advantage(("central_q",), coma),
-    "central_qv": Advantage(("central_q", "central_v"), central_qv),
-    "central_v": Advantage(("central_v",), central_v),
-    "iac_v": Advantage(("local_v",), iac_v),
-    "iac_q": Advantage(("local_q",), iac_q),
-    "reinforce": Advantage((), reinforce, baseline_critics=("central_v",)),
-}
-"""``algo.advantage`` -> the critics it trains and the function that computes it."""
 
 
 # ------------------------------------- fixes for COMA on StarCraft (issue 33)
@@ -312,8 +327,16 @@ def coma_ob_return(x: AdvantageInputs) -> tuple[Tensor, Tensor]:
     return x.targets["central_q"] - b, b
 
 
-ADVANTAGES.update({
+ADVANTAGES: dict[str, Advantage] = {
+    "coma": Advantage(("central_q",), coma),
+    "central_qv": Advantage(("central_q", "central_v"), central_qv),
+    "central_v": Advantage(("central_v",), central_v),
+    "iac_v": Advantage(("local_v",), iac_v),
+    "iac_q": Advantage(("local_q",), iac_q),
+    "reinforce": Advantage((), reinforce, baseline_critics=("central_v",),
+                           options=ReinforceOptions, options_key="reinforce"),
     "coma_return": Advantage(("central_q",), coma_return),
     "coma_ob": Advantage(("central_q",), coma_ob),
     "coma_ob_return": Advantage(("central_q",), coma_ob_return),
-})
+}
+"""``algo.advantage`` -> the critics it trains and the function that computes it."""

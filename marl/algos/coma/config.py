@@ -10,16 +10,18 @@ Each choice is a row of a table, and each row checks what it needs of the rest:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from marl.algos.base import AlgoCommon
-from marl.algos.coma.advantages import ADVANTAGES
-from marl.algos.coma.critic_training import CRITIC_TRAINING
+from marl.algos.coma.advantages import ADVANTAGES, ReinforceOptions
+from marl.algos.coma.critic_training import CRITIC_TRAINING, SharedTorsoOptions
 from marl.algos.coma.updates import ACTOR_UPDATES
+from marl.algos.coma.updates.ppo import PPOOptions
 from marl.core.nets import ACTOR_INPUTS, CONV_TORSOS
 from marl.core.returns import TEAM_REWARDS
-from marl.schema import check, lookup
+from marl.schema import ConfigError, check, lookup
 
 
 @dataclass
@@ -52,7 +54,8 @@ class ComaConfig(AlgoCommon):
     critic_own_obs: bool = True
     """Give the centralised critic the agent's own observation besides the state."""
     critic_updates: int = 1
-    """Critic gradient steps per fragment, before the actor step (critic_update=fragment)."""
+    """Critic gradient steps per fragment, before the actor step (the fragment and ppo
+    critic rows' regression steps; shared_torso has none)."""
     critic_update: str = "fragment"
     """How the critics learn (marl.algos.coma.critic_training.CRITIC_TRAINING): fragment
     (``critic_updates`` steps per fragment on TD(lambda) targets from the target critic,
@@ -64,24 +67,9 @@ class ComaConfig(AlgoCommon):
     """Weight of the entropy bonus on the actor's softmax."""
     normalize_advantage: bool = False
     """Standardise advantages per fragment before the actor step."""
-    reinforce_baseline: bool = False
-    """reinforce only: subtract a learned central V(s) (and bootstrap from it at cuts)."""
-    return_reset_on_reward: bool = False
-    """reinforce only: end the discounted sum at every non-zero reward (pg-pong's points)."""
     actor_update: str = "pg"
     """pg (the paper's policy gradient, one step per fragment), ppo (clipped surrogate,
     several epochs over minibatches of the fragment), or a plugin module:attr."""
-    clip: float = 0.2
-    """ppo: the surrogate's clip range, ratio kept in [1 - clip, 1 + clip]; > 0."""
-    epochs: int = 4
-    """ppo: passes over the fragment per update; >= 1."""
-    minibatches: int = 4
-    """ppo: minibatches per epoch; must divide T x B samples (B envs with rnn)."""
-    value_coef: float = 0.5
-    """shared_torso: weight of the value loss beside the actor's loss."""
-    value_clip: float | None = None
-    """shared_torso: clip the new value to old value +- this in the value loss (PPO's
-    value clipping); null = off."""
     lr_anneal_steps: int = 0
     """Anneal actor and critic learning rates linearly to 0 over this many env steps
     (counted as T x B per update); 0 = constant. Over the whole run:
@@ -98,6 +86,77 @@ class ComaConfig(AlgoCommon):
     that acted (the paper's one team reward, for envs with per-agent rewards); off: each
     agent's own reward."""
 
+    ppo: PPOOptions = field(default_factory=PPOOptions)
+    """Options of ``actor_update=ppo`` (clip, epochs, minibatches)."""
+    shared_torso: SharedTorsoOptions = field(default_factory=SharedTorsoOptions)
+    """Options of ``critic_update=shared_torso`` (value_coef, value_clip)."""
+    reinforce: ReinforceOptions = field(default_factory=ReinforceOptions)
+    """Options of ``advantage=reinforce`` (baseline, reset_on_reward)."""
+    plugin_options: dict[str, Any] = field(default_factory=dict)
+    """Option blocks of the chosen plugin rows, by the row's ``options_key``: set on the
+    command line as ``+algo.<options_key>.<name>=...``, checked by the row's own
+    ``options`` dataclass (see docs/extending.md)."""
+
+    FLAT_NAMES: ClassVar[dict[str, str]] = {
+        "clip": "ppo.clip", "epochs": "ppo.epochs", "minibatches": "ppo.minibatches",
+        "value_coef": "shared_torso.value_coef", "value_clip": "shared_torso.value_clip",
+        "reinforce_baseline": "reinforce.baseline",
+        "return_reset_on_reward": "reinforce.reset_on_reward",
+    }
+    """marl 0.2's flat option names -> where they live now (deprecated aliases; stored
+    configs are upgraded silently)."""
+
+    def chosen_rows(self) -> dict[str, Any]:
+        """``{"advantage": row, "actor_update": row, "critic_update": row}``."""
+        return chosen_rows(self.advantage, self.actor_update, self.critic_update)
+
+    def options(self, row: Any) -> Any:
+        """The options object of a chosen ``row`` (None if it declares none)."""
+        key = getattr(row, "options_key", None)
+        if key is None:
+            return None
+        if key in self.plugin_options:
+            return row.options(**self.plugin_options[key])
+        return getattr(self, key)
+
+    @classmethod
+    def upgrade_raw(cls, raw: dict[str, Any], explicit: set[str]) -> dict[str, Any]:
+        """The composed ``algo`` mapping before typing (``explicit``: the ``algo.`` keys
+        the command line set, without ``algo.``): flat 0.2 names of a stored config moved
+        under their rows (:func:`marl.config.rewrite_deprecated` moves the command line's
+        before Hydra composes), the chosen
+        plugin rows' option blocks checked and moved to ``plugin_options``, and an option
+        block set on the command line for a row this run does not use refused."""
+        raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+        for old, new in cls.FLAT_NAMES.items():  # a config written before the move
+            if old in raw:
+                block, name = new.split(".")
+                raw.setdefault(block, {})[name] = raw.pop(old)
+        rows = chosen_rows(raw.get("advantage", "coma"), raw.get("actor_update", "pg"),
+                           raw.get("critic_update", "fragment"))
+        used = {getattr(r, "options_key", None) for r in rows.values()}
+        fields = {f.name for f in dataclasses.fields(cls)}
+        plugins = dict(raw.get("plugin_options") or {})
+        for table, row in rows.items():
+            key = getattr(row, "options_key", None)
+            if key is None or key in fields:
+                continue
+            block = raw.pop(key, None) or plugins.get(key) or {}
+            known = [f.name for f in dataclasses.fields(row.options)]
+            for name in block:
+                check(name in known, f"algo.{key}.{name}", block[name],
+                      f"not an option of algo.{table}={raw.get(table)}: it has {known}")
+            plugins[key] = dataclasses.asdict(row.options(**block))
+        raw["plugin_options"] = plugins
+        for key in sorted(explicit):
+            block = key.split(".")[0]
+            if block in OWN_BLOCKS and block not in used:
+                table, name = OWN_BLOCKS[block]
+                raise ConfigError(f"algo.{key} is invalid here: it is an option of "
+                                  f"algo.{table}={name}, and this run has algo.{table}="
+                                  f"{raw.get(table, DEFAULTS[table])}")
+        return raw
+
     def __post_init__(self) -> None:
         super().__post_init__()
         self._check_ranges()
@@ -106,10 +165,10 @@ class ComaConfig(AlgoCommon):
         self._check_advantage_options()
 
     def _check_ranges(self) -> None:
-        for k in ("actor_lr", "critic_lr", "clip", "value_coef"):
+        for k in ("actor_lr", "critic_lr"):
             check(getattr(self, k) > 0, f"algo.{k}", getattr(self, k), "must be > 0")
-        for k in ("critic_updates", "epochs", "minibatches"):
-            check(getattr(self, k) >= 1, f"algo.{k}", getattr(self, k), "must be >= 1")
+        check(self.critic_updates >= 1, "algo.critic_updates", self.critic_updates,
+              "must be >= 1")
         check(self.actor_init in ("orthogonal", "mirrored"), "algo.actor_init",
               self.actor_init, "choose orthogonal or mirrored")
         check(set(self.actor_inputs) <= set(ACTOR_INPUTS), "algo.actor_inputs",
@@ -124,23 +183,18 @@ class ComaConfig(AlgoCommon):
         check(self.entropy_coef >= 0, "algo.entropy_coef", self.entropy_coef, "must be >= 0")
         check(self.lr_anneal_steps >= 0, "algo.lr_anneal_steps", self.lr_anneal_steps,
               "must be >= 0")
-        check(self.value_clip is None or self.value_clip > 0, "algo.value_clip",
-              self.value_clip, "must be null or > 0")
 
     def _check_advantage_options(self) -> None:
         """The options that change only the actor's advantage, against the module."""
         adv = lookup(ADVANTAGES, self.advantage, "algo.advantage")
-        takes = [k for k, v in ADVANTAGES.items() if v.baseline_critics]
-        check(not self.reinforce_baseline or bool(adv.baseline_critics),
-              "algo.reinforce_baseline", self.reinforce_baseline,
-              f"only algo.advantage in {takes} takes a learned baseline")
+        learned_baseline = bool(adv.trains(self.options(adv))) and not adv.critics
         eta = self.negative_advantage_scale
         check(0.0 <= eta <= 1.0, "algo.negative_advantage_scale", eta, "must be in [0, 1]")
         # Without a learned baseline reinforce's "advantage" is the raw return, whose sign
         # says nothing about better or worse than expected: the transform has no meaning.
-        check(eta == 1.0 or adv.critics or self.reinforce_baseline,
+        check(eta == 1.0 or adv.critics or learned_baseline,
               "algo.negative_advantage_scale", eta,
-              f"with algo.advantage={self.advantage} it needs algo.reinforce_baseline=true "
+              f"with algo.advantage={self.advantage} it needs algo.reinforce.baseline=true "
               "(the raw return has no sign to be optimistic about); use 1.0 otherwise")
         w = self.optimistic_others
         check(0.0 <= w <= 1.0, "algo.optimistic_others", w, "must be in [0, 1]")
@@ -151,3 +205,23 @@ class ComaConfig(AlgoCommon):
 
     def check_with(self, train: Any) -> None:
         lookup(ACTOR_UPDATES, self.actor_update, "algo.actor_update").check_with(self, train)
+
+
+DEFAULTS = {"advantage": "coma", "actor_update": "pg", "critic_update": "fragment"}
+"""The three choices' defaults (conf/algo/coma.yaml)."""
+
+
+def chosen_rows(advantage: str, actor_update: str, critic_update: str) -> dict[str, Any]:
+    """The rows the three choices name (plugins imported)."""
+    return {"advantage": lookup(ADVANTAGES, advantage, "algo.advantage"),
+            "actor_update": lookup(ACTOR_UPDATES, actor_update, "algo.actor_update"),
+            "critic_update": lookup(CRITIC_TRAINING, critic_update, "algo.critic_update")}
+
+
+OWN_BLOCKS: dict[str, tuple[str, str]] = {
+    row.options_key: (table, name)
+    for table, rows in (("advantage", ADVANTAGES), ("actor_update", ACTOR_UPDATES),
+                        ("critic_update", CRITIC_TRAINING))
+    for name, row in rows.items() if getattr(row, "options_key", None)
+}
+"""The built-in rows' option blocks: ``algo.<key>`` -> (table, row name)."""

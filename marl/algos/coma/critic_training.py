@@ -7,7 +7,7 @@ one strategy object per way, one row each of :data:`CRITIC_TRAINING`
 * ``ppo``: targets bootstrapped from the critic itself (no target network), one step on
   each of the actor's PPO minibatches (MAPPO's and CleanRL's way).
 * ``shared_torso``: the one V-critic is a head on the actor's torso, trained with the
-  actor in the same PPO backward pass (``+ value_coef * 0.5 (V - G^lambda)^2``,
+  actor in the same PPO backward pass (``+ shared_torso.value_coef * 0.5 (V - G^lambda)^2``,
   optionally clipped around the old value); it bootstraps from the current head.
 
 The learner calls the same hooks whatever the row; an actor update that works in
@@ -17,7 +17,7 @@ these methods (subclass :class:`CriticTraining`).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -25,6 +25,7 @@ from torch import Tensor
 
 import marl.algos.coma.advantages as advantages
 from marl.algos.coma.critics import CriticBatch
+from marl.algos.coma.updates import ACTOR_UPDATES
 from marl.algos.coma.updates.base import ActorPass, ActorResult
 from marl.algos.coma.updates.ppo import value_error
 from marl.core.policy import exploration_probs, sample_categorical
@@ -38,8 +39,6 @@ Stats = dict[str, dict[str, float]]
 
 
 def _minibatch_update(cfg: Any) -> bool:
-    from marl.algos.coma.updates import ACTOR_UPDATES
-
     return bool(lookup(ACTOR_UPDATES, cfg.actor_update, "algo.actor_update").uses_minibatches)
 
 
@@ -56,9 +55,7 @@ class CriticTraining:
 
     @classmethod
     def validate(cls, cfg: Any) -> None:
-        check(cfg.value_clip is None, "algo.value_clip", cfg.value_clip,
-              "applies to the value loss of algo.critic_update=shared_torso; separate "
-              "critics regress onto TD(lambda) targets unclipped")
+        """Config checks of this row against the rest (one-line ConfigError)."""
 
     def actor_pass(self, actor: Any, ro: Rollout) -> tuple[Tensor, Tensor, Tensor | None]:
         """Step 1's forward over the fragment: (logits, hidden states, values or None)."""
@@ -159,10 +156,29 @@ class MinibatchTraining(FragmentTraining):
             stats["grad_norm"][k] = result.extra.pop(f"critic_grad/{k}")
 
 
+@dataclass
+class SharedTorsoOptions:
+    """``algo.shared_torso``: the value loss of ``algo.critic_update=shared_torso``."""
+
+    value_coef: float = 0.5
+    """Weight of the value loss beside the actor's loss; > 0."""
+    value_clip: float | None = None
+    """Clip the new value to old value +- this in the value loss (PPO's value
+    clipping); null = off."""
+
+    def __post_init__(self) -> None:
+        check(self.value_coef > 0, "algo.shared_torso.value_coef", self.value_coef,
+              "must be > 0")
+        check(self.value_clip is None or self.value_clip > 0,
+              "algo.shared_torso.value_clip", self.value_clip, "must be null or > 0")
+
+
 class SharedTorsoTraining(CriticTraining):
     """The V-critic is a head on the actor's torso (ppo, one own-input V-critic)."""
 
     value_head = True
+    options = SharedTorsoOptions
+    options_key = "shared_torso"
 
     def __init__(self, spec: EnvSpec, cfg: Any, kinds: tuple[str, ...]):
         super().__init__(spec, cfg, ())
@@ -173,9 +189,7 @@ class SharedTorsoTraining(CriticTraining):
         check(_minibatch_update(cfg), "algo.critic_update", cfg.critic_update,
               "shared_torso trains the value head in the actor's minibatches: needs "
               "algo.actor_update=ppo")
-        from marl.algos.coma.advantages import ADVANTAGES
-
-        critics = lookup(ADVANTAGES, cfg.advantage, "algo.advantage").critics
+        critics = lookup(advantages.ADVANTAGES, cfg.advantage, "algo.advantage").critics
         check(critics in (("central_v",), ("local_v",)), "algo.critic_update",
               cfg.critic_update, f"shared_torso needs a single V-critic: algo.advantage="
               f"{cfg.advantage} trains {list(critics)} (central_v or iac_v train one)")
@@ -208,9 +222,10 @@ class SharedTorsoTraining(CriticTraining):
 
     def minibatch_loss(self, learner: Any, v: Tensor | None, d: dict[str, Tensor],
                        mask: Tensor, n_alive: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        value_loss = (value_error(v, d["v_old"], d["ret"], self.cfg.value_clip) * mask).sum() \
+        opts = self.cfg.shared_torso
+        value_loss = (value_error(v, d["v_old"], d["ret"], opts.value_clip) * mask).sum() \
             / n_alive
-        return self.cfg.value_coef * value_loss, value_loss
+        return opts.value_coef * value_loss, value_loss
 
     def report(self, stats: Stats, result: ActorResult) -> None:
         stats["loss"][self.kind] = result.extra.pop("value_loss")

@@ -44,8 +44,8 @@ Per fragment (``[T, B]`` steps from B parallel envs):
      so ``r == 1`` on the first minibatch (a minibatch with no living agent is skipped,
      not stepped). IPPO = iac_v + ppo, MAPPO = central_v + ppo.
      With ``critic_update=shared_torso`` the V-critic is a head on the actor's torso:
-     one forward and
-     one backward per minibatch for both losses (``+ value_coef * 0.5 (V - G^lambda)^2``,
+     one forward and one backward per minibatch for both losses
+     (``+ shared_torso.value_coef * 0.5 (V - G^lambda)^2``,
      optionally clipped around the old value), bootstrapping from the current value
      head (no target copy, as in the usual PPO); otherwise the critics are trained
      in steps 2-3 as for ``pg``.
@@ -106,8 +106,8 @@ critics each one trains and the function that computes it):
 * ``iac_v``: ``G^lambda_t - V(o^a_t)``, independent critics on a's own observation;
 * ``iac_q``: ``Q(o^a, u^a) - sum_u pi^a(u) Q(o^a, u)``, independent Q-critics;
 * ``reinforce``: the discounted Monte-Carlo return (reset at episode ends, and at
-  every non-zero reward with ``return_reset_on_reward`` -- pg-pong's "each point is an
-  episode"), optionally minus a learned central V (``reinforce_baseline``), optionally
+  every non-zero reward with ``reinforce.reset_on_reward`` -- pg-pong's "each point is an
+  episode"), optionally minus a learned central V (``reinforce.baseline``), optionally
   standardised per fragment (``normalize_advantage``, Karpathy's trick). Without a
   baseline the return is cut at the fragment end (nothing to bootstrap from): use
   fragments much longer than the reward horizon.
@@ -183,13 +183,15 @@ class ComaLearner(nn.Module):
         self.advantage = lookup(ADVANTAGES, cfg.advantage, "algo.advantage")
         self.actor_update = lookup(ACTOR_UPDATES, cfg.actor_update, "algo.actor_update")
         training = lookup(CRITIC_TRAINING, cfg.critic_update, "algo.critic_update")
-        self.training = training(spec, cfg, self.advantage.trains(cfg.reinforce_baseline))
+        # not self.training: that is nn.Module's train/eval flag
+        self.critic_training = training(spec, cfg,
+                                        self.advantage.trains(cfg.options(self.advantage)))
         pixel_scale = 1.0 / 255.0 if spec.obs_dtype == "uint8" else 1.0
         self.actor = Actor(spec.obs_shape, spec.n_agents, spec.n_actions, cfg.actor_hidden,
                            rnn=cfg.rnn, shared=cfg.share_actor, pixel_scale=pixel_scale,
                            agent_id="agent_id" in cfg.actor_inputs,
                            last_action="last_action" in cfg.actor_inputs,
-                           init=cfg.actor_init, value_head=self.training.value_head,
+                           init=cfg.actor_init, value_head=self.critic_training.value_head,
                            conv_torso=cfg.conv_torso, conv_bf16=cfg.conv_bf16)
         self.actor_opt = make_optimizer(self.actor.parameters(), cfg.optimizer, cfg.actor_lr,
                                         cfg.rmsprop_alpha, cfg.opt_eps)
@@ -199,7 +201,7 @@ class ComaLearner(nn.Module):
                 lr=cfg.critic_lr, optimizer=cfg.optimizer, alpha=cfg.rmsprop_alpha,
                 opt_eps=cfg.opt_eps, grad_clip=cfg.grad_clip,
                 target_update_interval=cfg.target_update_interval, tau=cfg.target_tau)
-            for kind in self.training.critic_kinds
+            for kind in self.critic_training.critic_kinds
         })
         self.policy = ExploringPolicy(self.actor, cfg, spec.has_action_mask)
         self.joint = advantages.joint_actions(spec.n_agents, spec.n_actions) \
@@ -213,14 +215,14 @@ class ComaLearner(nn.Module):
         self._anneal_lr(ro)
         act = self._actors(ro)  # 1. actors over the fragment, exploring policy
         stays, x = self._inputs(ro, act)
-        critic_stats = self.training.fit(self, ro, act, stays, x)  # 2-3. critics
+        critic_stats = self.critic_training.fit(self, ro, act, stays, x)  # 2-3. critics
         with torch.no_grad():  # 4. advantage, detached: no gradient reaches the critics
             adv, baseline = self._advantage(x)
             adv_used = optimistic(adv, self.cfg.negative_advantage_scale)  # 1.0: identity
             if self.cfg.normalize_advantage:
                 adv_used = normalise(adv_used, ro.alive[:-1])
         result = self.actor_update(self, ro, act, adv_used, x)  # 5. actor update
-        self.training.report(critic_stats, result)
+        self.critic_training.report(critic_stats, result)
         self.n_updates += 1
         first = next(iter(x.targets), None)
         return UpdateStats(
@@ -238,7 +240,7 @@ class ComaLearner(nn.Module):
         exactly the epsilon floor that acted (``ro.eps``). An update that re-runs the
         actor itself (ppo) gets this pass without a graph: it is pi_old."""
         with torch.set_grad_enabled(self.actor_update.keeps_graph and torch.is_grad_enabled()):
-            logits, hs, values = self.training.actor_pass(self.actor, ro)
+            logits, hs, values = self.critic_training.actor_pass(self.actor, ro)
         amask = ro.action_mask[:-1] if self.spec.has_action_mask else None  # [T, B, N, A]
         soft = masked_softmax(logits, amask)  # [T, B, N, A] the actor's own softmax
         pi = floor_mix(soft, ro.eps[:, None, None, None], amask)
@@ -261,7 +263,7 @@ class ComaLearner(nn.Module):
                                                                 self.cfg.team_reward),
             terminated=agent_term, truncated=ro.truncated[..., None].expand_as(agent_term),
             q={}, targets={}, next_values={}, gamma=self.cfg.gamma,
-            return_reset_on_reward=self.cfg.return_reset_on_reward)
+            options=self.cfg.options(self.advantage))
         return stays, x
 
     def _advantage(self, x: AdvantageInputs) -> tuple[Tensor, Tensor]:

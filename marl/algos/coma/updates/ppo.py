@@ -4,15 +4,35 @@ IPPO = iac_v + ppo, MAPPO = central_v + ppo."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from marl.algos.coma.advantages import ADVANTAGES
 from marl.algos.coma.updates.base import ActorPass, ActorResult
 from marl.algos.common import entropy, guarded_step, log_prob
 from marl.core.policy import floor_mix, masked_softmax
 from marl.core.rollout import Rollout
+from marl.schema import check, lookup
+
+
+@dataclass
+class PPOOptions:
+    """``algo.ppo``: the options of PPO's actor update (``algo.actor_update=ppo``)."""
+
+    clip: float = 0.2
+    """The surrogate's clip range, ratio kept in [1 - clip, 1 + clip]; > 0."""
+    epochs: int = 4
+    """Passes over the fragment per update; >= 1."""
+    minibatches: int = 4
+    """Minibatches per epoch; must divide T x B samples (B envs with rnn)."""
+
+    def __post_init__(self) -> None:
+        check(self.clip > 0, "algo.ppo.clip", self.clip, "must be > 0")
+        for k in ("epochs", "minibatches"):
+            check(getattr(self, k) >= 1, f"algo.ppo.{k}", getattr(self, k), "must be >= 1")
 
 
 def ppo_objective(logp: Tensor, logp_old: Tensor, adv: Tensor, clip: float
@@ -53,11 +73,10 @@ class PPOUpdate:
 
     uses_minibatches = True
     keeps_graph = False
+    options = PPOOptions
+    options_key = "ppo"
 
     def validate(self, cfg: Any) -> None:
-        from marl.algos.coma.advantages import ADVANTAGES
-        from marl.schema import check, lookup
-
         adv = lookup(ADVANTAGES, cfg.advantage, "algo.advantage")
         learned = [k for k, v in ADVANTAGES.items() if v.critics]
         check(bool(adv.critics), "algo.actor_update", cfg.actor_update,
@@ -65,25 +84,23 @@ class PPOUpdate:
               f"Monte-Carlo returns are for pg); choose algo.advantage from {learned}")
 
     def check_with(self, cfg: Any, train: Any) -> None:
-        from marl.schema import check
-
         samples, what = ((train.num_envs, "train.num_envs (B: a GRU actor is cut into "
                           "whole sequences)") if cfg.rnn else
                          (train.num_envs * train.fragment_len,
                           "train.num_envs x train.fragment_len (T x B samples)"))
-        check(samples % cfg.minibatches == 0, "algo.minibatches", cfg.minibatches,
+        check(samples % cfg.ppo.minibatches == 0, "algo.ppo.minibatches", cfg.ppo.minibatches,
               f"must divide {what} = {samples}")
 
     def __call__(self, learner: Any, ro: Rollout, act: ActorPass, adv: Tensor,
                  x: Any) -> ActorResult:
         cfg = learner.cfg
         data, rows = self._samples(learner, ro, act, adv, x)
-        mb = rows // cfg.minibatches
+        mb = rows // cfg.ppo.minibatches
         first_dev, sums, used = None, {}, 0
-        for _ in range(cfg.epochs):
+        for _ in range(cfg.ppo.epochs):
             sums, used = {}, 0  # sums over the last epoch's minibatches
             perm = torch.randperm(rows)
-            for i in range(cfg.minibatches):
+            for i in range(cfg.ppo.minibatches):
                 idx = perm[i * mb:(i + 1) * mb]
                 # index_select: ~5x faster than v[:, idx] on the uint8 frames
                 d = {k: v.index_select(1, idx) for k, v in data.items()}
@@ -93,7 +110,7 @@ class PPOUpdate:
                 h0 = ro.h0[idx] if learner.actor.rnn else \
                     ro.h0.new_zeros(mb, learner.spec.n_agents, 0)
                 out = self._step(learner, d, h0)
-                out.update(learner.training.after_minibatch(learner, d))
+                out.update(learner.critic_training.after_minibatch(learner, d))
                 dev = out.pop("ratio_dev")
                 first_dev = dev if first_dev is None else first_dev
                 for k, v in out.items():
@@ -114,8 +131,8 @@ class PPOUpdate:
         t_len, b = ro.actions.shape[:2]
         rnn = learner.actor.rnn
         rows = b if rnn else t_len * b
-        if (rows // cfg.minibatches) * cfg.minibatches != rows:
-            raise ValueError(f"algo.minibatches = {cfg.minibatches} must divide the "
+        if (rows // cfg.ppo.minibatches) * cfg.ppo.minibatches != rows:
+            raise ValueError(f"algo.ppo.minibatches = {cfg.ppo.minibatches} must divide the "
                              f"fragment's {rows} samples")
         data = {
             "obs": ro.obs[:-1], "prev": ro.prev_actions[:-1], "first": ro.first[:-1],
@@ -124,7 +141,7 @@ class PPOUpdate:
         }
         if learner.spec.has_action_mask:
             data["amask"] = ro.action_mask[:-1]
-        data.update(learner.training.minibatch_inputs(learner, ro, x))
+        data.update(learner.critic_training.minibatch_inputs(learner, ro, x))
         return {k: v if rnn else v.reshape(1, t_len * b, *v.shape[2:])
                 for k, v in data.items()}, rows
 
@@ -133,24 +150,25 @@ class PPOUpdate:
         """One PPO minibatch (tensors ``[T', b, N, ...]``): forward, loss, clipped step."""
         cfg = learner.cfg
         amask = d.get("amask")
-        logits, v = learner.training.unroll(learner.actor, d["obs"], d["prev"], d["first"], h0)
+        logits, v = learner.critic_training.unroll(learner.actor, d["obs"], d["prev"],
+                                                   d["first"], h0)
         soft = masked_softmax(logits, amask)
         pi = floor_mix(soft, d["eps"][..., None, None], amask)
         logp = log_prob(pi, d["actions"])
         mask = d["mask"]
         n_alive = mask.sum().clamp_min(1.0)
-        surrogate, ratio = ppo_objective(logp, d["logp_old"], d["adv"], cfg.clip)
+        surrogate, ratio = ppo_objective(logp, d["logp_old"], d["adv"], cfg.ppo.clip)
         pg_loss = -(surrogate * mask).sum() / n_alive
         ent = (entropy(soft) * mask).sum() / n_alive
         loss = pg_loss - cfg.entropy_coef * ent
-        extra, value_loss = learner.training.minibatch_loss(learner, v, d, mask, n_alive)
+        extra, value_loss = learner.critic_training.minibatch_loss(learner, v, d, mask, n_alive)
         if value_loss is not None:
             loss = loss + extra
         grad = guarded_step(loss, learner.actor.parameters(), learner.actor_opt, cfg.grad_clip,
                             "actor")
         with torch.no_grad():
             log_r = logp - d["logp_old"]
-            clipped = ((ratio - 1.0).abs() > cfg.clip).float()
+            clipped = ((ratio - 1.0).abs() > cfg.ppo.clip).float()
             out = {
                 "pg_loss": pg_loss.item(), "entropy": ent.item(), "grad_norm": grad,
                 "clip_frac": float((clipped * mask).sum() / n_alive),
