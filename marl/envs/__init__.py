@@ -23,6 +23,7 @@ from marl.envs.configs import (
     PettingZooEnvConfig,
     PongEnvConfig,
 )
+from marl.envs.dpomdp.config import DPOMDPEnvConfig  # light: numpy and the stdlib
 from marl.envs.jaxmarl import JaxMarlEnvConfig  # light: jax is imported on use
 
 ENV_CONFIGS: dict[str, type] = {
@@ -34,6 +35,7 @@ ENV_CONFIGS: dict[str, type] = {
     "climbing": ClimbingEnvConfig,
     "penalty": PenaltyEnvConfig,
     "jaxmarl": JaxMarlEnvConfig,
+    "dpomdp": DPOMDPEnvConfig,
 }
 """Env name -> config schema (registered in Hydra's ConfigStore as ``<name>_schema``)."""
 
@@ -46,6 +48,7 @@ FACTORIES: dict[str, str] = {
     "climbing": "marl.envs.matrix:make_matrix_vec_env",
     "penalty": "marl.envs.matrix:make_matrix_vec_env",
     "jaxmarl": "marl.envs.jaxmarl:JaxMarlVecEnv",
+    "dpomdp": "marl.envs.dpomdp:DPOMDPCore",
 }
 """Env name -> ``"module:callable"`` building the batched env, imported on use."""
 
