@@ -2,23 +2,26 @@
 
 Every entry point (``marl.train``, ``marl.evaluate``, ``marl.bench``, the experiment
 scripts) builds through :func:`build`, and registers the config schemas through
-:func:`register_configs` (the env schemas come from :data:`marl.envs.ENV_CONFIGS`, so
+:func:`register_configs` (the env schemas come from the rows of :data:`marl.envs.ENVS`, so
 :mod:`marl.config` itself imports no env).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from marl.algos import Learner, learner_family
 from marl.config import Config, ConfigError, family_of, rewrite_deprecated, to_config
 from marl.core.runner import Runner
-from marl.envs import ENV_CONFIGS, make_vec_env
+from marl.envs import ENVS, PluginEnvConfig, make_vec_env
 from marl.envs.base import EnvSpec, VecEnv
 from marl.io.rundir import register_stamp_resolver
 from marl.sweep import register_missing_plugins
@@ -29,13 +32,28 @@ if not CONF_DIR.is_dir():  # installed as a wheel: conf/ ships inside the packag
 
 
 def register_configs() -> None:
-    """Register the schemas: the root config and one schema per env in group ``env``."""
+    """Register the schemas: the root config, and in group ``env`` one ``<name>_schema``
+    per row of :data:`marl.envs.ENVS`, and ``plugin`` (``env=plugin env.name=<module>:
+    <attr>``, a native env of the user's code; also as ``plugin_schema`` for a YAML file)."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    for env_name, cls in ENV_CONFIGS.items():
-        cs.store(group="env", name=f"{env_name}_schema", node=cls)
+    schemas = {**{name: row.config for name, row in ENVS.items()}, "plugin": PluginEnvConfig}
+    for env_name, cls in schemas.items():
+        cs.store(group="env", name=f"{env_name}_schema", node=open_mappings(cls))
+    cs.store(group="env", name="plugin", node=open_mappings(PluginEnvConfig))
     register_missing_plugins()  # a sweep plugin without its extra: a line naming the extra
     register_stamp_resolver()  # ${marl_stamp:...} in the run-directory names
+
+
+def open_mappings(cls: type) -> Any:
+    """The schema of ``cls`` with its mapping fields (``dict[str, ...]``, such as
+    ``env.kwargs``) open: ``'env.kwargs={N: 3}'`` or ``env.kwargs.N=3`` may add keys the
+    YAML does not list, where Hydra's struct mode would refuse them."""
+    node, hints = OmegaConf.structured(cls), typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if typing.get_origin(hints.get(f.name)) is dict:
+            OmegaConf.set_struct(node[f.name], False)
+    return node
 
 
 def compose_config(overrides: list[str]) -> Config:

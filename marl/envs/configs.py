@@ -1,9 +1,9 @@
 """Config dataclasses of every env, in one light module (numpy only).
 
-The registry (``marl.envs.ENV_CONFIGS``) and Hydra's ConfigStore read these schemas without
+The env table (``marl.envs.ENVS``) and Hydra's ConfigStore read these schemas without
 importing gymnasium, PettingZoo, SuperSuit or an emulator: validation that needs one of
 them imports it when a config is built. Each env module re-exports its config, and the
-env's behaviour is documented there (``marl/envs/<env>.py``).
+env's behaviour is documented there (``marl/envs/<env>.py`` or ``marl/envs/<env>/``).
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from marl.envs.checks import (
     need_number,
     plain,
 )
+from marl.envs.wrapper_names import resolve_wrapper
 
 
 @dataclass
 class BoxPushConfig:
-    """Configuration of the two-robot box-pushing env (see marl/envs/boxpush.py)."""
+    """Configuration of the two-robot box-pushing env (see marl/envs/boxpush/)."""
 
     width: int = 5
     """Number of grid columns (x), walls excluded; at least 3."""
@@ -130,7 +131,7 @@ class CartPoleEnvConfig:
     """Registry key of the env; must be "cartpole"."""
 
     def __post_init__(self) -> None:
-        import gymnasium
+        import gymnasium  # gymnasium: imported on use, not by import marl.envs
 
         need_choice(self, "name", ("cartpole",))
         need(isinstance(self.id, str) and self.id in gymnasium.registry, "id", self.id,
@@ -142,7 +143,7 @@ class CartPoleEnvConfig:
 
 
 def _is_cartpole(env_id: str) -> bool:
-    import gymnasium
+    import gymnasium  # gymnasium: imported on use, not by import marl.envs
 
     ep = gymnasium.spec(env_id).entry_point
     return isinstance(ep, str) and ep.endswith("cartpole:CartPoleEnv")
@@ -289,11 +290,8 @@ class PettingZooEnvConfig:
         need(isinstance(wr, list), "wrappers", self.wrappers,
              "must be a list of SuperSuit wrapper names or one-key mappings {name: kwargs}")
         self.wrappers = wr
-        if wr:  # checked against SuperSuit's wrappers, imported only then
-            from marl.envs.pettingzoo.resolve import resolve_wrapper
-
-            for i, entry in enumerate(wr):
-                resolve_wrapper(entry, i)
+        for i, entry in enumerate(wr):  # SuperSuit is imported only when there is one
+            resolve_wrapper(entry, i)
         need(isinstance(self.parallel, (bool, np.bool_)), "parallel", self.parallel,
              "must be true or false")
         need_choice(self, "state", STATE_MODES)

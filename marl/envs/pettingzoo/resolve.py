@@ -11,72 +11,15 @@ import difflib
 import importlib
 import os
 import pkgutil
-import re
 import types
 from collections.abc import Callable
 from typing import Any
 
-from marl.envs.checks import plain
 from marl.envs.configs import PettingZooEnvConfig
+from marl.envs.wrapper_names import resolve_wrapper, supersuit_wrappers
 
-_WRAPPER_NAME = re.compile(r"^[a-z][a-z0-9_]*_v\d+$")
-_NOT_WRAPPERS = ("vec",)  # SuperSuit's vector-env constructors are not env wrappers
-
-
-def supersuit_wrappers() -> dict[str, Callable]:
-    """SuperSuit's env wrappers by versioned name (vector-env constructors excluded)."""
-    import supersuit
-
-    out = {}
-    for n in dir(supersuit):
-        if _WRAPPER_NAME.match(n) and not any(s in n for s in _NOT_WRAPPERS):
-            fn = getattr(supersuit, n)
-            if callable(fn):
-                out[n] = fn
-    return out
-
-
-def _wrapper_by_name(name: str, where: str, entry: Any) -> tuple[str, Callable]:
-    table = supersuit_wrappers()
-    if name in table:
-        return name, table[name]
-    versions = [n for n in table if re.fullmatch(re.escape(name) + r"_v\d+", n)]
-    if versions:
-        best = max(versions, key=lambda n: int(n.rsplit("_v", 1)[1]))
-        return best, table[best]
-    short = {n.rsplit("_v", 1)[0] for n in table}
-    close = difflib.get_close_matches(name, sorted(table) + sorted(short), n=5, cutoff=0.5)
-    hint = f"did you mean {close}? " if close else ""
-    raise ValueError(
-        f"{where} = {entry!r} is invalid: SuperSuit has no wrapper {name!r}; {hint}"
-        f"available wrappers: {sorted(table)}"
-    )
-
-
-def resolve_wrapper(entry: Any, index: int = 0) -> tuple[str, Callable, list, dict]:
-    """``(name, wrapper, args, kwargs)`` of one ``wrappers`` entry; ValueError if bad."""
-    where = f"env.wrappers[{index}]"
-    entry = plain(entry)
-    if isinstance(entry, str):
-        name, value = entry, None
-    elif isinstance(entry, dict) and len(entry) == 1 and isinstance(next(iter(entry)), str):
-        name, value = next(iter(entry.items()))
-    else:
-        raise ValueError(
-            f"{where} = {entry!r} is invalid: each wrapper is a SuperSuit wrapper name "
-            "(e.g. agent_indicator_v0) or a one-key mapping {name: {kwarg: value}}"
-        )
-    name, fn = _wrapper_by_name(name, where, entry)
-    if value is None:
-        args, kwargs = [], {}
-    elif isinstance(value, dict):
-        args, kwargs = [], value
-    elif isinstance(value, list):
-        args, kwargs = value, {}
-    else:
-        args, kwargs = [value], {}
-    return name, fn, args, kwargs
-
+__all__ = ["ale_roms_dir", "build_env", "factory_kwargs", "resolve_factory", "resolve_wrapper",
+           "supersuit_wrappers", "unsupported"]
 
 # ---------------------------------------------------------------------- building one env
 def _bad_id(env_id: str, why: str) -> ValueError:
@@ -99,6 +42,7 @@ def _names_in(module: types.ModuleType) -> list[str]:
 
 
 def _registry_factory(env_id: str, parallel: bool) -> tuple[Callable[..., Any], str]:
+    # pettingzoo: imported when an env is built, not on import
     import pettingzoo
 
     kind = "parallel" if parallel else "aec"
@@ -176,7 +120,7 @@ def resolve_factory(env_id: str, parallel: bool = True) -> tuple[Callable[..., A
 
 def ale_roms_dir() -> str:
     """The directory of the Atari ROMs bundled with ale-py."""
-    import ale_py
+    import ale_py  # ale_py: only for PettingZoo's Atari envs
 
     return os.path.join(os.path.dirname(os.path.abspath(ale_py.__file__)), "roms")
 
@@ -207,6 +151,7 @@ def _without_order_checks(env: Any) -> Any:
     every attribute the conversion reads goes through their ``__getattr__`` forwarding:
     mpe2 simple_spread steps 1.3-1.6x faster without them. Other envs are left as they are.
     """
+    # pettingzoo: imported when an env is built, not on import
     from pettingzoo.utils.conversions import aec_to_parallel_wrapper
     from pettingzoo.utils.wrappers import AssertOutOfBoundsWrapper, OrderEnforcingWrapper
 
@@ -220,6 +165,7 @@ def _without_order_checks(env: Any) -> Any:
 
 def build_env(cfg: PettingZooEnvConfig):
     """One wrapped PettingZoo ``ParallelEnv`` as ``cfg`` describes (not reset)."""
+    # pettingzoo: imported when an env is built, not on import
     from pettingzoo.utils.conversions import aec_to_parallel, turn_based_aec_to_parallel
 
     env = _check_kind(_call_factory(cfg), cfg)
@@ -264,6 +210,7 @@ def _call_factory(cfg: PettingZooEnvConfig):
 
 def _check_kind(env, cfg: PettingZooEnvConfig):
     """``env`` if it is the API ``cfg.parallel`` asks for; else closed and refused."""
+    # pettingzoo: imported when an env is built, not on import
     from pettingzoo import AECEnv, ParallelEnv
 
     want = ParallelEnv if cfg.parallel else AECEnv

@@ -28,7 +28,7 @@ def _surface_parts(surf: Any) -> tuple:
 
 
 def _surface_from(size, flags, depth, masks, colorkey, alpha, pixels) -> Any:
-    import pygame
+    import pygame  # pygame: only in snapshots of envs that draw with it (MPE)
 
     surf = pygame.Surface(size, flags, depth, masks)
     raw = zlib.decompress(pixels)
@@ -45,7 +45,7 @@ def _surface_from(size, flags, depth, masks, colorkey, alpha, pixels) -> Any:
 
 
 def _font_from(path: str, size: float) -> Any:
-    import pygame.freetype
+    import pygame.freetype  # pygame: only in snapshots of envs that draw with it
 
     pygame.freetype.init()  # idempotent; closing an MPE env quits pygame altogether
     return pygame.freetype.Font(path, size)
@@ -68,7 +68,7 @@ class _SnapshotPickler(pickle.Pickler):
         if isinstance(obj, EzPickle):
             return (_new_instance, (type(obj),), dict(vars(obj)), None, None, _set_attributes)
         if type(obj).__module__.startswith("pygame"):
-            import pygame
+            import pygame  # pygame: loaded already, the object is one of its
             import pygame.freetype
 
             if isinstance(obj, pygame.Surface):
