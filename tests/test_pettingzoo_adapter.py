@@ -12,7 +12,7 @@ import pytest
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from marl.envs import ENV_CONFIGS, make_vec_env
+from marl.envs import ENVS, make_vec_env
 from marl.envs.base import VecEnv
 from marl.envs.pettingzoo import (
     PettingZooEnvConfig,
@@ -628,7 +628,7 @@ SHIPPED = {
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_configs_build_and_step(name):
     env_cfg = _compose(name)
-    assert isinstance(env_cfg, ENV_CONFIGS["pettingzoo"])
+    assert isinstance(env_cfg, ENVS["pettingzoo"].config)
     n, shape, dtype, concat = SHIPPED[name]
     env = make_vec_env(env_cfg, 2, seed=0)
     try:
@@ -656,3 +656,120 @@ def test_matrix_yaml_configs_compose():
     assert _compose("climbing").name == "climbing"
     pen = _compose("penalty")
     assert pen.name == "penalty" and pen.k == 100.0
+
+
+# ---------------------------------------------------------------------- episode statistics
+class ScoreEnv(ParallelEnv):
+    """Two agents, episodes of ``length`` steps; agent i's action u scores u * (i + 1).
+
+    The last step's infos carry, per agent: ``team`` (the episode's summed score, the
+    same for both), ``own`` (its own score), ``big`` (True) only when ``team`` > 10,
+    and values that are not numeric scalars (an array, a string). Every other step's
+    infos carry ``step``, which must not count."""
+
+    metadata: ClassVar[dict] = {"name": "score_v0", "is_parallelizable": True}
+
+    def __init__(self, length: int = 3) -> None:
+        self.possible_agents = ["a0", "a1"]
+        self.length = length
+        self.action_spaces = {a: spaces.Discrete(3) for a in self.possible_agents}
+        self.observation_spaces = {a: spaces.Box(0, 9, (1,), np.float32)
+                                   for a in self.possible_agents}
+
+    def action_space(self, agent):
+        return self.action_spaces[agent]
+
+    def observation_space(self, agent):
+        return self.observation_spaces[agent]
+
+    def reset(self, seed=None, options=None):
+        self.agents, self.t, self.own = list(self.possible_agents), 0, [0.0, 0.0]
+        return {a: np.zeros(1, np.float32) for a in self.agents}, {a: {} for a in self.agents}
+
+    def step(self, actions):
+        self.t += 1
+        for i, a in enumerate(self.possible_agents):
+            self.own[i] += actions[a] * (i + 1)
+        end = self.t >= self.length
+        obs = {a: np.full(1, self.t, np.float32) for a in self.agents}
+        infos = {a: {"step": self.t} for a in self.agents}
+        if end:
+            for i, a in enumerate(self.possible_agents):
+                infos[a] = {"team": np.float64(sum(self.own)), "own": self.own[i],
+                            "mask": np.ones(3), "label": "done"}
+                if sum(self.own) > 10:
+                    infos[a]["big"] = True
+            self.agents = []
+        flags = dict.fromkeys(obs, end)
+        return obs, dict.fromkeys(obs, 0.0), flags, dict.fromkeys(obs, False), infos
+
+
+def score(**kw: Any) -> ScoreEnv:
+    return ScoreEnv(**kw)
+
+
+def score_cfg(**kw: Any) -> PettingZooEnvConfig:
+    return PettingZooEnvConfig(id=f"{HERE}:score", kwargs={"length": 3}, **kw)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_numeric_infos_of_an_episodes_last_step_become_its_statistics(workers):
+    """``info/<key>`` = mean over the agents, ``info/<agent>/<key>`` each agent's own;
+    non-scalars and the infos of earlier steps are skipped; NaN where an episode did not
+    report a key (``big``: only env 0's episodes)."""
+    env = make_vec_env(score_cfg(num_workers=workers), 2, seed=0)
+    try:
+        assert env.spec.episode_metrics == ()
+        acts = np.array([[1, 2], [0, 1]])
+        for _ in range(2):
+            buf = env.step(acts)
+            assert buf.episode == {}  # no episode ended yet, nothing reported
+        buf = env.step(acts)
+        assert buf.terminated.all()
+        ep = {k: v.tolist() for k, v in buf.episode.items()}
+        big = ep.pop("info/big"), ep.pop("info/a0/big"), ep.pop("info/a1/big")
+        assert ep == {"info/team": [15.0, 6.0], "info/own": [7.5, 3.0],
+                      "info/a0/team": [15.0, 6.0], "info/a1/team": [15.0, 6.0],
+                      "info/a0/own": [3.0, 0.0], "info/a1/own": [12.0, 6.0]}
+        assert all(b[0] == 1.0 and np.isnan(b[1]) for b in big)
+        for _ in range(3):
+            buf = env.step(acts[::-1])  # now env 1 scores big, env 0 not
+        assert buf.episode["info/team"].tolist() == [6.0, 15.0]
+        assert np.isnan(buf.episode["info/big"][0]) and buf.episode["info/big"][1] == 1.0
+    finally:
+        env.close()
+
+
+def test_info_statistics_reach_the_metrics_rows():
+    """Through the runner (its rollout's ``episodes`` and the tracker train.py pops) and
+    :func:`summarise_episodes`: ``train/info/<key>_mean``; per-agent rows only where the
+    agents' values differ (``own``, not ``team``); a key some episodes lack is averaged
+    over those that report it. Evaluation gives the same under ``eval/``."""
+    import torch
+
+    from marl.core.runner import Runner, evaluate
+    from marl.io.metrics import summarise_episodes
+
+    class Constant:  # env 0: a0 plays 1, a1 plays 2 (team 15); env 1: 0 and 1 (team 6)
+        hidden_dim, eps = 0, 0.0
+
+        def act(self, obs, prev_actions, first, action_mask, h, greedy=False):
+            return torch.tensor([[1, 2], [0, 1]]), h
+
+    env = make_vec_env(score_cfg(), 2, seed=0)
+    try:
+        runner = Runner(env, t_len=6, hidden_dim=0, seed=0)
+        ro = runner.collect(Constant())
+        assert ro.episodes["info/team"].tolist() == [15.0, 6.0] * 2
+        row = summarise_episodes("train", runner.episodes.pop(), env.spec)
+        assert row["train/info/team_mean"] == 10.5 and row["train/info/own_mean"] == 5.25
+        assert row["train/info/a0/own_mean"] == 1.5 and row["train/info/a1/own_mean"] == 9.0
+        assert "train/info/a0/team_mean" not in row and "train/info/mask_mean" not in row
+        assert row["train/info/big_mean"] == 1.0  # 2 of the 4 episodes report it
+        assert "train/info/step_mean" not in row and row["train/episodes"] == 4.0
+        assert runner.collect(Constant()).episodes["info/team"].size == 4  # this fragment's
+        stats = evaluate(env, Constant(), hidden_dim=0, seed=1)
+        out = summarise_episodes("eval", stats, env.spec)
+        assert out["eval/info/team_mean"] == 10.5 and out["eval/episodes"] == 2.0
+    finally:
+        env.close()

@@ -8,9 +8,10 @@ A actions, H actor hidden units.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -40,6 +41,10 @@ class Rollout:
     # [T, B, N] bool, valid where truncated: agent still in the episode that was cut at t
     # (not terminated in its last step; VecBuffers.final_alive). None: all of them.
     final_alive: Tensor | None = None
+    # The episodes that ended in this fragment: name -> [n_episodes] float64, as the
+    # runner's EpisodeTracker records them (return, length, return/<agent> and the env's
+    # own VecBuffers.episode statistics, e.g. the PettingZoo adapter's info/<key>).
+    episodes: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def allocate(cls, spec: EnvSpec, num_envs: int, t_len: int, hidden_dim: int) -> Rollout:
@@ -70,7 +75,7 @@ class Rollout:
 
     def nbytes(self) -> int:
         return sum(getattr(self, f.name).nbytes for f in fields(self)
-                   if getattr(self, f.name) is not None)
+                   if isinstance(getattr(self, f.name), Tensor))
 
 
 class Policy(Protocol):

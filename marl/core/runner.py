@@ -154,7 +154,9 @@ class Runner:
 
     @torch.inference_mode()
     def collect(self, policy: Policy) -> Rollout:
-        """Run T steps in every env and return the (reused) rollout buffer."""
+        """Run T steps in every env and return the (reused) rollout buffer; its
+        ``episodes`` hold the statistics of the episodes that ended in these T steps
+        (they also stay in :attr:`episodes` for the metrics rows)."""
         ro, buf = self.ro, self.env.buf
         # The previous fragment's last situation is this fragment's first one.
         if self._started:
@@ -164,6 +166,8 @@ class Runner:
         self._started = True
         ro.h0.copy_(self.h)
         ro.eps.fill_(policy.eps)  # the learner takes log pi under exactly this epsilon
+        finished = self.episodes.finished
+        before = {k: len(v) for k, v in finished.items()}  # pushed by earlier fragments
         h = self.h
         for t in range(self.t_len):
             h = act_step(self.env, policy, ro.obs[t], ro.prev_actions[t], ro.first[t],
@@ -185,6 +189,8 @@ class Runner:
                               self.spec.n_actions)
         self.h = h
         self.env_steps += self.t_len * self.env.num_envs
+        ro.episodes = {k: np.concatenate(v[before.get(k, 0):]) for k, v in finished.items()
+                       if len(v) > before.get(k, 0)}
         return ro
 
 

@@ -28,9 +28,12 @@ def summarise_episodes(prefix: str, stats: dict[str, np.ndarray], spec: EnvSpec
                        ) -> dict[str, float]:
     """Per-episode arrays -> ``<prefix>/return_mean`` etc.; empty dict if no episodes.
 
-    The env's own credit metrics (``EnvSpec.credit_metrics``) go to
-    ``credit/<agent>/...`` for training episodes and to ``eval/credit/<agent>/...`` for
-    evaluation episodes.
+    Every other per-episode array ``k`` (``VecBuffers.episode``: a native env's
+    statistics, the PettingZoo adapter's ``info/...``) becomes ``<prefix>/<k>_mean``;
+    NaN marks an episode that did not report it and is skipped. ``info/<agent>/<k>`` is
+    left out where it equals ``info/<k>`` in every episode. The env's own credit metrics
+    (``EnvSpec.credit_metrics``) go to ``credit/<agent>/...`` for training episodes and
+    to ``eval/credit/<agent>/...`` for evaluation episodes.
     """
     if not stats or stats["return"].size == 0:
         return {}
@@ -46,13 +49,29 @@ def summarise_episodes(prefix: str, stats: dict[str, np.ndarray], spec: EnvSpec
         if success_key != "success":  # also under the env's own name: SMAX's train/win_rate
             out[f"{prefix}/{success_key}_rate"] = out[f"{prefix}/success_rate"]
     for k, v in stats.items():
-        if k not in ("return", "length", success_key):
-            out[f"{prefix}/{k}_mean"] = float(v.mean())
+        if k in ("return", "length", success_key) or _agent_copy(k, v, stats, spec.agents):
+            continue
+        if np.isnan(v).any():  # a statistic (an env's info) some episodes did not report
+            v = v[~np.isnan(v)]
+            if not v.size:
+                continue
+        out[f"{prefix}/{k}_mean"] = float(v.mean())
     credit_prefix = "credit" if prefix == "train" else f"{prefix}/credit"
     credit = spec.credit_metrics(stats, spec.agents) if spec.credit_metrics else {}
     for k, v in credit.items():
         out[f"{credit_prefix}/{k}"] = v
     return out
+
+
+def _agent_copy(key: str, v: np.ndarray, stats: dict[str, np.ndarray],
+                agents: tuple[str, ...]) -> bool:
+    """``info/<agent>/<k>`` equal, episode by episode, to ``info/<k>`` (every agent
+    reported the same value): left out, so per-agent rows appear only where they differ."""
+    parts = key.split("/", 2)
+    if len(parts) != 3 or parts[0] != "info" or parts[1] not in agents:
+        return False
+    mean = stats.get(f"info/{parts[2]}")
+    return mean is not None and mean.shape == v.shape and np.array_equal(v, mean, equal_nan=True)
 
 
 def peak_rss_mib() -> float:

@@ -49,7 +49,12 @@ What the runner sees (an :class:`~marl.envs.base.EnvSpec` and the ``VecBuffers``
 
 Seeding: ``reset(seed)`` resets env ``b`` with ``env_seeds(seed, B)[b]`` (a numpy
 ``SeedSequence``, so batches of different seeds share no env streams); auto-resets
-continue each env's own stream. No episode metrics beyond the runner's return and length.
+continue each env's own stream.
+
+Episode statistics: the numeric scalars of the ``infos`` of an episode's last step, as
+``info/<key>`` (mean over the agents reporting it) and ``info/<agent>/<key>`` (the rule:
+:mod:`.group`); they reach the metrics as ``train/info/<key>_mean`` and
+``eval/info/<key>_mean``. An env whose infos hold no numbers adds none.
 
 Exact resume: :func:`make_pettingzoo_vec_env` returns a
 :class:`ResumablePettingZooVecEnv` when an env of the config survives a pickled snapshot

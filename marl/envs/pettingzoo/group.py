@@ -1,18 +1,74 @@
 """The adapter's semantics, once: a few PettingZoo envs writing into rows of VecBuffers.
 
 Used in process (the whole batch) and in each worker process (its slice) alike.
+
+Episode statistics from ``infos`` (:func:`info_stats`): in the step where an env's
+episode ends, every numeric scalar ``infos[agent][key]`` (bool, int, float, a numpy
+scalar or 0-d array; arrays such as ``action_mask``, strings and mappings are skipped)
+becomes ``info/<key>``, the mean over the agents that report it, and ``info/<agent>/<key>``,
+each agent's own value. They go to ``VecBuffers.episode`` (float32, NaN for an ended
+episode that did not report the key), so they reach the metrics as
+``train/info/<key>_mean`` and ``eval/info/<key>_mean`` (see
+:func:`marl.io.metrics.summarise_episodes`, which keeps the per-agent means only where
+the agents' values differ).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from marl.envs.base import VecBuffers
 from marl.envs.pettingzoo.layout import Layout
 from marl.envs.pettingzoo.snapshot import restore_env, snapshot_env
+
+INFO = "info"
+"""Namespace of the episode statistics taken from ``infos``."""
+
+
+def numeric(value: Any) -> float | None:
+    """``value`` as a float if it is a numeric scalar (bool, int, float, numpy scalar or
+    0-d array), else None."""
+    if isinstance(value, (bool, int, float, np.number, np.bool_)):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "biuf":
+        return float(value)
+    return None
+
+
+def info_stats(infos: Mapping, agents: list[str]) -> dict[str, float]:
+    """One ended episode's statistics from its last step's ``infos`` (the module's rule):
+    ``info/<key>`` (mean over the agents reporting it) and ``info/<agent>/<key>``."""
+    out: dict[str, float] = {}
+    reported: dict[str, list[float]] = {}
+    for a in agents:
+        info = infos.get(a)
+        if not isinstance(info, Mapping):
+            continue
+        for key, value in info.items():
+            x = numeric(value)
+            if x is not None and isinstance(key, str):
+                reported.setdefault(key, []).append(x)
+                out[f"{INFO}/{a}/{key}"] = x
+    for key, xs in reported.items():
+        out[f"{INFO}/{key}"] = xs[0] if len(set(xs)) == 1 else sum(xs) / len(xs)
+    return out
+
+
+def write_episode_stats(episode: dict[str, np.ndarray], ended: dict[int, dict[str, float]],
+                        num_envs: int) -> None:
+    """Write the ended envs' :func:`info_stats` (env row -> stats) into ``episode``: a key
+    first seen gets a ``[num_envs]`` float32 column, an ended env without a key NaN."""
+    for stats in ended.values():
+        for key in stats:
+            if key not in episode:
+                episode[key] = np.full(num_envs, np.nan, np.float32)
+    for j, stats in ended.items():
+        for key, column in episode.items():
+            column[j] = stats.get(key, np.nan)
 
 
 class EnvGroup:
@@ -42,6 +98,8 @@ class EnvGroup:
         self._names: list[list[str]] = [[] for _ in range(k)]  # env.agents after last call
         self._live: list[list[tuple[int, str]]] = [[] for _ in range(k)]
         self._mask_mode = layout.mask_mode
+        self.ended_stats: dict[int, dict[str, float]] = {}
+        """The last step's ended envs (row in this group) -> their :func:`info_stats`."""
 
     # -- writing one env's outputs
     def _write(self, j: int, obs: Mapping, infos: Mapping, pairs: list[tuple[int, str]]) -> None:
@@ -119,6 +177,7 @@ class EnvGroup:
         reward = buf.reward
         agents = self.agents
         acts = actions.tolist()
+        self.ended_stats = ended_stats = {}
         for j, env in enumerate(self.envs):
             row = acts[j]
             live = self._live[j]
@@ -153,7 +212,10 @@ class EnvGroup:
             buf.final_obs[j] = self._obs[j]
             buf.final_state[j] = self._state[j]
             buf.final_action_mask[j] = self._mask[j]
+            ended_stats[j] = info_stats(infos or {}, agents)
             self._reset_one(j, None)
+        if buf.episode or any(ended_stats.values()):
+            write_episode_stats(buf.episode, ended_stats, len(self.envs))
 
     def snapshot(self) -> list[bytes]:
         """Every env's exact state (:func:`snapshot_env`)."""

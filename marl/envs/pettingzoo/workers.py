@@ -2,7 +2,10 @@
 
 Each worker (``spawn``) builds its envs, wraps them in an :class:`EnvGroup` over its rows
 of the shared buffers and writes its outputs straight into shared memory; a step costs
-one tiny message per worker, starting the workers about a second. :class:`WorkerPool`
+one tiny message per worker, starting the workers about a second. Episode statistics
+from ``infos`` (keys found as episodes end) do not fit fixed shared arrays: a worker
+sends them with its reply to that step, and the pool writes them into its
+``VecBuffers.episode``. :class:`WorkerPool`
 has the interface of :class:`EnvGroup` (``buf``, ``reset``, ``step``, ``snapshot``,
 ``restore``, ``close``), so the vec env does not care which it drives.
 
@@ -48,7 +51,7 @@ import numpy as np
 
 from marl.envs.base import EnvSpec, VecBuffers
 from marl.envs.configs import PettingZooEnvConfig
-from marl.envs.pettingzoo.group import EnvGroup
+from marl.envs.pettingzoo.group import EnvGroup, write_episode_stats
 from marl.envs.pettingzoo.layout import Layout
 from marl.envs.pettingzoo.resolve import build_env
 
@@ -84,6 +87,9 @@ def _worker_main(conn, raw, mem_layout, cfg, env_layout, lo, hi) -> None:  # pra
             try:
                 if msg == "step":
                     group.step(actions)
+                    if any(group.ended_stats.values()):  # episode statistics from infos
+                        conn.send_bytes(b"I" + pickle.dumps(group.ended_stats))
+                        continue
                 elif isinstance(msg, tuple) and msg[0] == "reset":
                     group.reset(msg[1])
                 elif msg == "snapshot":
@@ -181,7 +187,7 @@ class WorkerPool:
                 err = err or f"env worker {k} (envs {lo}..{hi - 1}) died while {what}"
                 continue
             replies.append(msg)
-            if msg != b"ok" and msg[:1] != b"S" and err is None:
+            if msg != b"ok" and msg[:1] not in (b"S", b"I") and err is None:
                 err = (f"env worker {k} (envs {lo}..{hi - 1}) failed while {what}:\n"
                        + msg[1:].decode(errors="replace"))
         if err is not None:
@@ -201,7 +207,15 @@ class WorkerPool:
         self._actions[:] = actions
         for c in self._conns:
             c.send("step")
-        self._gather("stepping")
+        ended = {}  # the workers' episode statistics (b"I" replies), by row of the batch
+        for (lo, _), reply in zip(self._chunks, self._gather("stepping"), strict=True):
+            if reply[:1] == b"I":
+                ended.update({lo + j: st for j, st in pickle.loads(reply[1:]).items()})
+        buf = self.buf
+        if ended or buf.episode:
+            rows = np.flatnonzero(buf.terminated | buf.truncated).tolist()
+            write_episode_stats(buf.episode, {j: ended.get(j, {}) for j in rows},
+                                len(buf.reward))
 
     def snapshot(self) -> list[bytes]:
         for c in self._conns:
