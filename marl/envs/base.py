@@ -44,7 +44,10 @@ class EnvSpec:
     state_is_concat_obs: bool = False
     """True when the env has no ``state()`` and S is the concatenated observations."""
     episode_metrics: tuple[str, ...] = ()
-    """Names of the per-episode metrics in :attr:`VecBuffers.episode` (e.g. success)."""
+    """Names of the per-episode statistics in :attr:`VecBuffers.episode` (e.g. success).
+    Each reaches the metrics rows as ``train/<name>_mean`` and ``eval/<name>_mean``
+    (:func:`marl.io.metrics.summarise_episodes`) and the metric hooks through
+    ``Rollout.episodes``; the success metric as ``<prefix>/success_rate``."""
     success_metric: str | None = None
     """Which episode metric, if any, is the task's success indicator in [0, 1]."""
     episode_limit: int | None = None
@@ -75,6 +78,13 @@ class VecBuffers:
     keep the final observation in ``obs[b]`` and set ``alive[b] = False`` instead.
     Rows of ``action_mask`` for agents that are not alive are all True (never empty).
 
+    Episode statistics: a native env writes ``episode[k][b]`` for each name ``k`` of
+    ``EnvSpec.episode_metrics`` when episode ``b`` ends; the runner's tracker copies them
+    for the ended envs, and they reach the metrics rows (``train/<k>_mean``,
+    ``eval/<k>_mean``). An adapter may add names as they are first reported (the
+    PettingZoo adapter's ``info/<key>`` from the env's ``infos``), NaN for an ended
+    episode that did not report one; NaN is skipped in the means.
+
     Per-agent episode ends: ``terminated[b]`` / ``truncated[b]`` describe the env; when
     agents end differently in its last step (one terminated, another truncated), the env
     is ``truncated`` and ``final_alive[b, n]`` is False for every agent that terminated in
@@ -93,7 +103,8 @@ class VecBuffers:
     final_action_mask: np.ndarray  # [B, N, A] bool, action mask at final_obs
     final_alive: np.ndarray  # [B, N] bool: agent still in the ended episode (not terminated)
     alive: np.ndarray  # [B, N] bool: agent acts in this step (False once it is done)
-    episode: dict[str, np.ndarray] = field(default_factory=dict)  # name -> [B] float32
+    # name -> [B] float32: the ended episodes' statistics (see the class docstring)
+    episode: dict[str, np.ndarray] = field(default_factory=dict)
 
     def start_episodes(self) -> None:
         """After a reset of every env: no reward, no episode end, every agent alive."""
