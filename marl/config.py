@@ -120,6 +120,10 @@ class LoggerConfig:
     action_probs."""
     wandb: WandbConfig = field(default_factory=WandbConfig)
     """W&B settings."""
+    metrics: list[str] = field(default_factory=list)
+    """Metric hooks, each a plugin ``module:attr``: ``hook(event) -> {name: float}``,
+    called after every update and at every evaluation, merged into the rows under the
+    hook's namespace (marl.io.rows; docs/extending.md, "A new metric")."""
 
     def __post_init__(self) -> None:
         for p in self.plots:

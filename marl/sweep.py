@@ -24,6 +24,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from marl.io.signals import PREEMPT_SIGNAL
+
 
 class ClusterUnreachable(RuntimeError):
     """The sweep's launcher cannot reach its cluster."""
@@ -88,8 +90,6 @@ def check_launcher(launcher: str, target: str, launcher_cfg: Any) -> None:
                 f"{problem}); check that slurmctld runs and SLURM_CONF="
                 f"{os.environ.get('SLURM_CONF', '<unset>')} points at its slurm.conf")
         sig = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
-        from marl.train import PREEMPT_SIGNAL
-
         if f"SIG{sig}" != PREEMPT_SIGNAL.name:
             raise ClusterUnreachable(
                 f"hydra/launcher={launcher}: SUBMITIT_PREEMPT_SIGNAL={sig} but marl checkpoints "

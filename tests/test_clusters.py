@@ -29,8 +29,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from marl.io.signals import PREEMPT_SIGNAL, STOP_SIGNALS
 from marl.sweep import STDERR_NOTE, sweep_report
-from marl.train import PREEMPT_SIGNAL, STOP_SIGNALS
 
 ROOT = Path(__file__).resolve().parent.parent
 SLURM_LOCAL = ROOT / "tools" / "slurm-local" / "slurm-local"

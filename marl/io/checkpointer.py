@@ -1,0 +1,108 @@
+"""The checkpointer of one run: saving its state, resuming from it, starting from another
+run's networks (``init_from``).
+
+What a state holds is the trainer's (:meth:`marl.train.Trainer.state`); how it is written
+(atomically, checksummed, the last ``keep`` kept) is :mod:`marl.io.checkpoint`'s. This
+class is the policy between them: which checkpoint a resume takes (the newest intact
+one; a broken newer one is named and set aside as ``.corrupt``, or refused with
+``checkpoint.strict=true``), that it comes from the same experiment, and that the
+metrics rows after it are redone.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from marl.config import Config, ConfigError
+from marl.io import provenance, resume
+from marl.io.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    load_checkpoint,
+    load_newest,
+    save_checkpoint,
+    set_aside,
+)
+from marl.io.files import cut_jsonl
+
+
+@dataclass
+class Restored:
+    """Where a resumed run continues: its counters and its W&B run."""
+
+    env_steps: int = 0
+    wall_offset: float = 0.0
+    finished: bool = False
+    wandb_run_id: str | None = None
+
+
+class Checkpointer:
+    """``run_dir/checkpoints`` and ``run_dir/metrics.jsonl`` of the run ``cfg``."""
+
+    def __init__(self, run_dir: Path, cfg: Config):
+        self.cfg = cfg
+        self.ckpt_dir = run_dir / "checkpoints"
+        self.metrics_path = run_dir / "metrics.jsonl"
+        self.run_dir = run_dir
+
+    def refuse_overwrite(self) -> None:
+        """ConfigError unless ``resume=true`` or the directory holds no run yet."""
+        if not self.cfg.resume and (latest_checkpoint(self.ckpt_dir)
+                                    or self.metrics_path.exists()):
+            raise ConfigError(
+                f"run directory {self.run_dir} already holds a run: pass resume=true to "
+                "continue it, or choose another hydra.run.dir")
+
+    def latest(self) -> Path | None:
+        return latest_checkpoint(self.ckpt_dir)
+
+    def save(self, env_steps: int, state: dict[str, Any]) -> Path:
+        return save_checkpoint(self.ckpt_dir, env_steps, state, self.cfg.checkpoint.keep)
+
+    def restore(self, learner: Any, runner: Any, schedule: Any, rng: Any) -> Restored:
+        """Load the newest intact checkpoint into the learner, the runner, the schedule
+        and the evaluation rng, cut metrics.jsonl after it; a fresh start when there is
+        none (and say so)."""
+        provenance.check_run_format(self.run_dir)
+        skipped: list[Path] = []
+        found = load_newest(self.ckpt_dir, strict=self.cfg.checkpoint.strict, skipped=skipped)
+        if found is None:
+            print(f"resume=true: no checkpoint in {self.ckpt_dir}, starting from scratch",
+                  file=sys.stderr)
+            cut_jsonl(self.metrics_path, 0)
+            return Restored()
+        path, state = found
+        resume.check_same_experiment(self.cfg, state.get("config", {}), str(path))
+        set_aside(skipped)
+        env_steps = int(state["env_steps"])
+        try:
+            learner.load_state_dict_full(state["learner"])
+            exact = runner.set_state(state["runner"], fresh_seed=self.cfg.seed + 17 + env_steps)
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise CheckpointError(f"checkpoint {path} does not fit this run: {e}") from e
+        resume.set_rng_state(state["rng"], rng)
+        schedule.load(state["counters"], env_steps)
+        cut_jsonl(self.metrics_path, env_steps)
+        print(f"resumed from {path} at env_steps={env_steps}"
+              f"{'' if exact else ' (fresh episodes: env state not restorable)'}",
+              file=sys.stderr)
+        # a finished run asked to go longer keeps going
+        finished = bool(state["finished"]) and env_steps >= self.cfg.train.total_env_steps
+        return Restored(env_steps, float(state["wall_time_s"]), finished,
+                        state.get("wandb_run_id"))
+
+    @staticmethod
+    def init_from(learner: Any, src: Path) -> None:
+        """The networks of another run (its newest checkpoint, or a checkpoint file)."""
+        found = load_newest(src / "checkpoints") if src.is_dir() else (src, load_checkpoint(src))
+        if found is None:
+            raise CheckpointError(f"init_from = {str(src)!r}: no checkpoint in {src}")
+        path, state = found
+        try:
+            learner.load_networks(state["learner"])
+        except (KeyError, ValueError) as e:
+            raise CheckpointError(f"init_from = {str(src)!r} does not fit this run: {e}") from e
+        print(f"networks initialised from {path}", file=sys.stderr)

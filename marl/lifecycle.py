@@ -1,0 +1,76 @@
+"""The life of a run's process, shared by the entry points: stop signals, the run
+directory it holds, and how it ends (exit codes, failure records).
+
+``marl.train`` is the training loop; this module is everything around it that makes a
+process a well-behaved job: it takes its run directory before anything is written
+(:func:`marl.cli.prepare` for a single run, :meth:`Job.start` for a sweep's job),
+turns a stop signal into "finish the update, checkpoint, stop"
+(:class:`marl.io.signals.StopSignals`),
+and ends with one of the documented exit codes (:func:`finish`).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from marl.cli import fail
+from marl.io.errors import DiskFullError, NonFiniteError, TrainingInterrupted
+from marl.io.rundir import RunDir
+
+
+class Job:
+    """One run of a process: the run directory it holds, and the Hydra task's ending.
+
+    ``held`` is the directory :func:`marl.cli.prepare` took before Hydra started (a
+    single run), or the one :meth:`start` takes for a sweep's job. ``run`` is the task
+    body: it returns the sweep objective, raises :class:`TrainingInterrupted` after a
+    stop signal's checkpoint, or fails."""
+
+    def __init__(self) -> None:
+        self.held: RunDir | None = None
+
+    def claim_job_dir(self, run_dir: Path) -> None:
+        """A sweep's job takes its own directory (Hydra made it for the job)."""
+        self.held = RunDir(run_dir, [])
+        self.held.lock(announce=False)
+
+    def refuse(self, run_dir: Path, message: str, multirun: bool) -> float:
+        """A run refused at start: nothing of it touched (a directory this process
+        created for it is removed again), one line, exit 2 (a sweep's job: NaN)."""
+        if self.held is not None and self.held.created and not multirun:
+            self.held.discard()
+        return fail(run_dir, message, 2, multirun, record=multirun)
+
+    def announce(self) -> None:
+        if self.held is not None:
+            self.held.announce()
+
+    def release(self) -> None:
+        if self.held is not None:
+            self.held.release()
+            self.held = None
+
+
+def finish(body: Callable[[], float], run_dir: Path, multirun: bool) -> float:
+    """Run the task ``body`` and turn how it ended into the exit code of
+    :func:`marl.train.main`: 0 with its objective; 128 + signal number after a stop
+    signal's checkpoint; 1 with ``failed.json`` for NaN/inf, a full disk or a crash (a
+    crash also shows its traceback). In a multirun a stopped or failed job returns NaN
+    instead, so the other jobs run; the sweep summary reports it."""
+    try:
+        return body()
+    except TrainingInterrupted as e:
+        print(str(e), file=sys.stderr)
+        print(f"run directory: {run_dir}")
+        if multirun:
+            return float("nan")
+        sys.exit(128 + e.signum)
+    except (NonFiniteError, DiskFullError) as e:  # a full disk: also at .hydra/, summary
+        return fail(run_dir, str(e), 1, multirun)
+    except Exception as e:
+        if not multirun:
+            fail(run_dir, f"{type(e).__name__}: {e}", 1, multirun=True)  # record, go on
+            raise
+        return fail(run_dir, f"{type(e).__name__}: {e}", 1, multirun)
