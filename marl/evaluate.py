@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,16 +40,17 @@ import torch
 from omegaconf import OmegaConf
 
 from marl.algos.coma.learner import Learner
-from marl.build import build, build_env
+from marl.build import build
 from marl.config import Config, ConfigError, to_config
-from marl.core.runner import evaluate, record_episode
+from marl.core.runner import evaluate
 from marl.envs import ENV_CONFIGS
 from marl.io.checkpoint import CheckpointError, load_checkpoint, load_newest
 from marl.io.errors import DiskFullError
-from marl.io.files import write_gif, write_json_atomic
+from marl.io.files import write_json_atomic
 from marl.io.metrics import summarise_episodes
 from marl.io.provenance import check_run_format
 from marl.io.rundir import RunDir, RunDirError
+from marl.io.video import record_gif, video_env
 
 USAGE = ("usage: python -m marl.evaluate run_dir=<dir> [episodes=100] [video=true] "
          "[checkpoint=<file>] [seed=<int>] [max_frames=<int>] [fps=<int>]")
@@ -214,16 +214,12 @@ def _run(cfg: Config, args: EvalArgs, rd: RunDir) -> dict[str, Any]:
 
 def _record(cfg: Config, learner: Learner, args: EvalArgs, seed: int,
             env_steps: int) -> str | None:
-    env = build_env(cfg, 1, seed=seed + 1)
-    if not hasattr(env, "render_rgb"):
-        warnings.warn(f"env {getattr(cfg.env, 'name', '?')} cannot render frames: no video",
-                      stacklevel=2)
+    env = video_env(cfg, seed + 1)
+    if env is None:
         return None
-    frames = record_episode(env, learner.policy, learner.policy.hidden_dim,
-                            args.max_frames or cfg.train.video_max_frames, seed=seed + 1)
-    out = write_gif(args.run_dir / "videos" / f"evaluate_{env_steps:012d}.gif", frames,
-                    args.fps or cfg.train.video_fps)
-    return str(out)
+    return str(record_gif(env, learner.policy, args.run_dir, "evaluate", env_steps,
+                          args.max_frames or cfg.train.video_max_frames,
+                          args.fps or cfg.train.video_fps, seed + 1))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,10 +14,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from marl.cli import fail
+from omegaconf import DictConfig
+
+from marl.cli import fail, prepare, save_hydra_files
+from marl.config import Config, ConfigError, to_config
+from marl.io import provenance
+from marl.io.checkpoint import CheckpointError
 from marl.io.errors import DiskFullError, NonFiniteError, TrainingInterrupted
-from marl.io.rundir import RunDir
+from marl.io.rundir import RunDir, RunDirError
 
 
 class Job:
@@ -30,6 +36,42 @@ class Job:
 
     def __init__(self) -> None:
         self.held: RunDir | None = None
+
+    def main(self, task: Callable[[], Any]) -> Any:
+        """An entry point's ``main``: check the command line and take the run directory
+        (:func:`marl.cli.prepare`: a refusal is one line, exit 2, nothing written), then
+        run the Hydra ``task`` with it; the directory is released however it ends."""
+        try:
+            argv, self.held = prepare(sys.argv[1:])
+        except (ConfigError, RunDirError, ImportError) as e:  # ImportError: a plugin, extra
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        saved = sys.argv
+        sys.argv = [saved[0], *argv, *(["hydra.output_subdir=null"] if self.held else [])]
+        try:
+            return task()
+        finally:
+            sys.argv = saved
+            self.release()
+
+    def start(self, dcfg: DictConfig, run_dir: Path, multirun: bool,
+              make: Callable[[Config], Any]) -> Any:
+        """``make(cfg)`` (the trainer) once the config validates and the run directory
+        is this process's; then ``.hydra/`` (a single run's: Hydra writes a sweep job's)
+        and the provenance. A refusal returns :meth:`refuse`'s value instead, with
+        nothing of the run touched."""
+        try:
+            if multirun:
+                self.claim_job_dir(run_dir)
+            made = make(to_config(dcfg))
+        except (ConfigError, CheckpointError, RunDirError, ValueError, ImportError) as e:
+            return self.refuse(run_dir, str(e).splitlines()[0], multirun)
+        self.announce()
+        if not multirun:
+            save_hydra_files(run_dir, dcfg)
+        provenance.record(run_dir)
+        (run_dir / "failed.json").unlink(missing_ok=True)  # an earlier attempt's, now stale
+        return made
 
     def claim_job_dir(self, run_dir: Path) -> None:
         """A sweep's job takes its own directory (Hydra made it for the job)."""

@@ -1,14 +1,11 @@
 """Training entry point: ``python -m marl.train +experiment=coma_boxpush [key=value ...]``.
 
 The training loop: config -> envs -> runner -> learner, one update per fragment, rows,
-evaluations and checkpoints on their schedule; no maths. Around it, in their own
-modules: the checkpointer (:mod:`marl.io.checkpointer`: save, resume, ``init_from``),
-the rows (:mod:`marl.io.rows`: what a metrics row holds, metric hooks), the loggers
-(:mod:`marl.io.logging`), stop signals (:mod:`marl.io.signals`) and the process's life
-(:mod:`marl.lifecycle`: the run directory it holds, exit codes). Before Hydra starts,
-:func:`marl.cli.prepare` checks the command line and takes the run directory (lock, new
-or resume): a refused run writes nothing; ``.hydra/`` is written once it starts. The run
-directory is Hydra's output directory (the last line printed names it).
+evaluations and checkpoints on their schedule; no maths. Around it, each in its module:
+the checkpointer (:mod:`marl.io.checkpointer`), the rows and metric hooks
+(:mod:`marl.io.rows`), the loggers (:mod:`marl.io.logging`), stop signals
+(:mod:`marl.io.signals`) and the process's life (:mod:`marl.lifecycle`: the run
+directory it holds, taken before anything is written, and the exit codes).
 """
 
 from __future__ import annotations
@@ -16,7 +13,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +24,18 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from marl.build import CONF_DIR, build, build_env, metrics_fn, register_configs
-from marl.cli import prepare, save_hydra_files
-from marl.config import Config, ConfigError, to_config
-from marl.core.runner import evaluate, record_episode
+from marl.config import Config
+from marl.core.runner import evaluate
 from marl.io import provenance, resume
-from marl.io.checkpoint import CheckpointError
 from marl.io.checkpointer import Checkpointer
 from marl.io.errors import NonFiniteError, TrainingInterrupted
-from marl.io.files import remove_temporaries, write_gif
+from marl.io.files import remove_temporaries
 from marl.io.logging import Logger, Progress, WandbSink
 from marl.io.outputs import recreate_outputs, write_outputs
 from marl.io.rows import RowAssembler, load_hooks
-from marl.io.rundir import RunDirError
 from marl.io.schedule import Schedule
 from marl.io.signals import StopSignals
+from marl.io.video import record_gif, video_env
 from marl.lifecycle import Job, finish
 
 __all__ = ["CONF_DIR", "Trainer", "main"]
@@ -73,7 +67,7 @@ class Trainer:
         self.spec = self.env.spec
         self.rows = RowAssembler(self.spec, hooks)
         self.eval_rng = np.random.default_rng(cfg.seed + 7)
-        self.video_env = self._video_env() if tc.eval_video else None
+        self.video_env = video_env(cfg, cfg.seed + 2_000_003) if tc.eval_video else None
         self.env_steps, self.wall_offset, self.finished = 0, 0.0, False
         self.schedule = Schedule(tc.log_every_env_steps, tc.eval_every_env_steps,
                                  cfg.checkpoint.every_env_steps)
@@ -95,14 +89,6 @@ class Trainer:
         self.logger = Logger(run_dir, self.wandb,
                              Progress(tc.total_env_steps, self.env_steps, cfg.logger.progress,
                                       desc=cfg.name))
-
-    def _video_env(self) -> Any:
-        env = build_env(self.cfg, 1, seed=self.cfg.seed + 2_000_003)
-        if hasattr(env, "render_rgb"):
-            return env
-        warnings.warn(f"env {getattr(self.cfg.env, 'name', '?')} cannot render frames: "
-                      "train.eval_video is ignored", stacklevel=3)
-        return None
 
     def state(self, wall: float) -> dict[str, Any]:
         """Everything a resumed run needs to continue exactly."""
@@ -131,12 +117,10 @@ class Trainer:
 
     def record_video(self) -> Path:
         """One greedy episode as ``videos/eval_<env_steps>.gif``, also logged to W&B."""
-        frames = record_episode(self.video_env, self.learner.policy,
-                                self.learner.policy.hidden_dim,
-                                self.cfg.train.video_max_frames,
-                                seed=int(self.eval_rng.integers(2**31)))
-        out = write_gif(self.run_dir / "videos" / f"eval_{self.env_steps:012d}.gif", frames,
-                        self.cfg.train.video_fps)
+        tc = self.cfg.train
+        out = record_gif(self.video_env, self.learner.policy, self.run_dir, "eval",
+                         self.env_steps, tc.video_max_frames, tc.video_fps,
+                         seed=int(self.eval_rng.integers(2**31)))
         self.wandb.log_video("eval/video", out, self.env_steps)
         return out
 
@@ -222,29 +206,12 @@ class Trainer:
 
 register_configs()
 JOB = Job()
-"""This process's run: the directory it holds (:func:`marl.cli.prepare`'s, or a sweep
-job's own)."""
-
-
-def _start(dcfg: DictConfig, run_dir: Path, multirun: bool) -> Trainer | float:
-    """The Trainer, or the refusal's return value (nothing of the run touched)."""
-    try:
-        if multirun:
-            JOB.claim_job_dir(run_dir)
-        cfg = to_config(dcfg)
-        trainer = Trainer(cfg, run_dir, OmegaConf.to_container(dcfg, resolve=True))
-    except (ConfigError, CheckpointError, RunDirError, ValueError, ImportError) as e:
-        return JOB.refuse(run_dir, str(e).splitlines()[0], multirun)
-    JOB.announce()
-    if not multirun:
-        save_hydra_files(run_dir, dcfg)
-    provenance.record(run_dir)
-    (run_dir / "failed.json").unlink(missing_ok=True)  # an earlier attempt's, now stale
-    return trainer
+"""This process's run and the directory it holds (marl.cli.prepare's, or its job's)."""
 
 
 def _train(dcfg: DictConfig, run_dir: Path, multirun: bool) -> float:
-    trainer = _start(dcfg, run_dir, multirun)
+    trainer = JOB.start(dcfg, run_dir, multirun, lambda cfg: Trainer(
+        cfg, run_dir, OmegaConf.to_container(dcfg, resolve=True)))
     if not isinstance(trainer, Trainer):
         return trainer
     summary = trainer.run()
@@ -276,18 +243,7 @@ def main() -> float | None:
     when one of marl.io.signals.STOP_SIGNALS stopped it after a checkpoint. In a multirun
     a failed job returns NaN instead, so the other jobs run; the sweep summary reports it.
     """
-    try:
-        argv, JOB.held = prepare(sys.argv[1:])
-    except (ConfigError, RunDirError, ImportError) as e:  # ImportError: a plugin, an extra
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    saved = sys.argv
-    sys.argv = [saved[0], *argv, *(["hydra.output_subdir=null"] if JOB.held else [])]
-    try:
-        return _task()
-    finally:
-        sys.argv = saved
-        JOB.release()
+    return JOB.main(_task)
 
 
 if __name__ == "__main__":
