@@ -90,10 +90,8 @@ class Learner(Protocol):
     """What the runner acts with (:class:`marl.core.rollout.Policy`)."""
 
     def update(self, ro: Rollout) -> Any:
-        """Learn from one rollout fragment; return raw statistics for :meth:`metrics`."""
-
-    def metrics(self, stats: Any) -> dict[str, float]:
-        """Raw statistics of :meth:`update` -> flat ``loss/``, ``train/``, ``credit/``."""
+        """Learn from one rollout fragment; return raw statistics (the family row's
+        ``metrics`` turns them into the row's flat metrics)."""
 
     def check_finite(self) -> None:
         """Raise :class:`marl.io.errors.NonFiniteError` naming a NaN/inf parameter."""

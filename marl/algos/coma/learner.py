@@ -232,9 +232,6 @@ class ComaLearner(nn.Module):
             critic_loss=critic_stats["loss"], critic_grad_norm=critic_stats["grad_norm"],
             td_target=None if first is None else x.targets[first])
 
-    def metrics(self, stats: UpdateStats) -> dict[str, float]:
-        return update_metrics(stats, self.spec)
-
     def _actors(self, ro: Rollout) -> ActorPass:
         """Step 1: the actors unrolled over the fragment and the exploring policy, with
         exactly the epsilon floor that acted (``ro.eps``). An update that re-runs the

@@ -251,9 +251,6 @@ class QLearner(nn.Module):
             gap=(taken - greedy_q) * mask, entropy=masked_mean(entropy, mask),
             grad_steps=self.n_grad_steps, buffer_episodes=self.buffer.size)
 
-    def metrics(self, stats: QStats) -> dict[str, float]:
-        return q_metrics(stats, self.spec)
-
     def check_finite(self) -> None:
         """Raise :class:`NonFiniteError` naming the first NaN/inf parameter."""
         check_finite(self)
