@@ -169,12 +169,13 @@ class Actor(nn.Module):
 
         Returns logits ``[B, N, A]`` and the next hidden state ``[B, N, H]``.
         """
-        logits, _, h = self._step(obs, prev_action, h, values=False)
+        logits, _, h = self.step(obs, prev_action, h, values=False)
         return logits, h
 
-    def _step(self, obs: Tensor, prev_action: Tensor, h: Tensor, values: bool
-              ) -> tuple[Tensor, Tensor | None, Tensor]:
-        """logits ``[B, N, A]``, values ``[B, N]`` (None unless asked), next h."""
+    def step(self, obs: Tensor, prev_action: Tensor, h: Tensor, values: bool
+             ) -> tuple[Tensor, Tensor | None, Tensor]:
+        """One step with the value head's output: logits ``[B, N, A]``, values ``[B, N]``
+        (None unless ``values``; an actor built with a value head), next h."""
         if self.shared:
             return self.nets[0](obs, self.agent_idx, prev_action, h, values)
         outs = [
@@ -214,14 +215,14 @@ class Actor(nn.Module):
         if not self.rnn:  # feed-forward: one batched call over T*B
             flat = obs.reshape(t_len * b, *obs.shape[2:])
             empty = h0.new_zeros(t_len * b, self.n_agents, 0)
-            logits, v, _ = self._step(flat, prev_action.reshape(t_len * b, -1), empty, values)
+            logits, v, _ = self.step(flat, prev_action.reshape(t_len * b, -1), empty, values)
             v = None if v is None else v.reshape(t_len, b, -1)
             return (logits.reshape(t_len, b, *logits.shape[1:]), v,
                     h0.new_zeros(t_len, *h0.shape))
         keep = (~first).to(h0.dtype)[..., None, None]  # [T, B, 1, 1]
         h, logits, vs, hs = h0, [], [], []
         for t in range(t_len):
-            lg, v, h = self._step(obs[t], prev_action[t], h * keep[t], values)
+            lg, v, h = self.step(obs[t], prev_action[t], h * keep[t], values)
             logits.append(lg)
             vs.append(v)
             hs.append(h)

@@ -239,8 +239,8 @@ def next_values(actor: Any, ro: Rollout, v_all: Tensor, hs: Tensor) -> Tensor:
     nxt = v_all[1:].clone()
     bt, bb = ro.truncated.nonzero(as_tuple=True)
     if bt.numel():
-        _, v_fin, _ = actor._step(ro.final_obs[bt, bb], ro.actions[bt, bb], hs[bt, bb],
-                                  values=True)
+        _, v_fin, _ = actor.step(ro.final_obs[bt, bb], ro.actions[bt, bb], hs[bt, bb],
+                                 values=True)
         nxt[bt, bb] = v_fin
     return nxt
 
