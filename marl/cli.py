@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,19 +82,107 @@ def _validate(dcfg: DictConfig, overrides: list[str]) -> Config:
     return to_config(dcfg, **kw)
 
 
-def _compose(overrides: list[str]) -> tuple[DictConfig, Path, Path]:
+@dataclass
+class HydraFlags:
+    """The Hydra flags that choose the config (``--config-dir``/``-cd``,
+    ``--config-name``/``-cn``, ``--config-path``/``-cp``) and ``-m``: composed with here
+    as Hydra will compose with them."""
+
+    config_dir: str | None = None
+    config_name: str | None = None
+    config_path: str | None = None
+    multirun: bool = False
+    tokens: list[str] = field(default_factory=list)  # as given, for hydra.main
+
+    def primary(self) -> Path:
+        """The primary config directory: ``-cp`` (relative to ``marl/``, the directory
+        of the file declaring ``hydra.main``, as Hydra takes it) or ``conf/``."""
+        from marl.build import CONF_DIR
+
+        if self.config_path is None:
+            return CONF_DIR
+        return (Path(__file__).parent / self.config_path).resolve()
+
+
+_VALUE_FLAGS = {"-cd": "config_dir", "--config-dir": "config_dir", "-cn": "config_name",
+                "--config-name": "config_name", "-cp": "config_path",
+                "--config-path": "config_path"}
+
+
+def split_flags(argv: list[str]) -> tuple[HydraFlags, list[str], list[str]]:
+    """(the config-choosing flags and ``-m``, the overrides, any other flag: ``--cfg``,
+    ``--help``..., which go to Hydra untouched)."""
+    flags, overrides, other = HydraFlags(), [], []
+    it = iter(argv)
+    for a in it:
+        name, eq, value = a.partition("=")
+        if a in ("-m", "--multirun"):
+            flags.multirun = True
+            flags.tokens.append(a)
+        elif name in _VALUE_FLAGS:
+            if not eq:
+                value = next(it, None)
+                if value is None:
+                    raise ConfigError(f"{a} needs a value")
+            setattr(flags, _VALUE_FLAGS[name], value)
+            flags.tokens += [name, value]
+        elif a.startswith("-"):
+            other.append(a)
+        else:
+            overrides.append(a)
+    return flags, overrides, other
+
+
+class _hydra_for:  # noqa: N801 - a context manager like hydra.initialize_config_dir
+    """Hydra initialised with the search path ``hydra.main`` builds for ``flags``
+    (the primary config dir, ``--config-dir`` prepended before the schemas)."""
+
+    def __init__(self, flags: HydraFlags):
+        from hydra._internal.hydra import Hydra
+        from hydra._internal.utils import create_config_search_path
+        from hydra.core.config_search_path import SearchPathQuery
+        from hydra.initialize import get_gh_backup
+
+        self._backup = get_gh_backup()
+        csp = create_config_search_path(search_path_dir=str(flags.primary()))
+        if flags.config_dir is not None:
+            extra = Path(flags.config_dir).expanduser().absolute()
+            if not extra.is_dir():
+                raise ConfigError(f"--config-dir {flags.config_dir}: no such directory "
+                                  f"({extra})")
+            csp.prepend(provider="command-line", path=f"file://{extra}",
+                        anchor=SearchPathQuery(provider="schema"))
+        Hydra.create_main_hydra2(task_name="train", config_search_path=csp)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        from hydra.initialize import restore_gh_from_backup
+
+        restore_gh_from_backup(self._backup)
+
+
+def _compose(overrides: list[str], flags: HydraFlags | None = None
+             ) -> tuple[DictConfig, Path, Path]:
     """The composed config (without ``hydra``), its resolved ``hydra.run.dir`` and
-    ``hydra.sweep.dir``; ConfigError (one line) for Hydra's errors and unknown ``+keys``."""
-    from hydra import compose, initialize_config_dir
+    ``hydra.sweep.dir``; ConfigError (one line) for Hydra's errors and unknown ``+keys``.
+    ``flags``: the command line's ``--config-dir``/``-cn``/``-cp``, as Hydra takes them."""
+    from hydra import compose
+    from hydra.core.utils import validate_config_path
 
-    from marl.build import CONF_DIR, register_configs
+    from marl.build import register_configs
 
+    flags = flags or HydraFlags()
     register_configs()
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            dcfg = compose(config_name="config", overrides=overrides,
+        validate_config_path(flags.config_path)
+        with _hydra_for(flags):
+            dcfg = compose(config_name=flags.config_name or "config", overrides=overrides,
                            return_hydra_config=True)
         run_dir, sweep_dir = Path(str(dcfg.hydra.run.dir)), Path(str(dcfg.hydra.sweep.dir))
+    except ConfigError:
+        raise
     except Exception as e:  # noqa: BLE001 - every composition error is the user's input
         raise ConfigError(one_line(e)) from e
     with open_dict(dcfg):
@@ -102,10 +191,11 @@ def _compose(overrides: list[str]) -> tuple[DictConfig, Path, Path]:
     return dcfg, run_dir, sweep_dir
 
 
-def compose_checked(overrides: list[str]) -> tuple[Config, Path, Path]:
+def compose_checked(overrides: list[str], flags: HydraFlags | None = None
+                    ) -> tuple[Config, Path, Path]:
     """The validated config of ``overrides`` and its resolved ``hydra.run.dir`` and
     ``hydra.sweep.dir``; ConfigError (one line) for anything wrong."""
-    dcfg, run_dir, sweep_dir = _compose(overrides)
+    dcfg, run_dir, sweep_dir = _compose(overrides, flags)
     return _validate(dcfg, overrides), run_dir, sweep_dir
 
 
@@ -133,7 +223,7 @@ def first_job(overrides: list[str]) -> list[str] | None:
     return job
 
 
-def check_sweep(overrides: list[str]) -> None:
+def check_sweep(overrides: list[str], flags: HydraFlags | None = None) -> None:
     """Before a multirun: its first job composes (Hydra's errors, unknown ``+keys``: the
     whole sweep would fail; a value a job's validation refuses fails that job alone, and
     the sweep summary reports it), and an explicit ``hydra.sweep.dir`` that holds a sweep
@@ -141,7 +231,7 @@ def check_sweep(overrides: list[str]) -> None:
     job = first_job(overrides)
     if job is None:
         return
-    dcfg, _, sweep_dir = _compose(job)
+    dcfg, _, sweep_dir = _compose(job, flags)
     if not dcfg.get("resume") and sweep_dir.is_dir() and any(sweep_dir.iterdir()):
         raise RunDirError(f"sweep directory {sweep_dir.absolute()} already holds a sweep: "
                           "pass resume=true to continue it, or choose another "
@@ -155,19 +245,22 @@ def _quote(path: Path) -> str:
 def prepare(argv: list[str]) -> tuple[list[str], RunDir | None]:
     """Check ``argv`` (Hydra overrides) and take the run directory; returns the argv for
     ``hydra.main`` (with ``hydra.run.dir`` resolved) and the held :class:`RunDir`.
-    Flags (``-m``, ``--cfg``, ``--help``...) go to Hydra untouched (None); a multirun's
-    first job is checked (:func:`check_sweep`) and each job takes its directory itself.
+    The flags that choose the config (``--config-dir``, ``-cn``, ``-cp``: see
+    :class:`HydraFlags`) are composed with, as Hydra will; other flags (``--cfg``,
+    ``--help``...) go to Hydra untouched (None); a multirun's first job is checked
+    (:func:`check_sweep`) and each job takes its directory itself.
     Raises ConfigError or RunDirError (exit 2)."""
     argv = rewrite_deprecated(argv)
-    flags = {a for a in argv if a.startswith("-")}
-    if flags:
-        if flags <= {"-m", "--multirun"}:
-            check_sweep([a for a in argv if a not in flags])
+    flags, overrides, other = split_flags(argv)
+    if other:
         return argv, None
-    cfg, run_dir, _ = compose_checked(argv)
+    if flags.multirun:
+        check_sweep(overrides, flags)
+        return argv, None
+    cfg, run_dir, _ = compose_checked(overrides, flags)
     rd = claim(run_dir, cfg.resume)
-    rest = [a for a in argv if not a.lstrip("+").startswith("hydra.run.dir=")]
-    return [*rest, f"hydra.run.dir={_quote(rd.path)}"], rd
+    rest = [a for a in overrides if not a.lstrip("+").startswith("hydra.run.dir=")]
+    return [*flags.tokens, *rest, f"hydra.run.dir={_quote(rd.path)}"], rd
 
 
 def fail(run_dir: Path, message: str, code: int, multirun: bool,

@@ -101,6 +101,24 @@ def holds_run(run_dir: Path) -> bool:
     return any(p.name != LOCK_NAME for p in run_dir.iterdir())
 
 
+RUN_FILES = (".hydra", "metrics.jsonl", "checkpoints", "summary.json", "failed.json",
+             "provenance.json", "train.log")
+"""What a run directory holds (any one of them: a run, or the start of one, lives there)."""
+
+
+def check_not_foreign(run_dir: Path) -> None:
+    """RunDirError if ``run_dir`` holds files but none of a run's (:data:`RUN_FILES`): a
+    folder of the user's (``hydra.run.dir=`` empty is the current directory), which a
+    run must neither fill nor clean (its ``*.tmp`` files are not a killed run's)."""
+    entries = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_NAME)
+    if entries and not any((run_dir / n).exists() for n in RUN_FILES):
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise RunDirError(
+            f"run directory {run_dir} holds files but no run ({shown}; a run directory "
+            "holds .hydra/, metrics.jsonl, checkpoints/): choose a new or empty "
+            "hydra.run.dir")
+
+
 class RunDir:
     """A run directory this process holds the lock of (see the module docstring)."""
 
@@ -176,6 +194,8 @@ def claim(path: Path, resume: bool) -> RunDir:
     if path.exists() and not path.is_dir():
         raise RunDirError(f"run directory {path} exists and is not a directory")
     new, created = _mkdirs(path)
+    if not new:
+        check_not_foreign(path)
     if not new and not resume and holds_run(path):
         who = holder(path)
         raise RunDirError(f"run directory {path} already holds a run"

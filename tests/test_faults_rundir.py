@@ -1,0 +1,112 @@
+"""Run directories that never lie (issue 41): every entry point takes the lock before it
+writes, whatever Hydra flags are given; nothing foreign is deleted; nothing lost is
+hidden. In-process through the real entry points (``marl.train.main``,
+``marl.evaluate.main``) under ``capsys``; the helpers are tests/test_faults.py's.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+from test_faults import RUN, hold_lock, snapshot
+
+from marl.train import main
+
+MINE = ["+experiment=mine", *RUN[1:]]  # RUN with the user's experiment (user_conf)
+assert RUN[0] == "+experiment=coma_boxpush"
+
+
+def train(run_dir: Path, *extra: str, monkeypatch, base: list[str] = RUN) -> int:
+    """``python -m marl.train <base> <extra> hydra.run.dir=<run_dir>`` in this process;
+    its exit status."""
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["marl.train", *base, *extra,
+                                      f"hydra.run.dir={run_dir}"])
+    try:
+        main()
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+@pytest.fixture
+def user_conf(tmp_path) -> Path:
+    """A user's own config directory (``--config-dir``), as docs/getting-started.md
+    shows: an experiment file joining the shipped groups."""
+    conf = tmp_path / "my_conf"
+    (conf / "experiment").mkdir(parents=True)
+    (conf / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - coma_boxpush\n  - _self_\nseed: 3\n")
+    return conf
+
+
+def err_lines(capsys) -> list[str]:
+    return [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+
+
+# ------------------------------------------------------------- 1. claim first, any flag
+@pytest.mark.parametrize("form", ["--config-dir", "-cd", "--config-dir="])
+def test_a_second_writer_with_config_dir_is_refused(tmp_path, user_conf, form, monkeypatch,
+                                                    capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    fd = hold_lock(run_dir)  # this process stands for the first writer, still running
+    before = snapshot(run_dir)
+    flag = [form + str(user_conf)] if form.endswith("=") else [form, str(user_conf)]
+    try:
+        code = train(run_dir, *flag, monkeypatch=monkeypatch, base=MINE)
+    finally:
+        os.close(fd)
+    err = err_lines(capsys)
+    assert code == 2 and len(err) == 1, err
+    assert str(run_dir) in err[0] and f"pid {os.getpid()}" in err[0]
+    assert snapshot(run_dir) == before
+
+
+def test_config_dir_and_config_name_compose_as_hydra_does(tmp_path, user_conf):
+    from marl.cli import compose_checked, split_flags
+
+    (user_conf / "other.yaml").write_text(
+        "defaults:\n  - config\n  - _self_\nseed: 11\n")
+    flags, overrides, other = split_flags(["-cd", str(user_conf), "-cn", "other",
+                                           "+experiment=mine", "seed=5"])
+    assert other == [] and overrides == ["+experiment=mine", "seed=5"]
+    assert compose_checked(overrides, flags)[0].seed == 5
+    cfg, *_ = compose_checked(["+experiment=coma_boxpush"], split_flags(
+        ["-cd", str(user_conf), "-cn", "other"])[0])
+    assert cfg.seed == 11
+
+
+def test_a_finished_run_is_refused_with_config_dir_byte_identical(tmp_path, user_conf,
+                                                                  monkeypatch, capsys):
+    run_dir = tmp_path / "run"
+    assert train(run_dir, "--config-dir", str(user_conf), monkeypatch=monkeypatch,
+                 base=MINE) == 0
+    capsys.readouterr()
+    assert "seed: 3" in (run_dir / ".hydra" / "config.yaml").read_text().splitlines()
+    before = snapshot(run_dir)
+    assert train(run_dir, "-cd", str(user_conf), monkeypatch=monkeypatch, base=MINE) == 2
+    err = err_lines(capsys)
+    assert len(err) == 1 and "already holds a run" in err[0], err
+    assert snapshot(run_dir) == before
+
+
+# ------------------------------------------------------------- 2. nothing foreign deleted
+@pytest.mark.parametrize("resume", ["resume=true", "resume=false"])
+def test_a_folder_that_holds_no_run_is_refused_untouched(tmp_path, resume, monkeypatch,
+                                                         capsys):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.tmp").write_text("the user's")
+    (folder / ".tmp_build").write_text("the user's too")
+    (folder / "data").mkdir()
+    before = sorted(p.name for p in folder.rglob("*")), snapshot(folder)
+    assert train(folder, resume, monkeypatch=monkeypatch) == 2
+    err = err_lines(capsys)
+    assert len(err) == 1 and str(folder) in err[0] and "no run" in err[0], err
+    assert ".hydra/" in err[0] and "checkpoints/" in err[0]
+    assert (sorted(p.name for p in folder.rglob("*")), snapshot(folder)) == before
