@@ -49,7 +49,8 @@ def presets() -> list[str]:
 def composed(preset: str) -> dict:
     """The preset's ``train`` block, to size 3 fragments."""
     out = subprocess.run(
-        [sys.executable, "-m", "marl.train", f"+experiment={preset}", "--cfg", "job"],
+        [sys.executable, "-m", "marl.train", f"+experiment={preset}", "--cfg", "job",
+         "--resolve"],
         capture_output=True, text=True, check=True, cwd=ROOT)
     import yaml
 
