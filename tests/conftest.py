@@ -38,6 +38,24 @@ def _no_handler_on_a_closed_capture():
     for name in ("stdout", "stderr"):
         if getattr(getattr(sys, name), "closed", False):
             setattr(sys, name, getattr(sys, f"__{name}__"))
+    _absl_handlers_off_the_capture_file()
+
+
+def _absl_handlers_off_the_capture_file() -> None:
+    """absl's handler (imported with JAX) keeps the ``sys.stderr`` of its creation: outside
+    ``capsys``, pytest's session capture file. Its ``close()`` closes any stream but the
+    current ``sys.stderr``/``sys.stdout`` and ``__stderr__``, and Hydra's logging setup
+    closes every handler, so the next in-process run under ``capsys`` would close the
+    session's capture file (pytest then fails every later ``readouterr`` and crashes at
+    exit). Point such handlers at ``sys.__stderr__``, which ``close()`` leaves open."""
+    absl = sys.modules.get("absl.logging")
+    if absl is None:
+        return
+    for ref in list(logging._handlerList):  # every live handler, attached or not
+        h = ref()
+        if isinstance(h, absl.PythonHandler) and h.stream not in (sys.__stderr__,
+                                                                    sys.__stdout__):
+            h.stream = sys.__stderr__
 
 TINY = [
     "+experiment=coma_boxpush",
