@@ -254,9 +254,9 @@ def prepare(argv: list[str]) -> tuple[list[str], RunDir | None]:
     flags, overrides, other = split_flags(argv)
     if other:
         return argv, None
-    if flags.multirun:
+    if flags.multirun:  # flags first: argparse takes no flag between overrides
         check_sweep(overrides, flags)
-        return argv, None
+        return [*flags.tokens, *overrides], None
     cfg, run_dir, _ = compose_checked(overrides, flags)
     rd = claim(run_dir, cfg.resume)
     rest = [a for a in overrides if not a.lstrip("+").startswith("hydra.run.dir=")]

@@ -23,7 +23,35 @@ from marl.config import Config, ConfigError, to_config
 from marl.io import provenance
 from marl.io.checkpoint import CheckpointError
 from marl.io.errors import DiskFullError, NonFiniteError, TrainingInterrupted
-from marl.io.rundir import RunDir, RunDirError
+from marl.io.rundir import RunDir, RunDirError, check_not_foreign, holds_run
+from marl.sweep import clear_refusal, note_stderr, record_refusal
+
+
+def _empty(run_dir: Path) -> bool:
+    """Nothing in ``run_dir`` but its lock (a fresh sweep job's directory)."""
+    return run_dir.is_dir() and not holds_run(run_dir)
+
+
+LOG_NAME = "train.log"
+"""The run's log file (Python logging records), opened by :meth:`Job.start` once the
+run directory is this process's: Hydra's own job-file logging is off."""
+
+
+def hydra_writes_nothing(argv: list[str]) -> list[str]:
+    """The overrides that keep Hydra from writing into a job's directory before the job
+    has claimed it (a sweep's job dir may hold a finished run): no ``.hydra/``
+    (:func:`marl.cli.save_hydra_files` writes it after the claim) and no job log file
+    (:meth:`Job.open_log`). Not for ``--cfg``, ``--help``... (Hydra runs no task), nor
+    when the user chose the job logging."""
+    if any(a.startswith("-") and a not in ("-m", "--multirun") and a not in _CONFIG_FLAGS
+           for a in argv):
+        return []
+    keys = {a.lstrip("+~").partition("=")[0] for a in argv}
+    return [*([] if "hydra.output_subdir" in keys else ["hydra.output_subdir=null"]),
+            *([] if "hydra/job_logging" in keys else ["hydra/job_logging=stdout"])]
+
+
+_CONFIG_FLAGS = ("-cd", "--config-dir", "-cn", "--config-name", "-cp", "--config-path")
 
 
 class Job:
@@ -47,7 +75,7 @@ class Job:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
         saved = sys.argv
-        sys.argv = [saved[0], *argv, *(["hydra.output_subdir=null"] if self.held else [])]
+        sys.argv = [saved[0], *argv, *hydra_writes_nothing(argv)]
         try:
             return task()
         finally:
@@ -65,31 +93,70 @@ class Job:
                 self.claim_job_dir(run_dir)
             made = make(to_config(dcfg))
         except (ConfigError, CheckpointError, RunDirError, ValueError, ImportError) as e:
-            return self.refuse(run_dir, str(e).splitlines()[0], multirun)
+            return self.refuse(run_dir, str(e).splitlines()[0], multirun, dcfg)
         self.announce()
-        if not multirun:
-            save_hydra_files(run_dir, dcfg)
+        save_hydra_files(run_dir, dcfg)
+        self.open_log(run_dir)
+        if multirun:
+            note_stderr(run_dir / ".hydra")
+            clear_refusal(run_dir)
         provenance.record(run_dir)
         (run_dir / "failed.json").unlink(missing_ok=True)  # an earlier attempt's, now stale
         return made
 
     def claim_job_dir(self, run_dir: Path) -> None:
-        """A sweep's job takes its own directory (Hydra made it for the job)."""
+        """A sweep's job takes its own directory (Hydra made it for the job, and wrote
+        nothing into it: :func:`hydra_writes_nothing`)."""
+        check_not_foreign(run_dir)
         self.held = RunDir(run_dir, [])
         self.held.lock(announce=False)
 
-    def refuse(self, run_dir: Path, message: str, multirun: bool) -> float:
+    def refuse(self, run_dir: Path, message: str, multirun: bool,
+               dcfg: DictConfig | None = None) -> float:
         """A run refused at start: nothing of it touched (a directory this process
-        created for it is removed again), one line, exit 2 (a sweep's job: NaN)."""
+        created for it is removed again), one line, exit 2 (a sweep's job: NaN). A
+        sweep's job records its failure (``.hydra/``, ``failed.json``, for the sweep
+        summary) only in a directory that holds no run: another run is never changed."""
         if self.held is not None and self.held.created and not multirun:
             self.held.discard()
-        return fail(run_dir, message, 2, multirun, record=multirun)
+        record = multirun and self.held is not None and _empty(run_dir)
+        if record and dcfg is not None:
+            save_hydra_files(run_dir, dcfg)
+        elif multirun:
+            record_refusal(run_dir, message)
+        return fail(run_dir, message, 2, multirun, record=record)
+
+    def open_log(self, run_dir: Path) -> None:
+        """The run's log file (:data:`LOG_NAME`), Hydra's job-log format, on the root
+        logger until :meth:`release`."""
+        import logging
+
+        self.close_log()
+        path = run_dir / LOG_NAME
+        if any(getattr(h, "baseFilename", None) == str(path.absolute())
+               for h in logging.getLogger().handlers):
+            return  # the user's hydra/job_logging writes it already
+        handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter(
+            "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+        logging.getLogger().addHandler(handler)
+        self._log = handler
+
+    def close_log(self) -> None:
+        import logging
+
+        handler = getattr(self, "_log", None)
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+            self._log = None
 
     def announce(self) -> None:
         if self.held is not None:
             self.held.announce()
 
     def release(self) -> None:
+        self.close_log()
         if self.held is not None:
             self.held.release()
             self.held = None

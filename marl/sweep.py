@@ -126,6 +126,62 @@ def _ray_current_cluster() -> str | None:
 STDERR_NOTE = "stderr_path"  # in the job's .hydra/: the file its stderr went to
 
 
+def note_stderr(hydra_dir: Path) -> None:
+    """Note in a job's ``.hydra/`` the file its stderr goes to (see
+    :meth:`SweepSummary.on_job_start`); a terminal or a pipe is not noted."""
+    try:
+        target = Path(os.readlink("/proc/self/fd/2"))
+    except OSError:
+        return
+    if target.is_file() and hydra_dir.is_dir():
+        (hydra_dir / STDERR_NOTE).write_text(f"{target}\n")
+
+
+REFUSED_DIR = "refused"
+"""In the sweep directory: one JSON record per job refused in a directory that holds
+another run (a finished job's, rerun with changed values): the job's own directory is
+not changed, so the refusal is kept here, where the sweep summary reads it."""
+
+
+def _refusal_record(job_dir: Path) -> Path | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    sweep_dir = Path(HydraConfig.get().sweep.dir).absolute()
+    try:
+        rel = job_dir.absolute().relative_to(sweep_dir)
+    except ValueError:
+        return None
+    return sweep_dir / REFUSED_DIR / f"{str(rel).replace(os.sep, '__')}.json"
+
+
+def record_refusal(job_dir: Path, message: str) -> None:
+    """Keep a refused job's error in the sweep directory (:data:`REFUSED_DIR`)."""
+    path = _refusal_record(job_dir)
+    if path is not None:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps({"dir": str(job_dir.absolute()), "error": message}) + "\n")
+
+
+def clear_refusal(job_dir: Path) -> None:
+    """A job that starts drops an earlier attempt's refusal record."""
+    path = _refusal_record(job_dir)
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+
+def _refusals(sweep_dir: Path) -> dict[str, str]:
+    out = {}
+    for p in sorted((sweep_dir / REFUSED_DIR).glob("*.json")):
+        try:
+            rec = json.loads(p.read_text())
+            out[str(Path(rec["dir"]).absolute())] = str(rec["error"])
+        except (ValueError, KeyError, TypeError):
+            out[str(p)] = f"unreadable refusal record {p}"
+    return out
+
+
 def _job_log(d: Path, sweep_dir: Path) -> str:
     """The job's log file: where its stderr went (noted by the job itself: submitit's or
     Ray's worker log), else submitit's log by job id, else Hydra's job log."""
@@ -151,8 +207,12 @@ def _job_log(d: Path, sweep_dir: Path) -> str:
 def sweep_report(sweep_dir: Path) -> dict[str, Any]:
     """Status of every job directory (one holding ``.hydra/``) under ``sweep_dir``."""
     jobs = []
+    refused = _refusals(sweep_dir)
     for d in sorted(p.parent for p in sweep_dir.rglob(".hydra")):
-        if (d / "failed.json").exists():
+        if str(d.absolute()) in refused:
+            jobs.append({"dir": str(d), "status": "refused",
+                         "error": refused[str(d.absolute())], "log": _job_log(d, sweep_dir)})
+        elif (d / "failed.json").exists():
             err = json.loads((d / "failed.json").read_text())["error"]
             jobs.append({"dir": str(d), "status": "failed", "error": err,
                          "log": _job_log(d, sweep_dir)})
@@ -175,15 +235,9 @@ class SweepSummary(Callback):
         """In the job's own process: note the file its stderr goes to (a cluster job's log:
         submitit's ``.submitit/<id>/<id>_0_log.err``, a Ray worker's ``worker-*.err``), so
         the sweep summary can name a failed job's log. A terminal or a pipe is not noted."""
-        try:
-            target = Path(os.readlink("/proc/self/fd/2"))
-        except OSError:
-            return
         subdir = config.hydra.output_subdir
-        if target.is_file() and subdir:
-            hydra_dir = Path(config.hydra.runtime.output_dir) / str(subdir)
-            if hydra_dir.is_dir():
-                (hydra_dir / STDERR_NOTE).write_text(f"{target}\n")
+        if subdir:  # else the job writes its .hydra/ once it holds its directory
+            note_stderr(Path(config.hydra.runtime.output_dir) / str(subdir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         check_plugins(config)

@@ -6,6 +6,7 @@ hidden. In-process through the real entry points (``marl.train.main``,
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -110,3 +111,31 @@ def test_a_folder_that_holds_no_run_is_refused_untouched(tmp_path, resume, monke
     assert len(err) == 1 and str(folder) in err[0] and "no run" in err[0], err
     assert ".hydra/" in err[0] and "checkpoints/" in err[0]
     assert (sorted(p.name for p in folder.rglob("*")), snapshot(folder)) == before
+
+
+# ------------------------------------------------------------- 3. a refused sweep job
+def test_a_refused_sweep_job_changes_nothing_in_the_finished_run(tmp_path, monkeypatch,
+                                                                 capsys):
+    sweep = tmp_path / "sweep"
+    args = ["-m", f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=job"]
+    run_dir = sweep / "job"
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["marl.train", *RUN, *args])
+    main()
+    assert (run_dir / "summary.json").is_file() and (run_dir / "train.log").is_file()
+    assert "seed: 0" in (run_dir / ".hydra" / "config.yaml").read_text().splitlines()
+    capsys.readouterr()
+    before = snapshot(run_dir)
+    for changed in (["resume=true", "algo.gamma=0.5"],
+                    ["resume=true", "env.width=7", "env.box_weight=1"]):
+        GlobalHydra.instance().clear()
+        monkeypatch.setattr(sys, "argv", ["marl.train", *RUN, *args, *changed])
+        with pytest.raises(SystemExit) as stop:
+            main()
+        assert stop.value.code == 1  # the sweep's exit: one of its jobs failed
+        err = capsys.readouterr().err
+        assert str(run_dir) in err and changed[1].split("=")[0] in err, err
+        assert snapshot(run_dir) == before, changed  # no new .hydra/, no failed.json
+        report = json.loads((sweep / "sweep_summary.json").read_text())
+        assert [j["status"] for j in report["jobs"]] == ["refused"], report
+        assert changed[1].split("=")[0] in report["jobs"][0]["error"]
