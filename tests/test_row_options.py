@@ -105,7 +105,7 @@ def test_every_built_in_block_is_a_typed_field_of_the_config():
     for key in OWN_BLOCKS:
         assert key in fields, key
         assert dataclasses.is_dataclass(fields[key].default_factory()), key
-    assert set(OWN_BLOCKS) == {"ppo", "shared_torso", "reinforce"}
+    assert set(OWN_BLOCKS) == {"ppo", "shared_torso", "critic_ppo", "reinforce"}
 
 
 def test_an_option_of_a_row_the_run_does_not_use_is_refused_naming_both():

@@ -140,6 +140,7 @@ class Actor(nn.Module):
         value_head: bool = False,
         conv_torso: str = "nature",
         conv_bf16: bool = False,
+        gru_init: str = "torch",
     ):
         super().__init__()
         if not hidden:
@@ -158,6 +159,9 @@ class Actor(nn.Module):
         if init == "mirrored":
             for net in self.nets:
                 mirror_hidden_units(net)
+        if rnn and GRU_INITS[gru_init] is not None:
+            for net in self.nets:
+                GRU_INITS[gru_init](net.gru)
         self.register_buffer("agent_idx", torch.arange(n_agents), persistent=False)
 
     def initial_hidden(self, batch: int) -> Tensor:
@@ -227,6 +231,26 @@ class Actor(nn.Module):
             vs.append(v)
             hs.append(h)
         return torch.stack(logits), torch.stack(vs) if values else None, torch.stack(hs)
+
+
+def flax_gru_init(gru: nn.GRUCell) -> None:
+    """flax's ``nn.GRUCell`` defaults on a torch GRU cell: each gate's input kernel
+    lecun-normal (a normal truncated at 2 s.d., variance 1 / fan_in after the
+    truncation's correction), each gate's recurrent kernel orthogonal (gain 1), every
+    bias zero. torch's ``b_hn`` sits inside ``r * (W_hn h + b_hn)`` as flax's does."""
+    h = gru.hidden_size
+    std = (1.0 / gru.input_size) ** 0.5 / 0.87962566103423978
+    with torch.no_grad():
+        for w in gru.weight_ih.split(h):
+            nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std)
+        for w in gru.weight_hh.split(h):
+            nn.init.orthogonal_(w)
+        gru.bias_ih.zero_()
+        gru.bias_hh.zero_()
+
+
+GRU_INITS = {"torch": None, "flax": flax_gru_init}
+"""``algo.gru_init``: torch's default (uniform +-1/sqrt(H) everywhere), or flax's."""
 
 
 def mirror_hidden_units(net: _ActorNet) -> None:

@@ -8,7 +8,7 @@ A actions, H actor hidden units.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Protocol
 
 import numpy as np
@@ -90,3 +90,16 @@ class Policy(Protocol):
         """obs ``[B, N, *O]``, prev_actions ``[B, N]``, first ``[B]``, action_mask
         ``[B, N, A]``, h ``[B, N, H]`` -> actions ``[B, N]`` int64, next h."""
         ...
+
+
+def timeouts_as_terminals(ro: Rollout) -> Rollout:
+    """The fragment with every time-limit truncation read as a terminal: nothing is
+    bootstrapped after a time-out (JaxMARL's GAE, whose SMAX ``done`` includes the
+    step limit)."""
+    return replace(ro, terminated=ro.terminated | ro.truncated,
+                   truncated=torch.zeros_like(ro.truncated))
+
+
+TIMEOUTS = {"bootstrap": lambda ro: ro, "terminal": timeouts_as_terminals}
+"""``algo.timeouts``: bootstrap from the final state after a time-out (the default:
+the episode could have gone on), or treat it as a terminal."""

@@ -16,11 +16,16 @@ from typing import Any, ClassVar
 
 from marl.algos.base import AlgoCommon
 from marl.algos.coma.advantages import ADVANTAGES, ReinforceOptions
-from marl.algos.coma.critic_training import CRITIC_TRAINING, SharedTorsoOptions
+from marl.algos.coma.critic_training import (
+    CRITIC_TRAINING,
+    MinibatchCriticOptions,
+    SharedTorsoOptions,
+)
 from marl.algos.coma.updates import ACTOR_UPDATES
 from marl.algos.coma.updates.ppo import PPOOptions
-from marl.core.nets import ACTOR_INPUTS, CONV_TORSOS
+from marl.core.nets import ACTOR_INPUTS, CONV_TORSOS, GRU_INITS
 from marl.core.returns import TEAM_REWARDS
+from marl.core.rollout import TIMEOUTS
 from marl.schema import ConfigError, check, lookup
 
 
@@ -45,6 +50,13 @@ class ComaConfig(AlgoCommon):
     actor_init: str = "orthogonal"
     """orthogonal, or mirrored (paired ReLU units start as negations: no dead layer at
     init; for very narrow actors on constant inputs, like the bandit's 5 units)."""
+    gru_init: str = "torch"
+    """The GRU actor's init (marl.core.nets.GRU_INITS): torch (its default) or flax
+    (flax's GRUCell: lecun-normal input kernels, orthogonal recurrent ones, zero
+    biases; JaxMARL's)."""
+    timeouts: str = "bootstrap"
+    """A time-limit truncation (marl.core.rollout.TIMEOUTS): bootstrap from the final
+    state, or terminal (nothing follows it: JaxMARL's SMAX baselines)."""
     actor_inputs: list[str] = field(default_factory=lambda: list(ACTOR_INPUTS))
     """What the actor sees besides its observation: agent_id (a shared actor tells the
     agents apart) and last_action (its previous action), both as in the COMA paper; []
@@ -90,6 +102,8 @@ class ComaConfig(AlgoCommon):
     """Options of ``actor_update=ppo`` (clip, epochs, minibatches)."""
     shared_torso: SharedTorsoOptions = field(default_factory=SharedTorsoOptions)
     """Options of ``critic_update=shared_torso`` (value_coef, value_clip)."""
+    critic_ppo: MinibatchCriticOptions = field(default_factory=MinibatchCriticOptions)
+    """Options of ``critic_update=ppo`` (value_coef, value_clip)."""
     reinforce: ReinforceOptions = field(default_factory=ReinforceOptions)
     """Options of ``advantage=reinforce`` (baseline, reset_on_reward)."""
     plugin_options: dict[str, Any] = field(default_factory=dict)
@@ -173,6 +187,10 @@ class ComaConfig(AlgoCommon):
               self.actor_init, "choose orthogonal or mirrored")
         check(set(self.actor_inputs) <= set(ACTOR_INPUTS), "algo.actor_inputs",
               list(self.actor_inputs), f"choose a subset of {list(ACTOR_INPUTS)}")
+        check(self.gru_init in GRU_INITS, "algo.gru_init", self.gru_init,
+              f"choose one of {list(GRU_INITS)}")
+        check(self.timeouts in TIMEOUTS, "algo.timeouts", self.timeouts,
+              f"choose one of {list(TIMEOUTS)}")
         check(self.conv_torso in CONV_TORSOS, "algo.conv_torso", self.conv_torso,
               f"choose one of {list(CONV_TORSOS)}")
         hidden = list(self.critic_hidden)

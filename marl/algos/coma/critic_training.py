@@ -124,11 +124,31 @@ class FragmentTraining(CriticTraining):
         stats["grad_norm"][kind] = info["grad_norm"]
 
 
+@dataclass
+class MinibatchCriticOptions:
+    """``algo.critic_ppo``: the value loss of ``algo.critic_update=ppo``."""
+
+    value_coef: float = 1.0
+    """Weight of the mean squared error (JaxMARL's MAPPO: VF_COEF 0.5 x its 0.5 = 0.25,
+    which matters beside the global-norm clip ``algo.grad_clip``); > 0."""
+    value_clip: float | None = None
+    """Clip the new value to the value before this fragment's steps +- this (PPO's
+    value clipping; JaxMARL: CLIP_EPS 0.2); null = off."""
+
+    def __post_init__(self) -> None:
+        check(self.value_coef > 0, "algo.critic_ppo.value_coef", self.value_coef,
+              "must be > 0")
+        check(self.value_clip is None or self.value_clip > 0, "algo.critic_ppo.value_clip",
+              self.value_clip, "must be null or > 0")
+
+
 class MinibatchTraining(FragmentTraining):
     """One step per PPO minibatch on targets from the critic itself (no target network;
     ``critic_updates``, ``target_update_interval`` and ``target_tau`` have no effect)."""
 
     bootstrap_from_target = False
+    options = MinibatchCriticOptions
+    options_key = "critic_ppo"
 
     @classmethod
     def validate(cls, cfg: Any) -> None:
@@ -139,13 +159,19 @@ class MinibatchTraining(FragmentTraining):
 
     def minibatch_inputs(self, learner: Any, ro: Rollout, x: Any) -> dict[str, Tensor]:
         # their inputs (critic_batches' now) are the actor's and the state
-        return {"state": ro.state[:-1], **{f"ret/{k}": x.targets[k] for k in learner.critics}}
+        out = {"state": ro.state[:-1], **{f"ret/{k}": x.targets[k] for k in learner.critics}}
+        if self.cfg.critic_ppo.value_clip is not None:  # the values before these steps
+            out.update({f"v_old/{k}": c.pick(x.q[k], ro.actions)
+                        for k, c in learner.critics.items()})
+        return out
 
     def after_minibatch(self, learner: Any, d: dict[str, Tensor]) -> dict[str, float]:
         out = {}
+        opts = self.cfg.critic_ppo
         for k, critic in learner.critics.items():
             _, info = critic.update(CriticBatch(d["state"], d["obs"], d["actions"], d["prev"]),
-                                    d[f"ret/{k}"], d["mask"])
+                                    d[f"ret/{k}"], d.get("counted", d["mask"]),
+                                    opts.value_coef, d.get(f"v_old/{k}"), opts.value_clip)
             out[f"critic_loss/{k}"] = info["loss"]
             out[f"critic_grad/{k}"] = info["grad_norm"]
         return out

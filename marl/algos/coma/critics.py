@@ -174,26 +174,33 @@ class TDCritic(nn.Module):
         self.grad_clip, self.interval, self.tau = grad_clip, target_update_interval, tau
         self.n_updates = 0
 
-    def _pick(self, out: Tensor, actions: Tensor) -> Tensor:
+    def pick(self, out: Tensor, actions: Tensor) -> Tensor:
         if not self.is_q:
             return out.squeeze(-1)
         return out.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
 
     def values(self, b: CriticBatch, target: bool = False) -> Tensor:
         """``[..., N]``: Q of each agent's own action in ``b.actions``, or V."""
-        return self._pick((self.target if target else self.net)(b), b.actions)
+        return self.pick((self.target if target else self.net)(b), b.actions)
 
-    def update(self, b: CriticBatch, targets: Tensor, mask: Tensor
+    def update(self, b: CriticBatch, targets: Tensor, mask: Tensor, coef: float = 1.0,
+               old: Tensor | None = None, clip: float | None = None
                ) -> tuple[Tensor, dict[str, float]]:
-        """One gradient step on the masked mean squared TD(lambda) error.
+        """One gradient step on ``coef`` x the masked mean squared TD(lambda) error; with
+        ``old`` (``[..., N]``, the values before this fragment's steps) and ``clip``,
+        PPO's clipped error ``max((V - G)^2, (V_old + clip(V - V_old, +-clip) - G)^2)``.
 
         Returns the critic's full output before the step (``[..., N, A or 1]``,
         detached) and the loss / gradient-norm metrics.
         """
         out = self.net(b)
-        pred = self._pick(out, b.actions)
+        pred = self.pick(out, b.actions)
         m = mask.to(pred.dtype)
-        loss = (((pred - targets.detach()) ** 2) * m).sum() / m.sum().clamp_min(1.0)
+        err = (pred - targets.detach()) ** 2
+        if clip is not None and old is not None:
+            clipped = old + (pred - old).clamp(-clip, clip)
+            err = torch.max(err, (clipped - targets.detach()) ** 2)
+        loss = coef * (err * m).sum() / m.sum().clamp_min(1.0)
         grad_norm = guarded_step(loss, self.net.parameters(), self.opt, self.grad_clip,
                                  f"critic {self.net.kind}")
         self.n_updates += 1

@@ -147,7 +147,7 @@ from marl.algos.common import anneal_lr, lr_fraction, make_optimizer
 from marl.core.nets import Actor
 from marl.core.policy import ExploringPolicy, floor_mix, masked_softmax
 from marl.core.returns import team_rewards
-from marl.core.rollout import Rollout
+from marl.core.rollout import TIMEOUTS, Rollout
 from marl.envs.base import EnvSpec
 from marl.io.errors import check_finite
 from marl.io.metrics import masked_mean, policy_metrics
@@ -192,7 +192,8 @@ class ComaLearner(nn.Module):
                            agent_id="agent_id" in cfg.actor_inputs,
                            last_action="last_action" in cfg.actor_inputs,
                            init=cfg.actor_init, value_head=self.critic_training.value_head,
-                           conv_torso=cfg.conv_torso, conv_bf16=cfg.conv_bf16)
+                           conv_torso=cfg.conv_torso, conv_bf16=cfg.conv_bf16,
+                           gru_init=cfg.gru_init)
         self.actor_opt = make_optimizer(self.actor.parameters(), cfg.optimizer, cfg.actor_lr,
                                         cfg.rmsprop_alpha, cfg.opt_eps)
         self.critics = nn.ModuleDict({
@@ -213,6 +214,7 @@ class ComaLearner(nn.Module):
         """One update on a fragment, under the epsilon it was collected with (``ro.eps``);
         returns raw statistics (see :func:`update_metrics`)."""
         self._anneal_lr(ro)
+        ro = TIMEOUTS[self.cfg.timeouts](ro)
         act = self._actors(ro)  # 1. actors over the fragment, exploring policy
         stays, x = self._inputs(ro, act)
         critic_stats = self.critic_training.fit(self, ro, act, stays, x)  # 2-3. critics

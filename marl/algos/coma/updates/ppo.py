@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from marl.algos.coma.advantages import ADVANTAGES
+from marl.algos.coma.advantages import ADVANTAGES, normalise
 from marl.algos.coma.updates.base import ActorPass, ActorResult
 from marl.algos.common import entropy, guarded_step, log_prob
 from marl.core.policy import floor_mix, masked_softmax
@@ -28,6 +28,15 @@ class PPOOptions:
     """Passes over the fragment per update; >= 1."""
     minibatches: int = 4
     """Minibatches per epoch; must divide T x B samples (B envs with rnn)."""
+    minibatch_normalize: bool = False
+    """Standardise the advantage in every minibatch, inside the loss (JaxMARL's and
+    CleanRL's PPO); ``algo.normalize_advantage`` standardises once per fragment."""
+    dead_in_means: bool = False
+    """Count every agent-step in the losses' means and in the minibatch standardisation,
+    a dead agent's too (JaxMARL's: no mask anywhere). A dead agent's policy terms still
+    give no gradient (there it has one legal action), so this scales the actor's loss
+    by the living share; the critic regresses on dead agents' states as well. False:
+    only the living agents' steps (the masked means)."""
 
     def __post_init__(self) -> None:
         check(self.clip > 0, "algo.ppo.clip", self.clip, "must be > 0")
@@ -137,6 +146,8 @@ class PPOUpdate:
         data = {
             "obs": ro.obs[:-1], "prev": ro.prev_actions[:-1], "first": ro.first[:-1],
             "actions": ro.actions, "mask": ro.alive[:-1].float(), "adv": adv,
+            "counted": (torch.ones_like(ro.alive[:-1], dtype=torch.float32)
+                        if cfg.ppo.dead_in_means else ro.alive[:-1].float()),
             "logp_old": log_prob(act.pi, ro.actions), "eps": ro.eps[:, None].expand(t_len, b),
         }
         if learner.spec.has_action_mask:
@@ -157,11 +168,16 @@ class PPOUpdate:
         logp = log_prob(pi, d["actions"])
         mask = d["mask"]
         n_alive = mask.sum().clamp_min(1.0)
-        surrogate, ratio = ppo_objective(logp, d["logp_old"], d["adv"], cfg.ppo.clip)
-        pg_loss = -(surrogate * mask).sum() / n_alive
-        ent = (entropy(soft) * mask).sum() / n_alive
+        n_counted = d["counted"].sum().clamp_min(1.0)  # n_alive, or every agent-step
+        adv = d["adv"]
+        if cfg.ppo.minibatch_normalize:
+            adv = normalise(adv, d["counted"] > 0)
+        surrogate, ratio = ppo_objective(logp, d["logp_old"], adv, cfg.ppo.clip)
+        pg_loss = -(surrogate * mask).sum() / n_counted
+        ent = (entropy(soft) * mask).sum() / n_counted
         loss = pg_loss - cfg.entropy_coef * ent
-        extra, value_loss = learner.critic_training.minibatch_loss(learner, v, d, mask, n_alive)
+        extra, value_loss = learner.critic_training.minibatch_loss(
+            learner, v, d, d["counted"], n_counted)
         if value_loss is not None:
             loss = loss + extra
         grad = guarded_step(loss, learner.actor.parameters(), learner.actor_opt, cfg.grad_clip,
