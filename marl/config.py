@@ -82,6 +82,9 @@ class CheckpointConfig:
     strict: bool = False
     """Resume: a corrupt newest checkpoint is an error (false: fall back to the newest
     intact one, naming the one skipped)."""
+    allow_unverified: bool = False
+    """Load checkpoints without a header line (marl 0.1's format 1: no checksum), for
+    resume and init_from; false refuses them with one line."""
 
     def __post_init__(self) -> None:
         check(self.every_env_steps >= 0, "checkpoint.every_env_steps", self.every_env_steps,

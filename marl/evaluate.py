@@ -53,7 +53,8 @@ from marl.io.rundir import RunDir, RunDirError
 from marl.io.video import record_gif, video_env
 
 USAGE = ("usage: python -m marl.evaluate run_dir=<dir> [episodes=100] [video=true] "
-         "[checkpoint=<file>] [seed=<int>] [max_frames=<int>] [fps=<int>]")
+         "[checkpoint=<file>] [seed=<int>] [max_frames=<int>] [fps=<int>] "
+         "[checkpoint.allow_unverified=true]")
 
 
 class EvaluateError(RuntimeError):
@@ -69,6 +70,7 @@ class EvalArgs:
     seed: int | None = None
     max_frames: int | None = None
     fps: int | None = None
+    allow_unverified: bool = False
 
 
 def _as_bool(key: str, v: str) -> bool:
@@ -97,7 +99,8 @@ def parse_args(argv: list[str]) -> EvalArgs:
         if not sep or not key:
             raise EvaluateError(f"argument {a!r} is not key=value\n{USAGE}")
         kv[key.lstrip("+")] = value
-    known = {"run_dir", "episodes", "video", "checkpoint", "seed", "max_frames", "fps"}
+    known = {"run_dir", "episodes", "video", "checkpoint", "seed", "max_frames", "fps",
+             "checkpoint.allow_unverified"}
     unknown = sorted(set(kv) - known)
     if unknown:
         raise EvaluateError(f"unknown key(s) {unknown}: choose from {sorted(known)}\n{USAGE}")
@@ -111,6 +114,8 @@ def parse_args(argv: list[str]) -> EvalArgs:
         seed=_as_int("seed", kv["seed"], 0) if "seed" in kv else None,
         max_frames=_as_int("max_frames", kv["max_frames"], 1) if "max_frames" in kv else None,
         fps=_as_int("fps", kv["fps"], 1) if "fps" in kv else None,
+        allow_unverified=_as_bool("checkpoint.allow_unverified",
+                                  kv.get("checkpoint.allow_unverified", "false")),
     )
 
 
@@ -162,8 +167,8 @@ def _checkpoint(args: EvalArgs) -> tuple[Path, dict[str, Any]]:
     and skipped)."""
     try:
         if args.checkpoint is not None:
-            return args.checkpoint, load_checkpoint(args.checkpoint)
-        found = load_newest(args.run_dir / "checkpoints")
+            return args.checkpoint, load_checkpoint(args.checkpoint, args.allow_unverified)
+        found = load_newest(args.run_dir / "checkpoints", allow_unverified=args.allow_unverified)
     except CheckpointError as e:
         raise EvaluateError(str(e)) from e
     if found is None:

@@ -73,7 +73,8 @@ class Trainer:
                                  cfg.checkpoint.every_env_steps)
         self.stop = StopSignals()
         if cfg.init_from:
-            Checkpointer.init_from(self.learner, Path(cfg.init_from).expanduser())
+            Checkpointer.init_from(self.learner, Path(cfg.init_from).expanduser(),
+                                   cfg.checkpoint.allow_unverified)
         run_id = None
         if cfg.resume:
             got = self.checkpointer.restore(self.learner, self.runner, self.schedule,
@@ -101,6 +102,7 @@ class Trainer:
             "wandb_run_id": self.wandb.run_id,
             "run_format": provenance.RUN_FORMAT,
             "rng": resume.rng_state(self.eval_rng),
+            "metrics_rows": self.logger.jsonl.rows,
         }
 
     def save(self, wall: float) -> Path:

@@ -96,7 +96,7 @@ def test_not_a_run_dir_no_checkpoint_and_corrupt_checkpoint(run_dir, tmp_path, c
     (broken / "checkpoints" / "ckpt_000000009999.pt").write_bytes(b"truncated garbage")
     assert ev.main([f"run_dir={broken}"]) == 2
     err = capsys.readouterr().err
-    assert "corrupt or truncated" in err and "ckpt_000000009999.pt" in err
+    assert "no header line" in err and "ckpt_000000009999.pt" in err
     # a checkpoint of another algorithm (different critics) does not fit the run
     other = tmp_path / "other"
     shutil.copytree(run_dir / ".hydra", other / ".hydra")

@@ -139,3 +139,68 @@ def test_a_refused_sweep_job_changes_nothing_in_the_finished_run(tmp_path, monke
         report = json.loads((sweep / "sweep_summary.json").read_text())
         assert [j["status"] for j in report["jobs"]] == ["refused"], report
         assert changed[1].split("=")[0] in report["jobs"][0]["error"]
+
+
+# ---------------------------------------------------- 4. a checkpoint nothing verifies
+def test_a_headerless_checkpoint_is_refused_unless_allowed(tmp_path, monkeypatch, capsys):
+    """Header stripped and 8 bytes flipped: refused in one line naming the option,
+    nothing changed; with checkpoint.allow_unverified=true it is loaded (here: found
+    broken, the other failure mode, still one line)."""
+    run_dir = tmp_path / "run"
+    assert train(run_dir, "train.total_env_steps=800", monkeypatch=monkeypatch) == 0
+    for p in (run_dir / "checkpoints").glob("*.pt"):
+        payload = p.read_bytes().split(b"\n", 1)[1]
+        p.write_bytes(payload[:100] + bytes(b ^ 0xFF for b in payload[100:108]) + payload[108:])
+    capsys.readouterr()
+    before = snapshot(run_dir)
+    assert train(run_dir, "resume=true", monkeypatch=monkeypatch) == 2
+    err = err_lines(capsys)
+    assert len(err) == 1 and "checkpoint.allow_unverified=true" in err[-1], err
+    assert snapshot(run_dir) == before
+
+
+# ------------------------------------------------- 5. rows lost or damaged, found at resume
+def _stopped_run(tmp_path, monkeypatch, capsys) -> Path:
+    """A run cut at 1,200 of 2,000 env steps (checkpoints at 400, 800, 1200 kept), as a
+    killed run leaves it: its lock released, its rows and checkpoints written."""
+    run_dir = tmp_path / "run"
+    assert train(run_dir, "train.total_env_steps=1200", monkeypatch=monkeypatch) == 0
+    (run_dir / "summary.json").unlink()
+    capsys.readouterr()
+    return run_dir
+
+
+@pytest.mark.parametrize("damage", ["empty", "deleted", "half"])
+def test_a_resume_refuses_when_rows_were_lost(tmp_path, monkeypatch, capsys, damage):
+    run_dir = _stopped_run(tmp_path, monkeypatch, capsys)
+    metrics = run_dir / "metrics.jsonl"
+    lines = metrics.read_text().splitlines(keepends=True)
+    if damage == "deleted":
+        metrics.unlink()
+    else:
+        metrics.write_text("" if damage == "empty" else "".join(lines[:len(lines) // 2]))
+    before = snapshot(run_dir)
+    assert train(run_dir, "resume=true", monkeypatch=monkeypatch) == 2
+    err = err_lines(capsys)
+    assert len(err) == 1 and "rows were lost" in err[0] and "metrics.jsonl" in err[0], err
+    assert snapshot(run_dir) == before
+
+
+@pytest.mark.parametrize("bad", ["{}", "123", '{"env_steps": "x"}'])
+def test_a_row_that_is_not_a_metrics_row_is_one_line(tmp_path, monkeypatch, capsys, bad):
+    run_dir = _stopped_run(tmp_path, monkeypatch, capsys)
+    metrics = run_dir / "metrics.jsonl"
+    lines = metrics.read_text().splitlines(keepends=True)
+    metrics.write_text("".join([*lines[:2], bad + "\n", *lines[2:]]))
+    before = snapshot(run_dir)
+    assert train(run_dir, "resume=true", monkeypatch=monkeypatch) == 2
+    err = err_lines(capsys)
+    assert len(err) == 1 and "metrics.jsonl:3 is not a metrics row" in err[0], err
+    assert snapshot(run_dir) == before
+
+
+def test_an_intact_stopped_run_still_resumes(tmp_path, monkeypatch, capsys):
+    run_dir = _stopped_run(tmp_path, monkeypatch, capsys)
+    assert train(run_dir, "resume=true", "train.total_env_steps=2000",
+                 monkeypatch=monkeypatch) == 0
+    assert json.loads((run_dir / "summary.json").read_text())["env_steps"] == 2000

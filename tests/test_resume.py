@@ -260,7 +260,11 @@ def test_a_run_of_an_older_marl_resumes_and_a_newer_one_is_refused(tmp_path):
         torch.save({**load_checkpoint(p), "format_version": 1}, p)
     (run_dir / NAME).unlink()
     (run_dir / ".lock").unlink()
-    resumed = marl("marl.train", *short, "resume=true", f"hydra.run.dir={run_dir}")
+    refused = marl("marl.train", *short, "resume=true", f"hydra.run.dir={run_dir}")
+    assert refused.returncode == 2 and "checkpoint.allow_unverified=true" in refused.stderr
+    (run_dir / ".lock").unlink(missing_ok=True)
+    resumed = marl("marl.train", *short, "resume=true", "checkpoint.allow_unverified=true",
+                   f"hydra.run.dir={run_dir}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((run_dir / NAME).read_text())["run_format"] == 2
     (run_dir / NAME).write_text(json.dumps({"marl_version": "9.0", "run_format": 99}))

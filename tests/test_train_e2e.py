@@ -126,5 +126,7 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path):
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     bad = tmp_path / "ckpt_000000000010.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+    with pytest.raises(CheckpointError, match="no header line.*checkpoint.allow_unverified=true"):
         load_checkpoint(bad)
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_checkpoint(bad, allow_unverified=True)

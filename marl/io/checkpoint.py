@@ -61,10 +61,19 @@ def save_checkpoint(ckpt_dir: Path, env_steps: int, state: dict[str, Any], keep:
     return path
 
 
-def _payload(path: Path) -> bytes:
-    """The verified torch payload of ``path`` (format 2), or the whole file (format 1)."""
+UNVERIFIED = "checkpoint.allow_unverified=true"
+"""How a user loads a checkpoint without a header (format 1: no checksum to verify)."""
+
+
+def _payload(path: Path, allow_unverified: bool = False) -> bytes:
+    """The verified torch payload of ``path`` (format 2), or, with ``allow_unverified``,
+    the whole file of a headerless one (format 1, or a header cut off)."""
     data = path.read_bytes()
     if not data.startswith(MAGIC):
+        if not allow_unverified:
+            raise CheckpointError(
+                f"checkpoint {path} has no header line, so nothing verifies it (marl 0.1's "
+                f"format 1, or a damaged file); if you trust it, pass {UNVERIFIED}")
         return data
     m = _HEADER.match(data)
     if m is None:
@@ -79,11 +88,12 @@ def _payload(path: Path) -> bytes:
     return payload
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint, turning every way it can be broken into a CheckpointError."""
+def load_checkpoint(path: Path, allow_unverified: bool = False) -> dict[str, Any]:
+    """Load a checkpoint, turning every way it can be broken into a CheckpointError (a
+    headerless one too, unless ``allow_unverified``)."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    payload = _payload(path)
+    payload = _payload(path, allow_unverified)
     try:
         state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
     except ModuleNotFoundError as e:
@@ -103,25 +113,30 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
-def load_newest(ckpt_dir: Path, strict: bool = False, skipped: list[Path] | None = None
-                ) -> tuple[Path, dict[str, Any]] | None:
+def load_newest(ckpt_dir: Path, strict: bool = False, skipped: list[Path] | None = None,
+                allow_unverified: bool = False) -> tuple[Path, dict[str, Any]] | None:
     """The newest checkpoint of ``ckpt_dir`` that loads, and its state (None if there
     is none). A broken newer one is skipped with a warning naming it and why (and added
-    to ``skipped``); with ``strict`` it is an error instead."""
+    to ``skipped``); with ``strict`` it is an error instead. When none loads, the one
+    error says why the newest did not (no warnings before it)."""
     found = list_checkpoints(ckpt_dir)
     errors: list[str] = []
     for path in reversed(found):
         try:
-            return path, load_checkpoint(path)
+            state = load_checkpoint(path, allow_unverified)
         except CheckpointError as e:
             if strict:
                 raise CheckpointError(f"{e}; checkpoint.strict=true: not falling back to an "
                                       "older checkpoint") from e
-            errors.append(str(e))
+            errors.append(f"warning: skipped {path.name}: {e}")
             if skipped is not None:
                 skipped.append(path)
-            print(f"warning: skipped {path.name}: {e}", file=sys.stderr)
+            continue
+        for line in errors:
+            print(line, file=sys.stderr)
+        return path, state
     if found:
+        errors = [e.split(": ", 2)[2] for e in errors]
         raise CheckpointError(f"no intact checkpoint in {ckpt_dir}: {errors[0]}")
     return None
 

@@ -26,7 +26,7 @@ from marl.io.checkpoint import (
     save_checkpoint,
     set_aside,
 )
-from marl.io.files import cut_jsonl
+from marl.io.files import cut_jsonl, read_jsonl
 
 
 @dataclass
@@ -68,7 +68,8 @@ class Checkpointer:
         none (and say so)."""
         provenance.check_run_format(self.run_dir)
         skipped: list[Path] = []
-        found = load_newest(self.ckpt_dir, strict=self.cfg.checkpoint.strict, skipped=skipped)
+        found = load_newest(self.ckpt_dir, strict=self.cfg.checkpoint.strict, skipped=skipped,
+                            allow_unverified=self.cfg.checkpoint.allow_unverified)
         if found is None:
             print(f"resume=true: no checkpoint in {self.ckpt_dir}, starting from scratch",
                   file=sys.stderr)
@@ -83,6 +84,7 @@ class Checkpointer:
             exact = runner.set_state(state["runner"], fresh_seed=self.cfg.seed + 17 + env_steps)
         except (KeyError, RuntimeError, ValueError) as e:
             raise CheckpointError(f"checkpoint {path} does not fit this run: {e}") from e
+        self.check_rows(path, state, env_steps)
         resume.set_rng_state(state["rng"], rng)
         schedule.load(state["counters"], env_steps)
         cut_jsonl(self.metrics_path, env_steps)
@@ -94,10 +96,23 @@ class Checkpointer:
         return Restored(env_steps, float(state["wall_time_s"]), finished,
                         state.get("wandb_run_id"))
 
+    def check_rows(self, path: Path, state: dict[str, Any], env_steps: int) -> None:
+        """Refuse a resume whose metrics.jsonl lost rows the checkpoint says were written
+        (it records their count): the run's curves and summary would be half a run's."""
+        written = int(state.get("metrics_rows", 0))
+        rows = read_jsonl(self.metrics_path) if self.metrics_path.is_file() else []
+        kept = sum(r["env_steps"] <= env_steps for r in rows)
+        if kept < written:
+            raise CheckpointError(
+                f"{self.metrics_path} has {kept} rows up to env_steps={env_steps}, but "
+                f"{path.name} was written after {written}: rows were lost; put the file "
+                "back, or start the run afresh in a new directory")
+
     @staticmethod
-    def init_from(learner: Any, src: Path) -> None:
+    def init_from(learner: Any, src: Path, allow_unverified: bool = False) -> None:
         """The networks of another run (its newest checkpoint, or a checkpoint file)."""
-        found = load_newest(src / "checkpoints") if src.is_dir() else (src, load_checkpoint(src))
+        found = (load_newest(src / "checkpoints", allow_unverified=allow_unverified)
+                 if src.is_dir() else (src, load_checkpoint(src, allow_unverified)))
         if found is None:
             raise CheckpointError(f"init_from = {str(src)!r}: no checkpoint in {src}")
         path, state = found

@@ -85,9 +85,14 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except ValueError as e:
             raise ValueError(f"{path}:{i} is not a JSON row ({e})") from e
+        if not isinstance(row, dict) or not isinstance(row.get("env_steps"), int):
+            shown = line[:60].decode(errors="replace")
+            raise ValueError(f"{path}:{i} is not a metrics row: {shown!r} (an object with "
+                             "an integer env_steps)")
+        rows.append(row)
     return rows
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from marl.config import WandbConfig
 from marl.io.errors import disk_full_names
+from marl.io.files import read_jsonl
 
 
 def _jsonable(v: Any) -> Any:
@@ -36,6 +37,8 @@ class JsonlSink:
 
     def __init__(self, path: Path):
         self.path = path
+        self.rows = len(read_jsonl(path)) if path.is_file() else 0
+        """Complete rows in the file (a checkpoint records it: a resume finds lost rows)."""
         with disk_full_names(path):
             self.fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
@@ -50,6 +53,7 @@ class JsonlSink:
         except BaseException:
             os.ftruncate(self.fd, start)  # shrinking needs no space
             raise
+        self.rows += 1
 
     def close(self) -> None:
         if self.fd is not None:
