@@ -32,6 +32,9 @@ from marl.schema import ConfigError, add_plugin_path, check
 __all__ = ["Config", "ConfigError", "check", "to_config"]
 
 
+INT64_MAX = 2**63 - 1
+"""The largest env-step count (counters are int64 tensors and numpy ints)."""
+
 
 @dataclass
 class TrainConfig:
@@ -67,6 +70,9 @@ class TrainConfig:
         check(self.video_max_frames >= 1, "train.video_max_frames", self.video_max_frames,
               "must be >= 1")
         check(self.video_fps >= 1, "train.video_fps", self.video_fps, "must be >= 1")
+        for k in ("total_env_steps", "eval_every_env_steps", "log_every_env_steps"):
+            check(getattr(self, k) <= INT64_MAX, f"train.{k}", getattr(self, k),
+                  "must be at most 2**63 - 1 (env steps are counted in int64)")
         check(self.eval_every_env_steps >= 0, "train.eval_every_env_steps",
               self.eval_every_env_steps, "must be >= 0")
 

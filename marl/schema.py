@@ -66,3 +66,17 @@ def lookup(table: Mapping[str, Any], name: str, field: str) -> Any:
         raise ConfigError(f"{field} = {name!r} is invalid: choose one of {list(table)} "
                           "or a plugin module:attr")
     return table[name]
+
+
+def check_finite_floats(obj: Any, prefix: str) -> None:
+    """Every float field of the dataclass ``obj`` (and of the dataclasses it holds) is
+    finite: ``algo.critic_lr=inf`` is refused at start, not at the first update."""
+    import dataclasses
+    import math
+
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if dataclasses.is_dataclass(v):
+            check_finite_floats(v, f"{prefix}.{f.name}")
+        elif isinstance(v, float):
+            check(math.isfinite(v), f"{prefix}.{f.name}", v, "must be a finite number")

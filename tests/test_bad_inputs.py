@@ -21,6 +21,10 @@ BASE = ["+experiment=coma_boxpush", "train.total_env_steps=640", "train.num_envs
 CASES = [
     (["algo.actor_lr=0"], "algo.actor_lr = 0.0 is invalid: must be > 0"),
     (["algo.critic_lr=-0.001"], "algo.critic_lr = -0.001 is invalid"),
+    (["algo.critic_lr=inf"], "algo.critic_lr = inf is invalid: must be a finite number"),
+    (["algo.entropy_coef=nan"], "algo.entropy_coef = nan is invalid: must be a finite number"),
+    (["train.total_env_steps=9223372036854775808"],
+     "train.total_env_steps = 9223372036854775808 is invalid: must be at most 2**63 - 1"),
     (["algo.td_lambda=1.5"], "algo.td_lambda = 1.5 is invalid: must be in [0, 1]"),
     (["algo.gamma=0"], "algo.gamma = 0.0 is invalid: must be in (0, 1]"),
     (["algo.gamma=1.5"], "algo.gamma = 1.5 is invalid"),

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from marl.core.rollout import Rollout
 from marl.envs.base import EnvSpec
-from marl.schema import check
+from marl.schema import check, check_finite_floats
 
 
 @dataclass
@@ -56,6 +56,7 @@ class AlgoCommon:
     """Env steps over which epsilon is annealed linearly."""
 
     def __post_init__(self) -> None:
+        check_finite_floats(self, "algo")
         check(0.0 < self.gamma <= 1.0, "algo.gamma", self.gamma, "must be in (0, 1]")
         check(0.0 <= self.td_lambda <= 1.0, "algo.td_lambda", self.td_lambda,
               "must be in [0, 1]")
