@@ -204,3 +204,23 @@ def test_an_intact_stopped_run_still_resumes(tmp_path, monkeypatch, capsys):
     assert train(run_dir, "resume=true", "train.total_env_steps=2000",
                  monkeypatch=monkeypatch) == 0
     assert json.loads((run_dir / "summary.json").read_text())["env_steps"] == 2000
+
+
+# -------------------------------------------------- 6. set-aside files count toward keep
+@pytest.mark.parametrize("keep,left", [
+    (3, ["ckpt_000000000300.pt", "ckpt_000000000400.pt", "ckpt_000000000500.pt"]),
+    (4, ["ckpt_000000000200.pt.corrupt", "ckpt_000000000300.pt", "ckpt_000000000400.pt",
+         "ckpt_000000000500.pt"]),
+    (1, ["ckpt_000000000500.pt"]),
+])
+def test_corrupt_files_count_toward_keep_and_go_first(tmp_path, keep, left):
+    from marl.io.checkpoint import checkpoint_path, save_checkpoint
+
+    d = tmp_path / "checkpoints"
+    d.mkdir()
+    for steps in (100, 200):
+        checkpoint_path(d, steps).with_suffix(".pt.corrupt").write_bytes(b"broken")
+    for steps in (300, 400):
+        save_checkpoint(d, steps, {"env_steps": steps}, keep=10)
+    save_checkpoint(d, 500, {"env_steps": 500}, keep=keep)
+    assert sorted(p.name for p in d.iterdir()) == left

@@ -46,8 +46,10 @@ def list_checkpoints(ckpt_dir: Path) -> list[Path]:
 
 
 def save_checkpoint(ckpt_dir: Path, env_steps: int, state: dict[str, Any], keep: int) -> Path:
-    """Write ``state`` atomically as the checkpoint at ``env_steps``; prune to ``keep``.
-    A full disk raises :class:`marl.io.errors.DiskFullError`; older checkpoints stay."""
+    """Write ``state`` atomically as the checkpoint at ``env_steps``; prune to ``keep``
+    files, set-aside ``.corrupt`` ones counted: the oldest ``.corrupt`` go first, then
+    the oldest checkpoints, never the one just written. A full disk raises
+    :class:`marl.io.errors.DiskFullError`; older checkpoints stay."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(ckpt_dir, env_steps)
     buf = io.BytesIO()
@@ -56,7 +58,9 @@ def save_checkpoint(ckpt_dir: Path, env_steps: int, state: dict[str, Any], keep:
     header = (f"MARLCKPT {FORMAT_VERSION} sha256={hashlib.sha256(payload).hexdigest()} "
               f"bytes={len(payload)}\n").encode()
     write_bytes_atomic(path, header + payload)
-    for old in list_checkpoints(ckpt_dir)[:-keep]:
+    older = [p for p in list_checkpoints(ckpt_dir) if p != path]
+    corrupt = sorted(ckpt_dir.glob("*.corrupt"))  # names carry zero-padded env steps
+    for old in [*corrupt, *older][:max(0, len(corrupt) + len(older) + 1 - keep)]:
         old.unlink(missing_ok=True)
     return path
 
