@@ -27,7 +27,7 @@ from marl.build import CONF_DIR, build, build_env, metrics_fn, register_configs
 from marl.config import Config
 from marl.core.runner import evaluate
 from marl.io import provenance, resume
-from marl.io.checkpointer import Checkpointer
+from marl.io.checkpointer import Checkpointer, Restored
 from marl.io.errors import NonFiniteError, TrainingInterrupted
 from marl.io.files import remove_temporaries
 from marl.io.logging import Logger, Progress, WandbSink
@@ -68,25 +68,21 @@ class Trainer:
         self.rows = RowAssembler(self.spec, hooks)
         self.eval_rng = np.random.default_rng(cfg.seed + 7)
         self.video_env = video_env(cfg, cfg.seed + 2_000_003) if tc.eval_video else None
-        self.env_steps, self.wall_offset, self.finished = 0, 0.0, False
         self.schedule = Schedule(tc.log_every_env_steps, tc.eval_every_env_steps,
                                  cfg.checkpoint.every_env_steps)
         self.stop = StopSignals()
         if cfg.init_from:
-            Checkpointer.init_from(self.learner, Path(cfg.init_from).expanduser(),
-                                   cfg.checkpoint.allow_unverified)
-        run_id = None
-        if cfg.resume:
-            got = self.checkpointer.restore(self.learner, self.runner, self.schedule,
-                                            self.eval_rng)
-            self.env_steps, self.wall_offset, self.finished, run_id = \
-                got.env_steps, got.wall_offset, got.finished, got.wandb_run_id
+            self.checkpointer.init_from(self.learner)
+        got = (self.checkpointer.restore(self.learner, self.runner, self.schedule, self.eval_rng)
+               if cfg.resume else Restored())  # a fresh run: the counters at 0
+        self.env_steps, self.wall_offset, self.finished = (got.env_steps, got.wall_offset,
+                                                           got.finished)
         run_dir.mkdir(parents=True, exist_ok=True)
         remove_temporaries(run_dir, self.checkpointer.ckpt_dir)
         self.wandb = WandbSink(
             cfg.logger.wandb, run_dir, name=f"{cfg.algo.name}_{getattr(cfg.env, 'name', 'env')}"
             f"_s{cfg.seed}", group=cfg.name, job_type=cfg.algo.name,
-            config={**resolved, "provenance": provenance.provenance()}, run_id=run_id)
+            config={**resolved, "provenance": provenance.provenance()}, run_id=got.wandb_run_id)
         self.logger = Logger(run_dir, self.wandb,
                              Progress(tc.total_env_steps, self.env_steps, cfg.logger.progress,
                                       desc=cfg.name))

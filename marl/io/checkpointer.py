@@ -108,9 +108,11 @@ class Checkpointer:
                 f"{path.name} was written after {written}: rows were lost; put the file "
                 "back, or start the run afresh in a new directory")
 
-    @staticmethod
-    def init_from(learner: Any, src: Path, allow_unverified: bool = False) -> None:
-        """The networks of another run (its newest checkpoint, or a checkpoint file)."""
+    def init_from(self, learner: Any) -> None:
+        """The networks of another run (``init_from``: its newest checkpoint, or a
+        checkpoint file)."""
+        src = Path(self.cfg.init_from).expanduser()
+        allow_unverified = self.cfg.checkpoint.allow_unverified
         found = (load_newest(src / "checkpoints", allow_unverified=allow_unverified)
                  if src.is_dir() else (src, load_checkpoint(src, allow_unverified)))
         if found is None:
