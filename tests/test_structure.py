@@ -12,12 +12,15 @@
   name -- it looks the name up in its table;
 * no file of ``marl/`` (envs included) over 400 lines, no function over 50 lines of code
   (its docstring not counted);
-* the project names nothing outside itself (no design documents it does not contain).
+* the project names nothing outside itself (no design documents it does not contain);
+* no import circle among ``marl/``'s modules (module-level imports; the check is proved
+  on a two-module circle).
 """
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -161,3 +164,61 @@ def test_names_nothing_outside_the_repository(path):
     for doc in (f"{name}.md" for name in ("DESIGN", "STYLE", "DEVELOPERS")):
         if doc in text and not (ROOT / doc).exists():
             pytest.fail(f"{rel(path)} cites {doc}, which is not in the repository")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(paths: list[Path]) -> dict[str, set[str]]:
+    """Module -> the marl modules it imports at module level (``from marl.a import b``
+    counts as marl.a.b when that is a module; ``if TYPE_CHECKING:`` blocks do not count)."""
+    names = {_module_name(p): p for p in paths}
+    graph = {}
+    for name, path in names.items():
+        out = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Import):
+                out |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                out |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in names
+                        else node.module for a in node.names}
+        graph[name] = {m for m in out if m in names and m != name}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    seen: dict[str, int] = {}  # 1: on the path, 2: done
+    path: list[str] = []
+    cycles = []
+
+    def visit(u: str) -> None:
+        seen[u] = 1
+        path.append(u)
+        for v in sorted(graph[u]):
+            if seen.get(v) == 1:
+                cycles.append([*path[path.index(v):], v])
+            elif v not in seen:
+                visit(v)
+        path.pop()
+        seen[u] = 2
+
+    for m in sorted(graph):
+        if m not in seen:
+            visit(m)
+    return cycles
+
+
+def test_no_import_circle_in_marl():
+    assert import_cycles(import_graph(MARL)) == []
+
+
+def test_the_circle_check_sees_a_circle(tmp_path, monkeypatch):
+    pkg = tmp_path / "marl"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("from marl.b import x\n")
+    (pkg / "b.py").write_text("import marl.a\nx = 1\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert import_cycles(import_graph(sorted(pkg.glob("*.py")))) == [
+        ["marl.a", "marl.b", "marl.a"]]
