@@ -140,6 +140,10 @@ def check_configs(mode: str, chosen: list[str]) -> int:
             continue
         from marl.config import upgrade_flat_config
 
+        if preset not in stored:
+            failed += 1
+            print(f"{preset} config: NOT RECORDED (a new preset: record it)")
+            continue
         want = upgrade_flat_config(stored[preset])
         new = sorted(k for k in set(got) - set(want)
                      if got[k] not in ({}, [], None))  # a block added since, at its default
