@@ -202,6 +202,14 @@ def compose_checked(overrides: list[str], flags: HydraFlags | None = None
 def first_job(overrides: list[str]) -> list[str] | None:
     """A multirun's first job: every sweep at its first value (None if a sweep cannot be
     listed, e.g. an optimiser's interval)."""
+    jobs = listed_jobs(overrides)
+    return jobs[0] if jobs else None
+
+
+def listed_jobs(overrides: list[str]) -> list[list[str]] | None:
+    """The first job, then one job for every other listed value of each sweep (the other
+    sweeps at their first value): each value composed once, not every combination. None
+    if a sweep cannot be listed (an optimiser's interval: Hydra checks it per job)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
@@ -209,29 +217,33 @@ def first_job(overrides: list[str]) -> list[str] | None:
         parsed = parser.parse_overrides(overrides)
     except Exception as e:  # noqa: BLE001 - the user's syntax
         raise ConfigError(one_line(e)) from e
-    job = []
-    for o in parsed:
+    first, rest = [], []
+    for i, o in enumerate(parsed):
         if not o.is_sweep_override():
-            job.append(o.input_line)
+            first.append(o.input_line)
             continue
         try:
-            line = f"{o.get_key_element()}={next(o.sweep_string_iterator())}"
-            parser.parse_overrides([line])
+            lines = [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+            parser.parse_overrides(lines)
         except Exception:  # noqa: BLE001 - not listable here: Hydra checks it per job
             return None
-        job.append(line)
-    return job
+        first.append(lines[0])
+        rest += [(i, line) for line in lines[1:]]
+    return [first, *([*first[:i], line, *first[i + 1:]] for i, line in rest)]
 
 
 def check_sweep(overrides: list[str], flags: HydraFlags | None = None) -> None:
-    """Before a multirun: its first job composes (Hydra's errors, unknown ``+keys``: the
-    whole sweep would fail; a value a job's validation refuses fails that job alone, and
-    the sweep summary reports it), and an explicit ``hydra.sweep.dir`` that holds a sweep
-    is refused without ``resume=true``."""
-    job = first_job(overrides)
-    if job is None:
+    """Before a multirun: every listed value composes (:func:`listed_jobs`: Hydra's errors,
+    a value of the wrong type, unknown ``+keys``: the whole sweep would fail, so no job
+    runs; a value a job's validation refuses fails that job alone, and the sweep summary
+    reports it), and an explicit ``hydra.sweep.dir`` that holds a sweep is refused without
+    ``resume=true``."""
+    jobs = listed_jobs(overrides)
+    if jobs is None:
         return
-    dcfg, _, sweep_dir = _compose(job, flags)
+    dcfg, _, sweep_dir = _compose(jobs[0], flags)
+    for job in jobs[1:]:
+        _compose(job, flags)
     if not dcfg.get("resume") and sweep_dir.is_dir() and any(sweep_dir.iterdir()):
         raise RunDirError(f"sweep directory {sweep_dir.absolute()} already holds a sweep: "
                           "pass resume=true to continue it, or choose another "

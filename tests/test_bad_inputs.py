@@ -149,8 +149,10 @@ def test_open_mappings_take_added_keys():
     (["seed=abc,1"], "seed=abc: Value 'abc' of type 'str' could not be converted"),
     (["seed=0,1", "+trian.num_envs=4"], "+trian.num_envs=4: no key 'trian' in Config"),
     (["seed=0,1", "algo=comma,coma"], "could not find 'algo/comma': choose one of"),
-], ids=["seed", "added-key", "algo"])
-def test_a_sweep_checks_its_first_job_before_it_starts(overrides, message, tmp_path,
+    (["train.num_envs=8,abc,4"], "train.num_envs=abc: Value 'abc' of type 'str' could not"),
+    (["seed=0,1", "algo=coma,central_vv"], "could not find 'algo/central_vv'"),
+], ids=["seed", "added-key", "algo", "a-later-value", "a-later-choice"])
+def test_a_sweep_checks_every_listed_value_before_it_starts(overrides, message, tmp_path,
                                                       monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code = run_main(["-m", *BASE, *overrides, f"hydra.sweep.dir={tmp_path / 'sweep'}"],
