@@ -224,3 +224,23 @@ def test_corrupt_files_count_toward_keep_and_go_first(tmp_path, keep, left):
         save_checkpoint(d, steps, {"env_steps": steps}, keep=10)
     save_checkpoint(d, 500, {"env_steps": 500}, keep=keep)
     assert sorted(p.name for p in d.iterdir()) == left
+
+
+# ----------------------------------------------------- 7. a finished run's damaged summary
+@pytest.mark.parametrize("garbage", ["garbage{", "123", ""])
+def test_a_damaged_summary_of_a_finished_run_is_one_line(tmp_path, monkeypatch, capsys,
+                                                          garbage):
+    run_dir = tmp_path / "run"
+    assert train(run_dir, "train.total_env_steps=400", monkeypatch=monkeypatch) == 0
+    (run_dir / "summary.json").write_text(garbage)
+    capsys.readouterr()
+    before = snapshot(run_dir)
+    assert train(run_dir, "resume=true", "train.total_env_steps=400",
+                 monkeypatch=monkeypatch) == 2
+    err = err_lines(capsys)
+    assert len(err) == 1 and "summary.json is damaged" in err[0], err
+    assert snapshot(run_dir) == before  # no failed.json
+    (run_dir / "summary.json").unlink()
+    assert train(run_dir, "resume=true", "train.total_env_steps=400",
+                 monkeypatch=monkeypatch) == 0
+    assert json.loads((run_dir / "summary.json").read_text())["env_steps"] == 400

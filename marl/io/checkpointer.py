@@ -27,6 +27,7 @@ from marl.io.checkpoint import (
     set_aside,
 )
 from marl.io.files import cut_jsonl, read_jsonl
+from marl.io.outputs import check_summary
 
 
 @dataclass
@@ -85,14 +86,16 @@ class Checkpointer:
         except (KeyError, RuntimeError, ValueError) as e:
             raise CheckpointError(f"checkpoint {path} does not fit this run: {e}") from e
         self.check_rows(path, state, env_steps)
+        # a finished run asked to go longer keeps going
+        finished = bool(state["finished"]) and env_steps >= self.cfg.train.total_env_steps
+        if finished:
+            check_summary(self.run_dir)
         resume.set_rng_state(state["rng"], rng)
         schedule.load(state["counters"], env_steps)
         cut_jsonl(self.metrics_path, env_steps)
         print(f"resumed from {path} at env_steps={env_steps}"
               f"{'' if exact else ' (fresh episodes: env state not restorable)'}",
               file=sys.stderr)
-        # a finished run asked to go longer keeps going
-        finished = bool(state["finished"]) and env_steps >= self.cfg.train.total_env_steps
         return Restored(env_steps, float(state["wall_time_s"]), finished,
                         state.get("wandb_run_id"))
 

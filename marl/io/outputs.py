@@ -40,6 +40,21 @@ def write_outputs(run_dir: Path, cfg: Config, wandb: WandbSink, env_steps: int, 
     return summary
 
 
+def check_summary(run_dir: Path) -> None:
+    """A finished run's ``summary.json``, if there, is a JSON object: a damaged one is a
+    one-line ValueError (resume refuses; deleting it makes the resume write it again)."""
+    path = run_dir / "summary.json"
+    if not path.exists():
+        return
+    try:
+        ok = isinstance(json.loads(path.read_text()), dict)
+    except (ValueError, UnicodeDecodeError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{path} is damaged (not a JSON object); delete it and resume=true "
+                         "writes it again from metrics.jsonl")
+
+
 def recreate_outputs(run_dir: Path, cfg: Config, wandb: WandbSink, env_steps: int,
                      wall: float) -> dict[str, Any]:
     """A finished run resumed: its summary; summary and plots are written again (from
