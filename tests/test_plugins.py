@@ -275,16 +275,19 @@ OLD_RUNS = ROOT / "tests" / "data" / "runs_0.1.0"
 def test_a_run_written_by_marl_0_1_still_evaluates(name, family, tmp_path):
     """Tiny COMA and QMIX runs written before the learner families (their algo config
     flat, ``vd: null`` / ``shared_torso: false``) load into today's schemas and their
-    checkpoints evaluate."""
+    checkpoints evaluate. Those checkpoints have no header (format 1: nothing verifies
+    them), so they load only with ``checkpoint.allow_unverified=true``."""
     import shutil
 
-    from marl.evaluate import EvalArgs, load_run_config, run
+    from marl.evaluate import EvalArgs, EvaluateError, load_run_config, run
 
     run_dir = tmp_path / name
     shutil.copytree(OLD_RUNS / name, run_dir)
     cfg = load_run_config(run_dir)
     assert type(cfg.algo) is family
-    out = run(EvalArgs(run_dir=run_dir, episodes=4))
+    with pytest.raises(EvaluateError, match="checkpoint.allow_unverified=true"):
+        run(EvalArgs(run_dir=run_dir, episodes=4))
+    out = run(EvalArgs(run_dir=run_dir, episodes=4, allow_unverified=True))
     assert "eval/return_mean" in json.dumps(out)
 
 

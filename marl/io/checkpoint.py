@@ -6,7 +6,8 @@ sha256=<hex> bytes=<n>``, followed by the ``torch.save`` payload of a dict (see
 :func:`marl.train.Trainer.state` for the keys). It is written to a temporary file in the
 same directory, flushed to disk and renamed into place, so a run killed mid-write leaves
 the previous checkpoint intact; the checksum catches a file changed or cut afterwards.
-Files of format 1 (a bare ``torch.save``, no checksum) still load.
+Files of format 1 (a bare ``torch.save``, no checksum) load only with
+``checkpoint.allow_unverified=true``: nothing can tell them from a damaged file.
 """
 
 from __future__ import annotations
