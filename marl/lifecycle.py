@@ -64,6 +64,13 @@ class Job:
 
     def __init__(self) -> None:
         self.held: RunDir | None = None
+        self._log = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A pickled job is a fresh one: submitit pickles the task (and, run as
+        ``python -m``, the module globals it reads) to requeue a preempted job, and the
+        held directory and open log belong to this process only (a lock, a file)."""
+        return {"held": None, "_log": None}
 
     def main(self, task: Callable[[], Any]) -> Any:
         """An entry point's ``main``: check the command line and take the run directory
@@ -122,6 +129,7 @@ class Job:
         record = multirun and self.held is not None and _empty(run_dir)
         if record and dcfg is not None:
             save_hydra_files(run_dir, dcfg)
+            note_stderr(run_dir / ".hydra")
         elif multirun:
             record_refusal(run_dir, message)
         return fail(run_dir, message, 2, multirun, record=record)
@@ -145,7 +153,7 @@ class Job:
     def close_log(self) -> None:
         import logging
 
-        handler = getattr(self, "_log", None)
+        handler = self._log
         if handler is not None:
             logging.getLogger().removeHandler(handler)
             handler.close()

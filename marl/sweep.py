@@ -126,14 +126,20 @@ def _ray_current_cluster() -> str | None:
 STDERR_NOTE = "stderr_path"  # in the job's .hydra/: the file its stderr went to
 
 
-def note_stderr(hydra_dir: Path) -> None:
-    """Note in a job's ``.hydra/`` the file its stderr goes to (see
-    :meth:`SweepSummary.on_job_start`); a terminal or a pipe is not noted."""
+def _stderr_file() -> Path | None:
+    """The file this process's stderr goes to; None for a terminal or a pipe."""
     try:
         target = Path(os.readlink("/proc/self/fd/2"))
     except OSError:
-        return
-    if target.is_file() and hydra_dir.is_dir():
+        return None
+    return target if target.is_file() else None
+
+
+def note_stderr(hydra_dir: Path) -> None:
+    """Note in a job's ``.hydra/`` the file its stderr goes to (see
+    :meth:`SweepSummary.on_job_start`); a terminal or a pipe is not noted."""
+    target = _stderr_file()
+    if target is not None and hydra_dir.is_dir():
         (hydra_dir / STDERR_NOTE).write_text(f"{target}\n")
 
 
@@ -161,7 +167,10 @@ def record_refusal(job_dir: Path, message: str) -> None:
     path = _refusal_record(job_dir)
     if path is not None:
         path.parent.mkdir(exist_ok=True)
-        path.write_text(json.dumps({"dir": str(job_dir.absolute()), "error": message}) + "\n")
+        record = {"dir": str(job_dir.absolute()), "error": message}
+        if (log := _stderr_file()) is not None:
+            record["log"] = str(log)
+        path.write_text(json.dumps(record) + "\n")
 
 
 def clear_refusal(job_dir: Path) -> None:
@@ -171,14 +180,17 @@ def clear_refusal(job_dir: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _refusals(sweep_dir: Path) -> dict[str, str]:
+def _refusals(sweep_dir: Path) -> dict[str, dict[str, str]]:
+    """Refused jobs' records by job directory: ``error``, and ``log`` where the refused
+    job's stderr went to a file."""
     out = {}
     for p in sorted((sweep_dir / REFUSED_DIR).glob("*.json")):
         try:
             rec = json.loads(p.read_text())
-            out[str(Path(rec["dir"]).absolute())] = str(rec["error"])
+            out[str(Path(rec["dir"]).absolute())] = {
+                "error": str(rec["error"]), **({"log": str(rec["log"])} if "log" in rec else {})}
         except (ValueError, KeyError, TypeError):
-            out[str(p)] = f"unreadable refusal record {p}"
+            out[str(p)] = {"error": f"unreadable refusal record {p}"}
     return out
 
 
@@ -210,8 +222,9 @@ def sweep_report(sweep_dir: Path) -> dict[str, Any]:
     refused = _refusals(sweep_dir)
     for d in sorted(p.parent for p in sweep_dir.rglob(".hydra")):
         if str(d.absolute()) in refused:
-            jobs.append({"dir": str(d), "status": "refused",
-                         "error": refused[str(d.absolute())], "log": _job_log(d, sweep_dir)})
+            rec = refused[str(d.absolute())]
+            jobs.append({"dir": str(d), "status": "refused", "error": rec["error"],
+                         "log": rec.get("log") or _job_log(d, sweep_dir)})
         elif (d / "failed.json").exists():
             err = json.loads((d / "failed.json").read_text())["error"]
             jobs.append({"dir": str(d), "status": "failed", "error": err,
