@@ -27,7 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 from marl.algos import LEARNERS, learner_family
 from marl.algos.base import AlgoCommon
 from marl.io.plots import PLOTS
-from marl.schema import ConfigError, add_plugin_path, check
+from marl.io.sinks import SINKS
+from marl.schema import ConfigError, add_plugin_path, check, lookup
 
 __all__ = ["Config", "ConfigError", "check", "to_config"]
 
@@ -120,8 +121,12 @@ class WandbConfig:
 
 @dataclass
 class LoggerConfig:
-    """Where metrics go: progress bar, metrics.jsonl (always), W&B."""
+    """Where metrics go: progress bar, metrics.jsonl (always), the chosen backends."""
 
+    backends: list[str] = field(default_factory=lambda: ["wandb"])
+    """Sinks besides metrics.jsonl (marl.io.sinks.SINKS): wandb, tensorboard
+    (``tensorboard/``, the tensorboard extra), csv (``metrics.csv``), or a plugin
+    ``module:attr``."""
     progress: bool = True
     """Show a progress bar on stderr."""
     plots: list[str] = field(default_factory=lambda: ["learning_curve"])
@@ -137,6 +142,9 @@ class LoggerConfig:
     def __post_init__(self) -> None:
         for p in self.plots:
             check(p in PLOTS, "logger.plots", p, f"choose from {list(PLOTS)}")
+        for name in self.backends:
+            row = lookup(SINKS, name, "logger.backends")
+            getattr(row, "check", lambda: None)()
 
 
 @dataclass

@@ -30,11 +30,12 @@ from marl.io import provenance, resume
 from marl.io.checkpointer import Checkpointer, Restored
 from marl.io.errors import NonFiniteError, TrainingInterrupted
 from marl.io.files import remove_temporaries
-from marl.io.logging import Logger, Progress, WandbSink
+from marl.io.logging import Logger, Progress
 from marl.io.outputs import recreate_outputs, write_outputs
 from marl.io.rows import RowAssembler, load_hooks
 from marl.io.schedule import Schedule
 from marl.io.signals import StopSignals
+from marl.io.sinks import SinkOpen, open_sinks
 from marl.io.video import record_gif, video_env
 from marl.lifecycle import Job, finish
 
@@ -79,11 +80,12 @@ class Trainer:
                                                            got.finished)
         run_dir.mkdir(parents=True, exist_ok=True)
         remove_temporaries(run_dir, self.checkpointer.ckpt_dir)
-        self.wandb = WandbSink(
-            cfg.logger.wandb, run_dir, name=f"{cfg.algo.name}_{getattr(cfg.env, 'name', 'env')}"
+        self.sinks = open_sinks(SinkOpen(
+            cfg.logger, run_dir, name=f"{cfg.algo.name}_{getattr(cfg.env, 'name', 'env')}"
             f"_s{cfg.seed}", group=cfg.name, job_type=cfg.algo.name,
-            config={**resolved, "provenance": provenance.provenance()}, run_id=got.wandb_run_id)
-        self.logger = Logger(run_dir, self.wandb,
+            config={**resolved, "provenance": provenance.provenance()},
+            run_id=got.wandb_run_id, resumed_at=self.env_steps))
+        self.logger = Logger(run_dir, self.sinks,
                              Progress(tc.total_env_steps, self.env_steps, cfg.logger.progress,
                                       desc=cfg.name))
 
@@ -95,7 +97,7 @@ class Trainer:
             "counters": self.schedule.state(),
             "learner": self.learner.state_dict_full(),
             "runner": self.runner.get_state(),
-            "wandb_run_id": self.wandb.run_id,
+            "wandb_run_id": self.sinks.run_id,
             "run_format": provenance.RUN_FORMAT,
             "rng": resume.rng_state(self.eval_rng),
             "metrics_rows": self.logger.jsonl.rows,
@@ -114,12 +116,12 @@ class Trainer:
         return self.rows.evaluation(self.env_steps, stats)
 
     def record_video(self) -> Path:
-        """One greedy episode as ``videos/eval_<env_steps>.gif``, also logged to W&B."""
+        """One greedy episode as ``videos/eval_<env_steps>.gif``, also to the sinks."""
         tc = self.cfg.train
         out = record_gif(self.video_env, self.learner.policy, self.run_dir, "eval",
                          self.env_steps, tc.video_max_frames, tc.video_fps,
                          seed=int(self.eval_rng.integers(2**31)))
-        self.wandb.log_video("eval/video", out, self.env_steps)
+        self.sinks.log_video("eval/video", out, self.env_steps)
         return out
 
     # ------------------------------------------------------------- training
@@ -128,7 +130,7 @@ class Trainer:
         if self.finished:
             print(f"run already finished at env_steps={self.env_steps}", file=sys.stderr)
             try:
-                return recreate_outputs(self.run_dir, self.cfg, self.wandb, self.env_steps,
+                return recreate_outputs(self.run_dir, self.cfg, self.sinks, self.env_steps,
                                         self.wall_offset)
             finally:
                 self.logger.close()
@@ -165,7 +167,7 @@ class Trainer:
         self.finished = True
         wall = time.perf_counter() - start
         self.save(wall)
-        return write_outputs(self.run_dir, self.cfg, self.wandb, self.env_steps, wall,
+        return write_outputs(self.run_dir, self.cfg, self.sinks, self.env_steps, wall,
                              {**row, **train_metrics})
 
     def _step(self) -> dict[str, float]:

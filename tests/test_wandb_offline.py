@@ -92,7 +92,16 @@ def sweep(tmp_path_factory) -> Path:
                            f"hydra.sweep.dir={sweep}"], cwd=tmp, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    (tmp / "sweep.err").write_text(proc.stderr)
     return sweep
+
+
+def test_each_offline_run_says_where_it_is_and_how_to_upload_it(sweep):
+    err = (sweep.parent / "sweep.err").read_text()
+    for seed in (0, 1):
+        run_dir, _ = _run_of(sweep / f"{seed}_iac_v_s{seed}")
+        assert (f"W&B offline run in {run_dir.absolute()}; upload it with: wandb sync "
+                f"{run_dir.absolute()}") in err, err[-2000:]
 
 
 def _run_of(job: Path) -> tuple[Path, list]:

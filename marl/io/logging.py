@@ -1,4 +1,5 @@
-"""One logger fan-out: metrics.jsonl (always), W&B (never fatal), a progress bar.
+"""One logger fan-out: metrics.jsonl (always), the chosen sinks (:mod:`marl.io.sinks`:
+W&B, never fatal; TensorBoard; CSV), a progress bar.
 
 Metrics are flat dicts with namespaced keys (``train/``, ``eval/``, ``loss/``,
 ``credit/``, ``perf/``) and one x-axis, ``env_steps``, present in every row.
@@ -127,7 +128,13 @@ class WandbSink:
         self._call("summary", lambda run: run.summary.update(values))
 
     def close(self, exit_code: int = 0) -> None:
+        """Finish the run; an offline run says where it is and how to upload it."""
+        offline = self.run is not None and self.mode == "offline"
+        sync_dir = getattr(getattr(self.run, "settings", None), "sync_dir", None)
         self._call("finish", lambda run: run.finish(exit_code=exit_code))
+        if offline and self.run is not None and sync_dir:
+            print(f"W&B offline run in {sync_dir}; upload it with: wandb sync {sync_dir}",
+                  file=sys.stderr)
         self.run = None
 
 
@@ -163,14 +170,14 @@ class Progress:
 class Logger:
     """Fan-out of metric rows to every sink; ``env_steps`` is the x-axis of every row."""
 
-    def __init__(self, run_dir: Path, wandb: WandbSink, progress: Progress):
+    def __init__(self, run_dir: Path, sinks: Any, progress: Progress):
         self.jsonl = JsonlSink(run_dir / "metrics.jsonl")
-        self.wandb, self.progress = wandb, progress
+        self.sinks, self.progress = sinks, progress
 
     def log(self, env_steps: int, metrics: dict[str, float]) -> None:
         row = {"env_steps": env_steps, **metrics}
-        self.jsonl.log(row)
-        self.wandb.log(row)
+        self.jsonl.log(row)  # first: a sink may read the file (metrics.csv)
+        self.sinks.log(row)
         shown = {"ret": metrics.get("train/return"), "succ": metrics.get("train/success"),
                  "eval": metrics.get("eval/success_rate", metrics.get("eval/return_mean")),
                  "sps": metrics.get("perf/steps_per_s")}
@@ -179,4 +186,4 @@ class Logger:
     def close(self, exit_code: int = 0) -> None:
         self.progress.close()
         self.jsonl.close()
-        self.wandb.close(exit_code)
+        self.sinks.close(exit_code)

@@ -10,12 +10,12 @@ from marl.config import Config
 from marl.io import provenance
 from marl.io.errors import disk_full_names
 from marl.io.files import read_jsonl, write_json_atomic
-from marl.io.logging import WandbSink
 from marl.io.metrics import peak_rss_mib
 from marl.io.plots import make_plots
+from marl.io.sinks import Sinks
 
 
-def write_outputs(run_dir: Path, cfg: Config, wandb: WandbSink, env_steps: int, wall: float,
+def write_outputs(run_dir: Path, cfg: Config, sinks: Sinks, env_steps: int, wall: float,
                   last: dict[str, Any]) -> dict[str, Any]:
     """Write ``summary.json`` from the last row's ``eval/`` and ``loss/`` metrics and
     draw the plots; returns the summary."""
@@ -31,12 +31,12 @@ def write_outputs(run_dir: Path, cfg: Config, wandb: WandbSink, env_steps: int, 
         "provenance": provenance.provenance(),
     }
     write_json_atomic(run_dir / "summary.json", summary)
-    wandb.summary(summary)
+    sinks.summary(summary)
     if cfg.logger.plots:
         with disk_full_names(run_dir / "plots"):
             plots = make_plots(run_dir, list(cfg.logger.plots))
         for name, path in plots.items():
-            wandb.log_image(f"plots/{name}", path, env_steps)
+            sinks.log_image(f"plots/{name}", path, env_steps)
     return summary
 
 
@@ -55,7 +55,7 @@ def check_summary(run_dir: Path) -> None:
                          "writes it again from metrics.jsonl")
 
 
-def recreate_outputs(run_dir: Path, cfg: Config, wandb: WandbSink, env_steps: int,
+def recreate_outputs(run_dir: Path, cfg: Config, sinks: Sinks, env_steps: int,
                      wall: float) -> dict[str, Any]:
     """A finished run resumed: its summary; summary and plots are written again (from
     the last evaluated row of ``metrics.jsonl``) if either is missing."""
@@ -65,4 +65,4 @@ def recreate_outputs(run_dir: Path, cfg: Config, wandb: WandbSink, env_steps: in
     metrics = run_dir / "metrics.jsonl"
     rows = read_jsonl(metrics) if metrics.exists() else []
     last = next((r for r in reversed(rows) if any(k.startswith("eval/") for k in r)), {})
-    return write_outputs(run_dir, cfg, wandb, env_steps, wall, last)
+    return write_outputs(run_dir, cfg, sinks, env_steps, wall, last)
