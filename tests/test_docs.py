@@ -126,3 +126,20 @@ def test_readme_fits_and_keeps_the_two_commands() -> None:
     for command in COMMANDS:
         assert command in README
     assert "3.11" in README and "mkdocs serve" in README
+
+
+def test_the_algorithm_pages_maths_is_rendered_mathml(site: Path) -> None:
+    """arithmatex marks the maths and the build renders it as MathML (no TeX left for a
+    renderer that an offline reader does not have)."""
+    import re
+
+    page = (site / "algorithms" / "coma" / "index.html").read_text(encoding="utf-8")
+    blocks = re.findall(r'<div class="arithmatex">(.*?)</div>', page, re.S)
+    inline = re.findall(r'<span class="arithmatex">(.*?)</span>', page, re.S)
+    assert len(blocks) >= 4 and len(inline) >= 5, (len(blocks), len(inline))
+    for element in blocks + inline:
+        assert element.startswith('<math xmlns="http://www.w3.org/1998/Math/MathML"'), element
+    assert all('display="block"' in b for b in blocks)
+    assert "\\(" not in page and "\\[" not in page and "\\sum" not in page
+    # the counterfactual baseline: a sum over a's actions, with the others' actions kept
+    assert "&#x02211;" in blocks[1] and "&#x1D42E;" in blocks[1]

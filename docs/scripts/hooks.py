@@ -1,15 +1,22 @@
-"""MkDocs hook: ``<!-- docstring: marl.x.y -->`` in a page becomes that module's docstring.
+"""MkDocs hooks: ``<!-- docstring: marl.x.y -->`` in a page becomes that module's
+docstring; the maths pymdownx.arithmatex marks (``$...$``, ``$$...$$``) becomes MathML.
 
 The algorithm and env pages quote the module docstrings (the equations, the deviations
 from the papers, the env rules) instead of copying them, so they follow the code. The
 docstring is read from the source with ``ast`` (nothing is imported) and its Sphinx roles
 become cross-references (sphinx_roles.convert). A marker naming a module that does not
 exist, or one without a docstring, fails the build.
+
+Maths is rendered at build time (latex2mathml), into MathML that browsers draw natively:
+the site needs no JavaScript and no web font for it, and reads the same offline. The
+arithmatex element (``span``/``div`` of class ``arithmatex``) stays around it. A formula
+latex2mathml cannot read fails the build, naming the page.
 """
 
 from __future__ import annotations
 
 import ast
+import html
 import re
 import sys
 from pathlib import Path
@@ -20,6 +27,8 @@ from sphinx_roles import convert  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = re.compile(r"<!--\s*docstring:\s*([\w.]+)\s*-->")
+# pymdownx.arithmatex with generic: true: \(...\) inline in a span, \[...\] in a div
+MATH = re.compile(r'<(span|div) class="arithmatex">\s*\\([(\[])(.*?)\\[)\]]\s*</\1>', re.S)
 
 
 def module_docstring(module: str) -> str:
@@ -35,3 +44,19 @@ def module_docstring(module: str) -> str:
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
     return MARKER.sub(lambda m: module_docstring(m.group(1)), markdown)
+
+
+def mathml(match: re.Match[str], page: str) -> str:
+    from latex2mathml.converter import convert
+
+    tag, opening, tex = match.groups()
+    try:
+        rendered = convert(html.unescape(tex).strip(),
+                           display="block" if opening == "[" else "inline")
+    except Exception as e:  # noqa: BLE001 - any parse failure fails the build, named
+        raise ValueError(f"{page}: cannot render the maths {tex!r}: {e}") from e
+    return f'<{tag} class="arithmatex">{rendered}</{tag}>'
+
+
+def on_page_content(content: str, page: Any, **kwargs: Any) -> str:
+    return MATH.sub(lambda m: mathml(m, page.file.src_uri), content)
