@@ -215,9 +215,32 @@ def write_results() -> None:
             f.write("# Results\n\nOne page per study: commands, results, plots.\n\n"
                     + "\n".join(f"* [{s}]({s}/README.md)" for s in studies) + "\n")
     with mkdocs_gen_files.open("results/SUMMARY.md", "w") as f:
-        f.write("\n".join(["* [Overview](index.md)",
-                           *(f"* [{s}]({s}/README.md)" for s in studies)]) + "\n")
+        f.write("\n".join(["* [Overview](index.md)", *results_nav(exp, exp, 0)]) + "\n")
 
+
+def _title(page: Path) -> str:
+    """A page's first ``# `` heading, else its file name."""
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            return line[2:].strip().replace("[", "(").replace("]", ")")
+    return page.stem
+
+
+def results_nav(exp: Path, folder: Path, depth: int) -> list[str]:
+    """Every page of ``experiments/`` in the nav (literate-nav lines, relative to
+    results/): a section per folder, its README first, then its other pages, then its
+    subfolders with pages."""
+    pad, lines = "    " * depth, []
+    pages = sorted(folder.glob("*.md"), key=lambda p: (p.name != "README.md", p.name))
+    for page in pages:
+        if page.parent == exp and page.name == "README.md":
+            continue  # the overview
+        lines.append(f"{pad}* [{_title(page)}]({page.relative_to(exp).as_posix()})")
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        inner = results_nav(exp, sub, depth + 1)
+        if inner:
+            lines += [f"{pad}* {sub.name}", *inner]
+    return lines
 
 write_reference()
 write_configuration()

@@ -118,7 +118,8 @@ class Actor(nn.Module):
         hidden: MLP widths; with ``rnn`` the first width is the GRU size and the
             remaining widths follow it.
         rnn: GRU actor (COMA's default in the paper) instead of a feed-forward one.
-        agent_id, last_action: include those one-hots in the input.
+        agent_id: include the agent's one-hot id in the input.
+        last_action: include the agent's previous action, one-hot, in the input.
         value_head: also a value head V(o^a, u^a_prev, a) on the same torso
             (:meth:`unroll_values`): the shared torso of a one-agent pixel actor-critic.
         conv_torso: image observations: the conv stack, a key of :data:`CONV_TORSOS`.

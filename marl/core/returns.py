@@ -128,7 +128,8 @@ def discounted_returns(
 
     Args:
         rewards: ``[T, B, ...]``.
-        terminated, truncated: ``[T, B]`` bool; either ends the sum.
+        terminated: ``[T, B]`` bool, the episode ended in a terminal state (ends the sum).
+        truncated: ``[T, B]`` bool, the episode was cut (a time limit; ends the sum).
         gamma: discount in (0, 1].
         bootstrap: optional ``[T, B, ...]`` values added (discounted) where the sum is cut
             without a terminal state: at truncation and at the last step of the fragment.

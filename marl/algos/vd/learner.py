@@ -115,7 +115,8 @@ def value_targets(q_next: Tensor, q_next_target: Tensor, avail_next: Tensor,
     """Team targets ``[T, E]`` for ``Q_tot(s_t, u_t)``.
 
     Args:
-        q_next, q_next_target: ``[T, E, N, A]`` online / target utilities at t + 1.
+        q_next: ``[T, E, N, A]`` online utilities at t + 1.
+        q_next_target: ``[T, E, N, A]`` target utilities at t + 1.
         avail_next: ``[T, E, N, A]`` bool, actions available at t + 1.
         alive_next: ``[T, E, N]`` bool; dead agents contribute utility 0.
         state_next: ``[T, E, S]``.
