@@ -23,6 +23,7 @@ from marl.algos.coma.critic_training import (
 )
 from marl.algos.coma.updates import ACTOR_UPDATES
 from marl.algos.coma.updates.ppo import PPOOptions
+from marl.core.critic_nets import CRITIC_NETS
 from marl.core.nets import ACTOR_INPUTS, CONV_TORSOS, GRU_INITS
 from marl.core.returns import TEAM_REWARDS
 from marl.core.rollout import TIMEOUTS
@@ -62,7 +63,11 @@ class ComaConfig(AlgoCommon):
     agents apart) and last_action (its previous action), both as in the COMA paper; []
     gives the observation alone (JaxMARL's MAPPO actor)."""
     critic_hidden: list[int] = field(default_factory=lambda: [128, 128])
-    """Critic MLP widths."""
+    """Critic widths (gru: the first is the GRU's size, after a dense layer as wide)."""
+    critic_net: str = "mlp"
+    """The critics' network (marl.core.critic_nets.CRITIC_NETS): mlp (feed-forward on
+    each step's input, the paper's), or gru (a GRU over the input's history, carried
+    across fragments; JaxMARL's MAPPO critic). Either for every critic kind."""
     critic_own_obs: bool = True
     """Give the centralised critic the agent's own observation besides the state."""
     critic_updates: int = 1
@@ -177,6 +182,25 @@ class ComaConfig(AlgoCommon):
         lookup(ACTOR_UPDATES, self.actor_update, "algo.actor_update").validate(self)
         lookup(CRITIC_TRAINING, self.critic_update, "algo.critic_update").validate(self)
         self._check_advantage_options()
+        self._check_critic_net()
+
+    def _check_critic_net(self) -> None:
+        """A recurrent critic needs whole sequences wherever it learns."""
+        check(self.critic_net in CRITIC_NETS, "algo.critic_net", self.critic_net,
+              f"choose one of {list(CRITIC_NETS)}")
+        if not CRITIC_NETS[self.critic_net].recurrent:
+            return
+        check(self.critic_update != "shared_torso", "algo.critic_net", self.critic_net,
+              "shared_torso's critic is the actor's torso (a GRU with algo.rnn=true): "
+              "use mlp")
+        minibatches = lookup(ACTOR_UPDATES, self.actor_update, "algo.actor_update")
+        check(self.rnn or not minibatches.uses_minibatches, "algo.critic_net",
+              self.critic_net, f"a GRU critic learns on whole env sequences: "
+              f"algo.actor_update={self.actor_update} cuts a feed-forward actor's fragment "
+              "into single steps; set algo.rnn=true")
+        check(self.optimistic_others == 0.0, "algo.critic_net", self.critic_net,
+              "algo.optimistic_others maximises over one step's joint actions, which a "
+              "GRU critic carries into its history: use mlp")
 
     def _check_ranges(self) -> None:
         for k in ("actor_lr", "critic_lr"):

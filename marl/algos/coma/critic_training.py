@@ -98,6 +98,7 @@ class FragmentTraining(CriticTraining):
         now, nxt = critic_batches(learner, ro, act.hs, stays)
         alive = ro.alive[:-1]
         for kind, critic in learner.critics.items():
+            critic.begin(now, target=self.bootstrap_from_target)
             with torch.no_grad():
                 if kind == "central_q" and learner.joint is not None:  # Pareto-AC's max
                     x.q["central_q_best"] = advantages.best_others_q(
@@ -109,7 +110,7 @@ class FragmentTraining(CriticTraining):
                                                     self.cfg.gamma, self.cfg.td_lambda,
                                                     stays=stays)
                 if not self.bootstrap_from_target:
-                    x.q[kind] = critic.net(now)
+                    x.q[kind] = critic.output(now)
                     continue
             self._regress(critic, kind, now, x, alive, stats)
         return stats
@@ -163,14 +164,18 @@ class MinibatchTraining(FragmentTraining):
         if self.cfg.critic_ppo.value_clip is not None:  # the values before these steps
             out.update({f"v_old/{k}": c.pick(x.q[k], ro.actions)
                         for k, c in learner.critics.items()})
+        for k, c in learner.critics.items():  # a GRU critic's state before the fragment,
+            if c.net.recurrent:  # [1, B, N, H]: cut along B with the env sequences
+                out[f"h0/{k}"] = c.h_start["net"][None]
         return out
 
     def after_minibatch(self, learner: Any, d: dict[str, Tensor]) -> dict[str, float]:
         out = {}
         opts = self.cfg.critic_ppo
         for k, critic in learner.critics.items():
-            _, info = critic.update(CriticBatch(d["state"], d["obs"], d["actions"], d["prev"]),
-                                    d[f"ret/{k}"], d.get("counted", d["mask"]),
+            h0 = d[f"h0/{k}"][0] if f"h0/{k}" in d else None
+            b = CriticBatch(d["state"], d["obs"], d["actions"], d["prev"], d["first"], h0)
+            _, info = critic.update(b, d[f"ret/{k}"], d.get("counted", d["mask"]),
                                     opts.value_coef, d.get(f"v_old/{k}"), opts.value_clip)
             out[f"critic_loss/{k}"] = info["loss"]
             out[f"critic_grad/{k}"] = info["grad_norm"]
@@ -314,8 +319,9 @@ def critic_batches(learner: Any, ro: Rollout, hs: Tensor, stays: Tensor
         b_pi = exploration_probs(b_logits, ro.eps[bt, None, None], b_mask)
         # not in the next situation: "0" on record, as the runner writes it
         next_actions[bt, bb] = sample_categorical(b_pi).masked_fill_(~stays[bt, bb], 0)
-    now = CriticBatch(ro.state[:-1], ro.obs[:-1], actions, ro.prev_actions[:-1])
-    nxt = CriticBatch(next_state, next_obs, next_actions, actions)
+    now = CriticBatch(ro.state[:-1], ro.obs[:-1], actions, ro.prev_actions[:-1],
+                      first=ro.first[:-1])
+    nxt = CriticBatch(next_state, next_obs, next_actions, actions, after=now)
     return now, nxt
 
 

@@ -16,14 +16,15 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from marl.algos.common import guarded_step, make_optimizer, sync_targets
-from marl.core.nets import Critic, ObsEncoder
+from marl.core.critic_nets import CRITIC_NETS
+from marl.core.nets import ObsEncoder
 from marl.envs.base import EnvSpec
 
 
@@ -101,10 +102,19 @@ class CriticBatch:
     obs: Tensor  # [..., N, *O] per-agent observations
     actions: Tensor  # [..., N] current joint action (central_q uses the others')
     prev_actions: Tensor  # [..., N] previous joint action, A = none
+    # A recurrent critic's sequence (leading axes [T, B]): where an episode starts and the
+    # state before step 0 ([B, N, H]; None: the TDCritic's carry). A batch of *next*
+    # situations names the sequence it follows (``after``): its entry t is one step
+    # from the hidden state after that sequence's step t.
+    first: Tensor | None = None  # [T, B]
+    h0: Tensor | None = None
+    after: CriticBatch | None = None
 
 
 class CriticNet(nn.Module):
-    """A critic of one kind: its input builder, a conv encoder for pixels, an MLP.
+    """A critic of one kind: its input builder, a conv encoder for pixels, and a network
+    of :data:`marl.core.critic_nets.CRITIC_NETS` (``net``: an MLP, or a GRU over the
+    input's history).
 
     With pixel observations each agent's observation is first encoded by a shared conv
     torso (:class:`marl.core.nets.ObsEncoder`, trained by the critic loss) and the builders
@@ -114,7 +124,7 @@ class CriticNet(nn.Module):
     """
 
     def __init__(self, kind: str, spec: EnvSpec, hidden: Iterable[int], own_obs: bool = True,
-                 pixel_features: int = 256):
+                 pixel_features: int = 256, net: str = "mlp", gru_init: str = "torch"):
         super().__init__()
         if kind not in CRITIC_KINDS:
             raise ValueError(f"critic kind {kind!r} unknown: use one of {CRITIC_KINDS}")
@@ -134,7 +144,18 @@ class CriticNet(nn.Module):
             "local_v": obs_dim + a + n,
         }[kind]
         out_dim = a if kind.endswith("_q") else 1
-        self.mlp = Critic(in_dim, out_dim, tuple(hidden))
+        # the MLP keeps the attribute name of the checkpoints written before the table
+        self._body_name = "mlp" if net == "mlp" else net
+        self.add_module(self._body_name, CRITIC_NETS[net](in_dim, out_dim, tuple(hidden),
+                                                          gru_init))
+
+    @property
+    def body(self) -> nn.Module:
+        return self._modules[self._body_name]
+
+    @property
+    def recurrent(self) -> bool:
+        return self.body.recurrent
 
     def inputs(self, b: CriticBatch) -> Tensor:
         """The MLP's input ``[..., N, I]`` (after encoding pixels)."""
@@ -151,8 +172,21 @@ class CriticNet(nn.Module):
         return local_inputs(obs, b.prev_actions, self.n_actions)
 
     def forward(self, b: CriticBatch) -> Tensor:
-        """``[..., N, A]`` for Q critics, ``[..., N, 1]`` for V critics."""
-        return self.mlp(self.inputs(b))
+        """``[..., N, A]`` for Q critics, ``[..., N, 1]`` for V critics. A recurrent
+        critic needs ``b.first`` and ``b.h0``, or ``b.after`` (a batch that has them)."""
+        x = self.inputs(b)
+        if not self.recurrent:
+            return self.body(x)
+        if b.after is not None:
+            return self.body.step(x, self.unroll(b.after)[1])[0]
+        return self.body.unroll(x, b.first, b.h0)[0]
+
+    def unroll(self, b: CriticBatch) -> tuple[Tensor, Tensor]:
+        """A recurrent critic over ``b``'s sequence: outputs and hidden states after
+        each step ``[T, B, N, H]``."""
+        if b.first is None or b.h0 is None:
+            raise ValueError("a recurrent critic's batch needs first and h0")
+        return self.body.unroll(self.inputs(b), b.first, b.h0)
 
 
 class TDCritic(nn.Module):
@@ -173,6 +207,41 @@ class TDCritic(nn.Module):
         self.opt = make_optimizer(self.net.parameters(), optimizer, lr, alpha, opt_eps)
         self.grad_clip, self.interval, self.tau = grad_clip, target_update_interval, tau
         self.n_updates = 0
+        # a recurrent critic's state before this fragment / before the next, per network
+        self.h_start: dict[str, Tensor] = {}
+        self.h_next: dict[str, Tensor] = {}
+
+    def begin(self, now: CriticBatch, target: bool = True) -> None:
+        """A new fragment (``now``: its sequence, ``[T, B]``): a recurrent critic's carry
+        moves on. This fragment starts from the state the last one ended in, and the next
+        one will start from where this fragment's sequence ends under the weights of now,
+        before any step on it (as if the critic had run beside the actor while it
+        collected). ``target``: carry the target copy's state as well."""
+        if not self.net.recurrent:
+            return
+        lead = now.actions.shape[1:]  # [B, N]
+        nets = (("net", self.net), ("target", self.target)) if target else \
+            (("net", self.net),)
+        with torch.no_grad():
+            for which, net in nets:
+                h = self.h_next.get(which)
+                if h is None or h.shape[:-1] != lead:
+                    h = now.actions.new_zeros(*lead, net.body.hidden_dim, dtype=torch.float32)
+                self.h_start[which] = h
+                self.h_next[which] = net.unroll(replace(now, h0=h))[1][-1]
+
+    def _carried(self, b: CriticBatch, which: str) -> CriticBatch:
+        """``b`` with its sequence's initial state from this fragment's carry."""
+        if not self.net.recurrent:
+            return b
+        if b.after is not None:
+            return replace(b, after=self._carried(b.after, which))
+        return b if b.h0 is not None else replace(b, h0=self.h_start[which])
+
+    def output(self, b: CriticBatch, target: bool = False) -> Tensor:
+        """The full output ``[..., N, A or 1]`` of the critic (or its target copy)."""
+        which = "target" if target else "net"
+        return (self.target if target else self.net)(self._carried(b, which))
 
     def pick(self, out: Tensor, actions: Tensor) -> Tensor:
         if not self.is_q:
@@ -181,7 +250,7 @@ class TDCritic(nn.Module):
 
     def values(self, b: CriticBatch, target: bool = False) -> Tensor:
         """``[..., N]``: Q of each agent's own action in ``b.actions``, or V."""
-        return self.pick((self.target if target else self.net)(b), b.actions)
+        return self.pick(self.output(b, target), b.actions)
 
     def update(self, b: CriticBatch, targets: Tensor, mask: Tensor, coef: float = 1.0,
                old: Tensor | None = None, clip: float | None = None
@@ -193,7 +262,7 @@ class TDCritic(nn.Module):
         Returns the critic's full output before the step (``[..., N, A or 1]``,
         detached) and the loss / gradient-norm metrics.
         """
-        out = self.net(b)
+        out = self.output(b)
         pred = self.pick(out, b.actions)
         m = mask.to(pred.dtype)
         err = (pred - targets.detach()) ** 2
@@ -209,10 +278,12 @@ class TDCritic(nn.Module):
 
     def state_dict_full(self) -> dict:
         return {"net": self.net.state_dict(), "target": self.target.state_dict(),
-                "opt": self.opt.state_dict(), "n_updates": self.n_updates}
+                "opt": self.opt.state_dict(), "n_updates": self.n_updates,
+                "h_next": {k: v.clone() for k, v in self.h_next.items()}}
 
     def load_state_dict_full(self, sd: dict) -> None:
         self.net.load_state_dict(sd["net"])
         self.target.load_state_dict(sd["target"])
         self.opt.load_state_dict(sd["opt"])
         self.n_updates = int(sd["n_updates"])
+        self.h_next = {k: v.clone() for k, v in sd.get("h_next", {}).items()}

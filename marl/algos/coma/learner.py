@@ -198,7 +198,8 @@ class ComaLearner(nn.Module):
                                         cfg.rmsprop_alpha, cfg.opt_eps)
         self.critics = nn.ModuleDict({
             kind: TDCritic(
-                CriticNet(kind, spec, cfg.critic_hidden, own_obs=cfg.critic_own_obs),
+                CriticNet(kind, spec, cfg.critic_hidden, own_obs=cfg.critic_own_obs,
+                          net=cfg.critic_net, gru_init=cfg.gru_init),
                 lr=cfg.critic_lr, optimizer=cfg.optimizer, alpha=cfg.rmsprop_alpha,
                 opt_eps=cfg.opt_eps, grad_clip=cfg.grad_clip,
                 target_update_interval=cfg.target_update_interval, tau=cfg.target_tau)
