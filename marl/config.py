@@ -28,6 +28,7 @@ from marl.algos import LEARNERS, learner_family
 from marl.algos.base import AlgoCommon
 from marl.io.plots import PLOTS
 from marl.io.sinks import SINKS
+from marl.reference import ReferenceConfig
 from marl.schema import ConfigError, add_plugin_path, check, lookup
 
 __all__ = ["Config", "ConfigError", "check", "to_config"]
@@ -174,6 +175,9 @@ class Config:
     newest checkpoint): fine-tuning and curricula. Optimisers and counters start fresh."""
     requires: list[str] = field(default_factory=list)
     """Keys an experiment needs set on the command line (e.g. [init_from])."""
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    """The code whose settings a reference preset claims (conf/reference/; marl.reference):
+    a run that moves one of them says so and records ``reference_deviations``."""
     plugin_path: list[str] = field(default_factory=list)
     """Directories put on sys.path before plugins (``module:attr`` table entries) import;
     relative ones are taken from the directory the run was launched in (Hydra's

@@ -24,6 +24,7 @@ from marl.io import provenance
 from marl.io.checkpoint import CheckpointError
 from marl.io.errors import DiskFullError, NonFiniteError, TrainingInterrupted
 from marl.io.rundir import RunDir, RunDirError, check_not_foreign, holds_run
+from marl.reference import deviations, describe
 from marl.sweep import clear_refusal, note_stderr, record_refusal
 
 
@@ -107,7 +108,7 @@ class Job:
         if multirun:
             note_stderr(run_dir / ".hydra")
             clear_refusal(run_dir)
-        provenance.record(run_dir)
+        provenance.record(run_dir, reference_record(dcfg))
         (run_dir / "failed.json").unlink(missing_ok=True)  # an earlier attempt's, now stale
         return made
 
@@ -168,6 +169,17 @@ class Job:
         if self.held is not None:
             self.held.release()
             self.held = None
+
+
+def reference_record(dcfg: DictConfig) -> dict[str, Any]:
+    """What provenance.json says of a reference preset (nothing for other runs); a run
+    that moves one of its pinned settings says so now, in one line."""
+    if not dcfg.get("reference", {}).get("name"):
+        return {}
+    found = deviations(dcfg)
+    if found:
+        print(describe(dcfg, found), file=sys.stderr, flush=True)
+    return {"reference": dcfg.reference.name, "reference_deviations": sorted(found)}
 
 
 def finish(body: Callable[[], float], run_dir: Path, multirun: bool) -> float:

@@ -153,7 +153,7 @@ def test_a_learner_with_gru_critics_updates_and_carries_its_state():
 
 
 @pytest.mark.parametrize("kw,match", [
-    ({"critic_update": "shared_torso", "advantage": "iac_v"}, "shared_torso"),
+    ({"critic_update": "shared_torso", "advantage": "iac_v"}, "actor.s torso"),
     ({"rnn": False}, "rnn=true"),
     ({"critic_update": "fragment", "actor_update": "pg", "advantage": "coma",
       "optimistic_others": 0.5}, "optimistic_others"),

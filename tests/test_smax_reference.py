@@ -4,6 +4,7 @@ an entry of the reference's own config (jaxmarl_reference.yaml, with its file:li
 
 from __future__ import annotations
 
+import json
 import numbers
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from conftest import ROOT
 from omegaconf import OmegaConf
 
 from marl.build import compose_config
+from marl.io import provenance
+from marl.lifecycle import reference_record
+from marl.reference import deviations
 
 CAL = ROOT / "experiments" / "smax" / "calibration"
 TABLE = yaml.safe_load((CAL / "presets.yaml").read_text())
@@ -70,3 +74,36 @@ def test_the_table_catches_a_changed_preset():
     composed["algo"]["ppo"]["clip"] = 0.1
     rows = TABLE["mappo"]["matched"]
     assert [k for k, row in rows.items() if _get(composed, k) != row[0]] == ["algo.ppo.clip"]
+
+
+@pytest.mark.parametrize("family", sorted(TABLE))
+def test_the_pinned_settings_are_the_tables(family):
+    """conf/reference/jaxmarl_<family>.yaml (what a run checks itself against) lists
+    exactly the table's matched keys and values."""
+    pinned = yaml.safe_load((ROOT / "conf" / "reference" / f"jaxmarl_{family}.yaml")
+                            .read_text())["pinned"]
+    assert pinned == {k: row[0] for k, row in TABLE[family]["matched"].items()}
+
+
+def _cfg(overrides: list[str]):
+    return OmegaConf.structured(compose_config(overrides))
+
+
+def _deviations(overrides: list[str]) -> dict:
+    return deviations(_cfg(overrides))
+
+
+def test_a_run_that_moves_a_pinned_setting_says_so_and_records_it(tmp_path, capsys):
+    for preset in (p for _, p in CASES):
+        assert _deviations([f"+experiment={preset}"]) == {}, preset
+    assert _deviations(["+experiment=coma_boxpush", "algo.td_lambda=0.5"]) == {}
+    found = _deviations(["+experiment=ippo_smax_3m_jaxmarl", "algo.ppo.clip=0.1",
+                         "train.num_envs=64"])
+    assert found == {"algo.ppo.clip": (0.1, 0.05), "train.num_envs": (64, 128)}
+    cfg = _cfg(["+experiment=mappo_smax_3m_jaxmarl", "algo.critic_net=mlp"])
+    provenance.record(tmp_path, reference_record(cfg))
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and "algo.critic_net='mlp' (reference 'gru')" in said[0]
+    info = json.loads((tmp_path / "provenance.json").read_text())
+    assert info["reference_deviations"] == ["algo.critic_net"]
+    assert info["reference"].startswith("JaxMARL MAPPO")

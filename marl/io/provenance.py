@@ -68,10 +68,11 @@ def check_run_format(run_dir: Path) -> dict[str, Any] | None:
     return info
 
 
-def record(run_dir: Path) -> None:
-    """``provenance.json``: what first wrote the run (kept) and what last started it."""
+def record(run_dir: Path, extra: dict[str, Any] | None = None) -> None:
+    """``provenance.json``: what first wrote the run (kept), what last started it, and
+    ``extra`` (what this start says of the run: a reference preset's deviations)."""
     from marl.io.files import write_json_atomic
 
     now = provenance()
-    write_json_atomic(run_dir / NAME, {**(check_run_format(run_dir) or now),
+    write_json_atomic(run_dir / NAME, {**(check_run_format(run_dir) or now), **(extra or {}),
                                        "last_started_by": now})

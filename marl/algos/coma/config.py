@@ -190,9 +190,10 @@ class ComaConfig(AlgoCommon):
               f"choose one of {list(CRITIC_NETS)}")
         if not CRITIC_NETS[self.critic_net].recurrent:
             return
-        check(self.critic_update != "shared_torso", "algo.critic_net", self.critic_net,
-              "shared_torso's critic is the actor's torso (a GRU with algo.rnn=true): "
-              "use mlp")
+        training = lookup(CRITIC_TRAINING, self.critic_update, "algo.critic_update")
+        check(not training.value_head, "algo.critic_net", self.critic_net,
+              f"algo.critic_update={self.critic_update}'s critic is a head on the actor's "
+              "torso (a GRU with algo.rnn=true): use mlp")
         minibatches = lookup(ACTOR_UPDATES, self.actor_update, "algo.actor_update")
         check(self.rnn or not minibatches.uses_minibatches, "algo.critic_net",
               self.critic_net, f"a GRU critic learns on whole env sequences: "
