@@ -24,7 +24,7 @@ from marl.io import provenance
 from marl.io.checkpoint import CheckpointError
 from marl.io.errors import DiskFullError, NonFiniteError, TrainingInterrupted
 from marl.io.rundir import RunDir, RunDirError, check_not_foreign, holds_run
-from marl.reference import deviations, describe
+from marl.reference import describe, deviations
 from marl.sweep import clear_refusal, note_stderr, record_refusal
 
 
