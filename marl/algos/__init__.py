@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from marl.algos.base import AlgoCommon, Learner, LearnerFamily
 from marl.algos.coma.config import ComaConfig
-from marl.algos.coma.learner import ComaLearner, update_metrics
+from marl.algos.coma.learner import ComaLearner
+from marl.algos.coma.stats import update_metrics
 from marl.algos.vd.config import VDConfig
 from marl.algos.vd.learner import QLearner, q_metrics
 from marl.schema import lookup

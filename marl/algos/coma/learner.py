@@ -130,7 +130,7 @@ then an actor-critic with a Q-critic, which is how the bandit, CartPole and Pong
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -141,6 +141,7 @@ from marl.algos.coma.advantages import ADVANTAGES, AdvantageInputs, normalise, o
 from marl.algos.coma.config import ComaConfig
 from marl.algos.coma.critic_training import CRITIC_TRAINING
 from marl.algos.coma.critics import CriticNet, TDCritic
+from marl.algos.coma.stats import UpdateStats, update_metrics
 from marl.algos.coma.updates import ACTOR_UPDATES
 from marl.algos.coma.updates.base import ActorPass
 from marl.algos.common import anneal_lr, lr_fraction, make_optimizer
@@ -150,27 +151,7 @@ from marl.core.returns import team_rewards
 from marl.core.rollout import TIMEOUTS, Rollout
 from marl.envs.base import EnvSpec
 from marl.io.errors import check_finite
-from marl.io.metrics import masked_mean, policy_metrics
 from marl.schema import lookup
-
-
-@dataclass
-class UpdateStats:
-    """What one update saw and did, as tensors and floats: :func:`update_metrics` turns
-    it into the ``loss/``, ``train/`` and ``credit/`` metrics."""
-
-    eps: float  # epsilon the fragment was collected (and log pi taken) with
-    mask: Tensor  # [T, B, N] float: agent acted
-    pi: Tensor  # [T, B, N, A] exploring policy
-    adv: Tensor  # [T, B, N] advantage before standardisation
-    baseline: Tensor  # [T, B, N]
-    pg_loss: float
-    entropy: float
-    actor_grad_norm: float
-    ppo: dict[str, float] = field(default_factory=dict)  # ratio and clipping diagnostics
-    critic_loss: dict[str, float] = field(default_factory=dict)
-    critic_grad_norm: dict[str, float] = field(default_factory=dict)
-    td_target: Tensor | None = None  # [T, B, N] of the first critic
 
 
 class ComaLearner(nn.Module):
@@ -322,32 +303,7 @@ class ComaLearner(nn.Module):
         self.n_updates = int(sd["n_updates"])
 
 
+__all__ = ["ComaLearner", "Learner", "UpdateStats", "update_metrics"]
+
 Learner = ComaLearner
 """The name this learner had before the families' table (old imports keep working)."""
-
-
-def update_metrics(s: UpdateStats, spec: EnvSpec) -> dict[str, float]:
-    """:class:`UpdateStats` -> flat ``loss/``, ``train/`` and ``credit/`` metrics."""
-    mask = s.mask
-    m: dict[str, float] = {}
-    for kind in s.critic_loss:
-        m[f"loss/critic_{kind}"] = s.critic_loss[kind]
-        m[f"loss/critic_{kind}_grad_norm"] = s.critic_grad_norm[kind]
-    if s.critic_loss:
-        m["loss/critic"] = next(iter(s.critic_loss.values()))
-    if s.td_target is not None:
-        m["train/td_target"] = masked_mean(s.td_target, mask)
-    m.update({
-        "loss/actor": s.pg_loss,
-        "loss/actor_grad_norm": s.actor_grad_norm,
-        "loss/entropy": s.entropy,
-        "train/epsilon": s.eps,
-        "train/baseline": masked_mean(s.baseline, mask),
-        "train/advantage_abs": masked_mean(s.adv.abs(), mask),
-    })
-    for k, v in s.ppo.items():
-        m[f"loss/ppo_{k}"] = v
-    m.update(policy_metrics(s.pi, mask, spec))
-    for i, agent in enumerate(spec.agents):
-        m[f"credit/{agent}/advantage_mean"] = masked_mean(s.adv[..., i], mask[..., i])
-    return m
