@@ -26,6 +26,16 @@ for p in dectiger broadcastChannel GridSmall recycling; do
     done
   done
 done
+# remedy: a history-state critic (Lyu et al., AAAI 2022), COMA's critic as a GRU over its
+# input (state, own observation, the others' and the previous joint action, id)
+for s in 0 1 2 3 4; do
+  runs+=("strict/coma_gru_s$s|+experiment=coma_boxpush_strict algo.critic_net=gru seed=$s")
+done
+for h in 3 4; do
+  for s in 0 1 2; do
+    runs+=("dpomdp/comagru_dectiger_h${h}_s$s|+experiment=coma_dpomdp env.problem=dectiger env.horizon=$h algo.critic_net=gru seed=$s")
+  done
+done
 i=0
 for r in "${runs[@]}"; do
   dir="$out/${r%%|*}"; args="${r#*|}"
