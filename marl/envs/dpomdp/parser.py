@@ -55,7 +55,6 @@ import gzip
 import itertools
 import math
 import os
-import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -63,14 +62,12 @@ import numpy as np
 
 from marl.envs.dpomdp.entries import MAX_FULL_REWARD, EntryParser
 from marl.envs.dpomdp.model import PROB_TOL, DecPOMDP, DPOMDPParseError
+from marl.envs.dpomdp.reader import INT, NAME, LineReader
 from marl.schema import ConfigError
 
 __all__ = ["MAX_FULL_REWARD", "PROB_TOL", "DPOMDPParseError", "DecPOMDP", "load",
            "load_cached", "parse", "problem_name"]
 
-_INT = re.compile(r"\d+\Z")
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*\Z")
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
 _PREAMBLE = ("agents", "discount", "values", "states", "start", "actions", "observations")
 
 
@@ -137,65 +134,14 @@ def parse(text: str, source: str = "<string>", name: str | None = None,
     return Parser(text, source, name or problem_name(source), strict).run()
 
 
-
-class Parser(EntryParser):
+class Parser(EntryParser, LineReader):
     """One pass over the logical (non-blank, comment-free) lines of one file: the
-    preamble here, the entries in :class:`~marl.envs.dpomdp.entries.EntryParser`."""
+    preamble here, the entries in :class:`~marl.envs.dpomdp.entries.EntryParser`, the
+    lines and their tokens in :class:`~marl.envs.dpomdp.reader.LineReader`."""
 
     def __init__(self, text: str, source: str, name: str, strict: bool) -> None:
-        self.source, self.name, self.strict = source, name, strict
-        self.lines: list[tuple[int, str]] = []
-        raw = text.splitlines()
-        for no, line in enumerate(raw, 1):
-            body = line.split("#", 1)[0].strip()
-            if body:
-                self.lines.append((no, body))
-        self.last_no = max(len(raw), 1)
-        self.pos = 0
-
-    # ------------------------------------------------------------------ plumbing
-    def fail(self, no: int, expected: str) -> DPOMDPParseError:
-        return DPOMDPParseError(self.source, no, expected)
-
-    def peek(self) -> tuple[int, str] | None:
-        return self.lines[self.pos] if self.pos < len(self.lines) else None
-
-    def take(self, expected: str) -> tuple[int, str]:
-        line = self.peek()
-        if line is None:
-            raise self.fail(self.last_no, f"{expected}, got the end of the file")
-        self.pos += 1
-        return line
-
-    def number(self, no: int, tok: str, what: str = "a number") -> float:
-        if not _NUMBER.match(tok):
-            raise self.fail(no, f"{what}, got {tok!r}")
-        return float(tok)
-
-    def prob(self, no: int, tok: str) -> float:
-        p = self.number(no, tok, "a probability")
-        if not 0.0 <= p <= 1.0 + PROB_TOL:
-            raise self.fail(no, f"a probability in [0, 1], got {tok}")
-        return p
-
-    def names_or_count(self, no: int, rest: str, what: str, default: str) -> tuple[str, ...]:
-        toks = rest.split()
-        if len(toks) == 1 and _INT.match(toks[0]):
-            n = int(toks[0])
-            if n < 1:
-                raise self.fail(no, f"at least one {what}, got {rest!r}")
-            return tuple(default.format(i) for i in range(n))
-        if not toks:
-            raise self.fail(no, f"a number of {what}s or a list of {what} names")
-        seen: set[str] = set()
-        for t in toks:
-            if not _NAME.match(t):
-                raise self.fail(no, f"a number of {what}s or {what} names (a letter, then "
-                                    f"letters, digits, '_' or '-'), got {t!r}")
-            if t in seen:
-                raise self.fail(no, f"distinct {what} names, got {t!r} twice")
-            seen.add(t)
-        return tuple(toks)
+        super().__init__(text, source)
+        self.name, self.strict = name, strict
 
     # ------------------------------------------------------------------ preamble
     def header(self, key: str) -> tuple[int, str, str]:
@@ -269,7 +215,7 @@ class Parser(EntryParser):
             toks = body.split()
             if toks == ["uniform"]:
                 return np.full(S, 1.0 / S)
-        elif len(toks) == 1 and (_INT.match(toks[0]) or _NAME.match(toks[0])):
+        elif len(toks) == 1 and (INT.match(toks[0]) or NAME.match(toks[0])):
             b0 = np.zeros(S)
             b0[self.states_of(no, toks[0])] = 1.0
             return b0
@@ -300,7 +246,7 @@ class Parser(EntryParser):
         """The state indices ``tok`` (a name, an index or ``*``) stands for."""
         if tok == "*":
             return np.arange(self.S)
-        if _INT.match(tok):
+        if INT.match(tok):
             if int(tok) < self.S:
                 return np.array([int(tok)])
             raise self.fail(no, f"a state index in 0..{self.S - 1}, got {tok}")
@@ -320,10 +266,10 @@ class Parser(EntryParser):
                 f"individual {kind}s (names, indices or '*', one per agent)")
         if not toks:
             raise self.fail(no, f"{form}, got nothing")
-        if len(toks) == 1 and (self.n > 1 or toks[0] == "*" or _INT.match(toks[0])):
+        if len(toks) == 1 and (self.n > 1 or toks[0] == "*" or INT.match(toks[0])):
             if toks[0] == "*":
                 return np.arange(total)
-            if _INT.match(toks[0]) and int(toks[0]) < total:
+            if INT.match(toks[0]) and int(toks[0]) < total:
                 return np.array([int(toks[0])])
             raise self.fail(no, f"{form}, got {field.strip()!r}")
         if len(toks) != self.n:
@@ -333,7 +279,7 @@ class Parser(EntryParser):
             k = sizes[i]
             if tok == "*":
                 per_agent.append(range(k))
-            elif _INT.match(tok) and int(tok) < k:
+            elif INT.match(tok) and int(tok) < k:
                 per_agent.append([int(tok)])
             elif tok in lookup[i]:
                 per_agent.append([lookup[i][tok]])
@@ -343,39 +289,6 @@ class Parser(EntryParser):
         combos = np.array(list(itertools.product(*per_agent)), np.int64)
         return np.ravel_multi_index(tuple(combos.T), sizes).astype(np.int64)
 
-    # ------------------------------------------------------------------ values
-    def keyword(self, allowed: tuple[str, ...]) -> str | None:
-        """Consume and return the next line if it is one of ``allowed`` alone."""
-        line = self.peek()
-        if line is not None and line[1] in allowed:
-            self.pos += 1
-            return line[1]
-        return None
-
-    def rows(self, no: int, n_rows: int, n_cols: int, probs: bool, what: str) -> np.ndarray:
-        """The next ``n_rows`` lines of ``n_cols`` numbers each (the lines of numbers
-        after the entry's line ``no``), as an ``[n_rows, n_cols]`` array."""
-        got: list[tuple[int, list[str]]] = []
-        while (line := self.peek()) is not None:
-            toks = line[1].split()
-            if not all(_NUMBER.match(t) for t in toks):
-                break
-            got.append((line[0], toks))
-            self.pos += 1
-        if not got:
-            nxt = self.peek()
-            raise self.fail(nxt[0] if nxt else self.last_no,
-                            f"{what} on the line(s) after line {no}")
-        out = np.empty((n_rows, n_cols))
-        for r, (rno, toks) in enumerate(got):
-            if r >= n_rows:
-                raise self.fail(rno, f"{what}: {n_rows} row(s), got a row {r + 1}")
-            if len(toks) != n_cols:
-                raise self.fail(rno, f"{what}: {n_cols} numbers per row, got {len(toks)}")
-            out[r] = [self.prob(rno, t) if probs else self.number(rno, t) for t in toks]
-        if len(got) != n_rows:
-            raise self.fail(got[-1][0], f"{what}: {n_rows} row(s), got {len(got)}")
-        return out
 
 
 def _a(word: str) -> str:
