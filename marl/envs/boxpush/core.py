@@ -1,5 +1,9 @@
 """The batched numpy core of box pushing: the rules of the package docstring
-(:mod:`marl.envs.boxpush`) over B envs at once, no Python loop over envs."""
+(:mod:`marl.envs.boxpush`) over B envs at once, no Python loop over envs.
+
+The step rules live here; where pieces start (drawn or placed) is
+:mod:`marl.envs.boxpush.placement`, the grid's look-up tables and the buffer views they
+fill are :mod:`marl.envs.boxpush.tables`."""
 
 from __future__ import annotations
 
@@ -10,17 +14,16 @@ import numpy as np
 
 from marl.envs.base import EnvSpec, VecBuffers, load_state, save_state
 from marl.envs.boxpush.metrics import credit_metrics
+from marl.envs.boxpush.placement import draw_starts, placed_cells, xy_of
 from marl.envs.boxpush.render import render_rgb
 from marl.envs.boxpush.rules import (
     AGENTS,
     EPISODE_METRICS,
     N_ACTIONS,
     OBS_DIM,
-    ROW8,
-    ROW12,
     STATE_DIM,
 )
-from marl.envs.boxpush.tables import grid_tables
+from marl.envs.boxpush.tables import feature_views, grid_tables
 from marl.envs.checks import as_config, check_batch_actions, check_num_envs
 from marl.envs.configs import BoxPushConfig
 
@@ -49,16 +52,7 @@ class BoxPushCore:
         self.num_envs = b = check_num_envs(num_envs)
         self.cfg = cfg = as_config(cfg, BoxPushConfig)
         self.autoreset = bool(autoreset)
-        self.spec = EnvSpec(
-            agents=AGENTS,
-            obs_shape=(OBS_DIM,),
-            state_dim=STATE_DIM,
-            n_actions=N_ACTIONS,
-            episode_metrics=EPISODE_METRICS,
-            success_metric="success",
-            episode_limit=cfg.max_steps,
-            credit_metrics=credit_metrics,
-        )
+        self.spec = self._make_spec(cfg)
         self.buf = VecBuffers.allocate(self.spec, b)
         self.width, self.height = w, h = cfg.width, cfg.height
         self.n_cells = w * h
@@ -72,6 +66,25 @@ class BoxPushCore:
         self._penalty = np.float32(cfg.step_penalty)
 
         self._rng = np.random.default_rng(seed)
+        self._allocate(b)
+        self._obs_views = feature_views(self.buf.obs, self.buf.state)
+        self.reset(None)
+
+    @staticmethod
+    def _make_spec(cfg: BoxPushConfig) -> EnvSpec:
+        return EnvSpec(
+            agents=AGENTS,
+            obs_shape=(OBS_DIM,),
+            state_dim=STATE_DIM,
+            n_actions=N_ACTIONS,
+            episode_metrics=EPISODE_METRICS,
+            success_metric="success",
+            episode_limit=cfg.max_steps,
+            credit_metrics=credit_metrics,
+        )
+
+    def _allocate(self, b: int) -> None:
+        """The per-env arrays of ``b`` envs (their values come from ``reset``)."""
         self._rob = np.zeros((2, b), np.intp)  # robot cells, agent-major
         self._box = np.zeros(b, np.intp)
         self._hole = np.zeros(b, np.intp)
@@ -85,8 +98,6 @@ class BoxPushCore:
         self._final_cells = (np.zeros((2, b), np.intp), np.zeros(b, np.intp),
                              np.zeros(b, np.intp))
         self._coin = np.zeros(b)  # uniform draws for solo pushes
-        self._obs_views = self._views(self.buf.obs, self.buf.state)
-        self.reset(None)
 
     def _build_tables(self) -> None:
         """The grid's look-up tables (:mod:`marl.envs.boxpush.tables`) as attributes."""
@@ -96,36 +107,19 @@ class BoxPushCore:
         self._xy_v, self._rel_v = tab.xy_v, tab.rel_v
         self._box_table, self._box_count = tab.box_table, tab.box_count
 
-    @staticmethod
-    def _views(obs: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Agent-major [2, k] views of the feature groups of obs [k, 2, 11], state [k, 9]."""
-        o = obs.view(np.uint8)  # [k, 2, 44]
-        s = state.view(np.uint8)  # [k, 36]
-        return (
-            o[:, :, 0:8].view(ROW8)[..., 0].T,  # own position
-            o[:, :, 8:20].view(ROW12)[..., 0].T,  # box
-            o[:, :, 20:32].view(ROW12)[..., 0].T,  # hole
-            o[:, :, 32:44].view(ROW12)[..., 0].T,  # other robot
-            s[:, 0:32].view(ROW8),  # [k, 4] positions of robot_0, robot_1, box, hole
-        )
-
     # ------------------------------------------------------------------ internals
     def _new_episodes(self, idx: np.ndarray | slice, k: int) -> None:
         """Draw fresh positions for the envs ``idx`` (``k`` of them) and zero their stats."""
-        rng = self._rng
-        if self._fixed_hole is None:
-            hole = rng.integers(0, self.n_cells, k)
-        else:
-            hole = np.full(k, self._fixed_hole, np.intp)
-        u = rng.random((3, k))
-        # floor(u * n) < n for u < 1 in float64, so these indices are always in range.
-        box = self._box_table[hole, (u[0] * self._box_count[hole]).astype(np.intp)]
-        robots = (u[1:] * (self.n_cells - 1)).astype(np.intp)
-        robots += robots >= box  # skip the box's cell
+        robots, box, hole = draw_starts(self._rng, k, self.n_cells, self._fixed_hole,
+                                        self._box_table, self._box_count)
+        self._place(idx, robots, box, hole, 0)
+
+    def _place(self, idx: np.ndarray | slice, robots, box, hole, t) -> None:
+        """Put the envs ``idx`` at these cells and step counter, their stats zeroed."""
         self._rob[:, idx] = robots
         self._box[idx] = box
         self._hole[idx] = hole
-        self._t[idx] = 0
+        self._t[idx] = t
         self._pushes[:, idx] = 0
         self._attempts[:, idx] = 0
         self._idle[:, idx] = 0
@@ -149,7 +143,8 @@ class BoxPushCore:
         obs = np.empty((k, 2, OBS_DIM), np.float32)
         state = np.empty((k, STATE_DIM), np.float32)
         rob = self._rob[:, e]
-        self._observe(rob, self._box[e], self._hole[e], self._t[e], self._views(obs, state), state)
+        views = feature_views(obs, state)
+        self._observe(rob, self._box[e], self._hole[e], self._t[e], views, state)
         self.buf.obs[e] = obs
         self.buf.state[e] = state
 
@@ -304,55 +299,22 @@ class BoxPushCore:
         ``robots`` [B, 2, 2], ``box`` [B, 2], ``hole`` [B, 2] hold ``(x, y)`` cells; ``t``
         (scalar or [B]) is the step counter, in ``0..max_steps-1``. Episode statistics are
         zeroed and ended envs become live again. Raises ValueError for cells outside the
-        grid, a robot on the box or the box already in the hole.
+        grid, a robot on the box or the box already in the hole (the checks:
+        :func:`marl.envs.boxpush.placement.placed_cells`).
         """
-        b, w, h = self.num_envs, self.width, self.height
-        robots = np.asarray(robots)
-        box = np.asarray(box)
-        hole = np.asarray(hole)
-        t = np.broadcast_to(np.asarray(t), (b,))
-        for name, arr, shape in (
-            ("robots", robots, (b, 2, 2)),
-            ("box", box, (b, 2)),
-            ("hole", hole, (b, 2)),
-        ):
-            if arr.shape != shape or not np.issubdtype(arr.dtype, np.integer):
-                raise ValueError(
-                    f"{name} must be an int array of shape {shape}, got {arr.dtype} {arr.shape}"
-                )
-            x, y = arr[..., 0], arr[..., 1]
-            if ((x < 0) | (x >= w) | (y < 0) | (y >= h)).any():
-                raise ValueError(f"{name} has a cell outside the {w}x{h} grid: {arr.tolist()}")
-        if not np.issubdtype(t.dtype, np.integer) or ((t < 0) | (t >= self._max_steps)).any():
-            raise ValueError(f"t must be ints in 0..{self._max_steps - 1}, got {t.tolist()}")
-        rob_c = robots[..., 1] * w + robots[..., 0]
-        box_c = box[:, 1] * w + box[:, 0]
-        hole_c = hole[:, 1] * w + hole[:, 0]
-        if (rob_c == box_c[:, None]).any():
-            raise ValueError("a robot cannot stand on the box's cell")
-        if (box_c == hole_c).any():
-            raise ValueError("the box cannot start in the hole")
-        self._rob[:] = rob_c.T
-        self._box[:] = box_c
-        self._hole[:] = hole_c
-        self._t[:] = t
-        self._pushes[:] = 0
-        self._attempts[:] = 0
-        self._idle[:] = 0
+        cells = placed_cells(robots, box, hole, t, self.num_envs, self.width, self.height,
+                             self._max_steps)
+        self._place(slice(None), *cells)
         self._clear_flags()
         return self.buf
 
     def positions(self) -> dict[str, np.ndarray]:
         """Current ``robots`` [B, 2, 2], ``box`` [B, 2], ``hole`` [B, 2] as (x, y), and ``t``."""
         w = self.width
-
-        def xy(cells: np.ndarray) -> np.ndarray:
-            return np.stack([cells % w, cells // w], -1)
-
         return {
-            "robots": xy(self._rob.T),
-            "box": xy(self._box),
-            "hole": xy(self._hole),
+            "robots": xy_of(self._rob.T, w),
+            "box": xy_of(self._box, w),
+            "hole": xy_of(self._hole, w),
             "t": self._t.copy(),
         }
 

@@ -22,6 +22,20 @@ class GridTables(NamedTuple):
     box_count: np.ndarray  # [C] how many of each row are real
 
 
+def feature_views(obs: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Agent-major [2, k] views of the feature groups of obs [k, 2, 11], state [k, 9], as
+    the opaque row items of ``xy_v`` / ``rel_v``: the targets of the core's gathers."""
+    o = obs.view(np.uint8)  # [k, 2, 44]
+    s = state.view(np.uint8)  # [k, 36]
+    return (
+        o[:, :, 0:8].view(ROW8)[..., 0].T,  # own position
+        o[:, :, 8:20].view(ROW12)[..., 0].T,  # box
+        o[:, :, 20:32].view(ROW12)[..., 0].T,  # hole
+        o[:, :, 32:44].view(ROW12)[..., 0].T,  # other robot
+        s[:, 0:32].view(ROW8),  # [k, 4] positions of robot_0, robot_1, box, hole
+    )
+
+
 def grid_tables(w: int, h: int, view_radius: int | None, hole: Any,
                 fixed_hole: int | None) -> GridTables:
     """The tables of a ``w x h`` grid; refuses (ValueError naming ``env.hole``) a hole no
