@@ -40,18 +40,32 @@ def grid_tables(w: int, h: int, view_radius: int | None, hole: Any,
                 fixed_hole: int | None) -> GridTables:
     """The tables of a ``w x h`` grid; refuses (ValueError naming ``env.hole``) a hole no
     box start can reach."""
-    c = w * h
-    cells = np.arange(c)
+    cells = np.arange(w * h)
     xs, ys = cells % w, cells // w
-    # Target cell of each (cell, action) at [cell * 5 + action]; the cell itself when
-    # the move would leave the grid.
+    move = _move_table(w, h, cells, xs, ys)
+    xy, rel = _position_tables(w, h, view_radius, xs, ys)
+    xy_v = xy.view(ROW8).ravel()
+    rel_v = rel.view(ROW12).ravel()
+    box_table, box_count = _box_starts(w, h, hole, fixed_hole)
+    return GridTables(move, xy, rel, xy_v, rel_v, box_table, box_count)
+
+
+def _move_table(w: int, h: int, cells: np.ndarray, xs: np.ndarray,
+                ys: np.ndarray) -> np.ndarray:
+    """Target cell of each (cell, action) at [cell * 5 + action]; the cell itself when
+    the move would leave the grid."""
     nx = xs[:, None] + ACTION_DELTAS[None, :, 0]
     ny = ys[:, None] + ACTION_DELTAS[None, :, 1]
     inside = (nx >= 0) & (nx < w) & (ny >= 0) & (ny < h)
-    move = np.where(inside, ny * w + nx, cells[:, None]).astype(np.intp).ravel()
-    # Normalised absolute position of each cell, and what a robot at cell p sees of an
-    # object at cell q, (dx, dy, visible) at [p * C + q]. Rows are viewed as opaque
-    # 8- and 12-byte items so one `take` gathers a whole feature group.
+    return np.where(inside, ny * w + nx, cells[:, None]).astype(np.intp).ravel()
+
+
+def _position_tables(w: int, h: int, view_radius: int | None, xs: np.ndarray,
+                     ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised absolute position of each cell ``[C, 2]``, and what a robot at cell p
+    sees of an object at cell q, (dx, dy, visible) at [p * C + q]. Rows are then viewed
+    as opaque 8- and 12-byte items so one `take` gathers a whole feature group."""
+    c = w * h
     sx, sy = 1.0 / (w - 1), 1.0 / (h - 1)
     xy = np.ascontiguousarray(np.stack([xs * sx, ys * sy], 1), np.float32)
     dx = xs[None, :] - xs[:, None]
@@ -59,10 +73,14 @@ def grid_tables(w: int, h: int, view_radius: int | None, hole: Any,
     r = view_radius
     vis = np.ones((c, c), bool) if r is None else np.maximum(abs(dx), abs(dy)) <= r
     rel3 = np.stack([dx * sx * vis, dy * sy * vis, vis], -1).astype(np.float32)
-    rel = np.ascontiguousarray(rel3.reshape(c * c, 3))
-    xy_v = xy.view(ROW8).ravel()
-    rel_v = rel.view(ROW12).ravel()
-    # Allowed start cells of the box for each hole cell, padded to a rectangle.
+    return xy, np.ascontiguousarray(rel3.reshape(c * c, 3))
+
+
+def _box_starts(w: int, h: int, hole: Any, fixed_hole: int | None,
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Allowed start cells of the box for each hole cell, padded to a rectangle
+    ``[C, n_max]``, and how many of each row are real ``[C]``."""
+    c = w * h
     allowed = [
         [y * w + x for x, y in allowed_box_cells(w, h, (hc % w, hc // w))] for hc in range(c)
     ]
@@ -77,4 +95,4 @@ def grid_tables(w: int, h: int, view_radius: int | None, hole: Any,
     rows = [a or [hc] for hc, a in enumerate(allowed)]  # an unreachable hole is never drawn
     box_table = np.array([a + [a[0]] * (n_max - len(a)) for a in rows], np.intp)
     box_count = np.array([len(a) for a in allowed], np.float64)
-    return GridTables(move, xy, rel, xy_v, rel_v, box_table, box_count)
+    return box_table, box_count
