@@ -14,12 +14,27 @@ Episode ends inside a fragment are first-class:
 * the end of the fragment (t = T-1) behaves like truncation: bootstrap from
   ``next_values[T-1]``, the value of the state the next fragment starts from.
 
+:func:`td_lambda_targets` computes the TD(lambda) targets backwards (Sutton & Barto eq.
+12.18, recursive form)::
+
+    G_t = r_t + gamma (1 - term_t) [ v_{t+1} + lam c_t (G_{t+1} - v_{t+1}) ]
+
+where ``c_t = 0`` at episode ends and at t = T-1, else 1.
+
 Agents that leave an episode early (a StarCraft unit that dies) are not an episode end:
 the game is cooperative and its return is the team's, so an agent's last action is
 credited with what the team gets after it left (COMA paper; PyMARL runs the targets of
 dead agents on through the episode). ``stays`` (``[T, B, N]``: agent still in the
-episode after step t) makes :func:`td_lambda_targets` continue a leaving agent's target
-with the team's: the mean value and mean target of the agents that stay.
+episode after step t, i.e. it acts at t + 1, or at a truncation it had not terminated)
+makes :func:`td_lambda_targets` continue a leaving agent's target with the team's: where
+``stays`` is False and the episode goes on (not terminated), the agent's own ``v_{t+1}``
+and ``G_{t+1}`` are replaced by the mean value and mean target of the agents that stay,
+``vbar_{t+1}`` and ``Gbar_{t+1}``; for an agent leaving at t::
+
+    G_t = r_t + gamma (1 - term_t) [ vbar_{t+1} + lam c_t (Gbar_{t+1} - vbar_{t+1}) ]
+
+Nothing recorded for the agent after it left is read. With nobody staying the target is
+``r_t`` alone.
 """
 
 from __future__ import annotations
@@ -28,7 +43,8 @@ import torch
 from torch import Tensor
 
 
-def _check(rewards: Tensor, terminated: Tensor, truncated: Tensor, *others: Tensor) -> None:
+def _check(rewards: Tensor, terminated: Tensor, truncated: Tensor, *others: Tensor,
+           stays: Tensor | None = None) -> None:
     if rewards.dim() < 1:
         raise ValueError(f"rewards must have a time axis, got shape {tuple(rewards.shape)}")
     t = rewards.shape[0]
@@ -43,6 +59,9 @@ def _check(rewards: Tensor, terminated: Tensor, truncated: Tensor, *others: Tens
             raise ValueError(
                 f"values must have the rewards' shape {tuple(rewards.shape)}, got {tuple(x.shape)}"
             )
+    if stays is not None and (stays.shape != rewards.shape or rewards.dim() != 3):
+        raise ValueError(f"stays must be [T, B, N] like rewards {tuple(rewards.shape)}, "
+                         f"got {tuple(stays.shape)}")
 
 
 def _expand(flag: Tensor, like: Tensor) -> Tensor:
@@ -60,7 +79,8 @@ def td_lambda_targets(
     lam: float,
     stays: Tensor | None = None,
 ) -> Tensor:
-    """TD(lambda) targets, computed backwards (Sutton & Barto eq. 12.18, recursive form).
+    """TD(lambda) targets ``G_t`` ``[T, B, ...]``, computed backwards (the recursion, and
+    the targets of agents that leave: the module docstring).
 
     Args:
         rewards: ``[T, B, ...]`` reward received after acting at step t.
@@ -73,24 +93,10 @@ def td_lambda_targets(
         lam: lambda in [0, 1]; 0 gives one-step TD targets, 1 the Monte-Carlo return
             (bootstrapped at truncation and at the fragment end).
         stays: optional ``[T, B, N]`` bool (rewards ``[T, B, N]``): agent n is still in
-            the episode after step t (it acts at t + 1, or at a truncation it had not
-            terminated). Where it is False and the episode goes on (not terminated), the
-            agent's own ``v_{t+1}`` and ``G_{t+1}`` are replaced by the team's: their
-            means over the agents that stay, ``vbar_{t+1}`` and ``Gbar_{t+1}``. Nothing
-            recorded for the agent after it left is read. With nobody staying the
-            target is ``r_t`` alone. ``None``: every agent stays.
-
-    Returns:
-        ``[T, B, ...]`` targets
-        ``G_t = r_t + gamma (1 - term_t) [ v_{t+1} + lam c_t (G_{t+1} - v_{t+1}) ]``
-        where ``c_t = 0`` at episode ends and at t = T-1, else 1; with ``stays``, for an
-        agent leaving at t: ``G_t = r_t + gamma (1 - term_t) [ vbar_{t+1} + lam c_t
-        (Gbar_{t+1} - vbar_{t+1}) ]``.
+            the episode after step t (see the module docstring); ``None``: every agent
+            stays.
     """
-    _check(rewards, terminated, truncated, next_values)
-    if stays is not None and (stays.shape != rewards.shape or rewards.dim() != 3):
-        raise ValueError(f"stays must be [T, B, N] like rewards {tuple(rewards.shape)}, "
-                         f"got {tuple(stays.shape)}")
+    _check(rewards, terminated, truncated, next_values, stays=stays)
     not_term = 1.0 - _expand(terminated, rewards)
     cont = 1.0 - _expand(terminated | truncated, rewards)
     targets = torch.empty_like(rewards)
