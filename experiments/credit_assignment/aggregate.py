@@ -27,8 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("sweep_dirs", nargs="*", type=Path, help="multirun sweep directories")
     add_previous_args(p)
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
-                   help="where results.md, results.json and curves_*.png go")
+    p.add_argument("--out", type=Path, required=True,
+                   help="where results.md, results.json and curves_*.png go (this page's "
+                        "committed results: experiments/credit_assignment)")
     p.add_argument("--threshold", type=float, default=0.9, help="success rate to reach")
     a = p.parse_args(argv)
     if not a.sweep_dirs and a.previous is None:

@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dirs", nargs="*", type=Path, help="run or sweep directories")
     add_previous_args(p)
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
+    p.add_argument("--out", type=Path, required=True,
+                   help="where the results go (the committed page: experiments/smax/ablation)")
     p.add_argument("--threshold", type=float, default=0.8, help="win rate to reach")
     a = p.parse_args(argv)
     if not a.run_dirs and a.previous is None:
