@@ -29,8 +29,10 @@ line on stderr, no traceback).
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +51,7 @@ from marl.io.errors import DiskFullError
 from marl.io.files import write_json_atomic
 from marl.io.metrics import summarise_episodes
 from marl.io.provenance import check_run_format
+from marl.io.resume import experiment_diff
 from marl.io.rundir import RunDir, RunDirError
 from marl.io.video import record_gif, video_env
 
@@ -147,17 +150,39 @@ def load_run_config(run_dir: Path) -> Config:
                             f"{str(e).splitlines()[0]}") from e
 
 
+def writable(run_dir: Path) -> bool:
+    """False for a run directory on a read-only filesystem or without write access (an
+    archived run): it is evaluated, and nothing is written into it."""
+    try:
+        with tempfile.TemporaryFile(dir=run_dir):
+            return True
+    except OSError as e:
+        if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return False
+        raise
+
+
 def run(args: EvalArgs) -> dict[str, Any]:
     """Evaluate, holding the run directory's lock (it writes into it); returns the
-    summary written to ``eval_<env_steps>.json``."""
+    summary written to ``eval_<env_steps>.json``. A read-only run directory is evaluated
+    without a lock and without writing (``path`` None in the summary)."""
     cfg = load_run_config(args.run_dir)
+    ckpt, state = _checkpoint(args)
+    differs = experiment_diff(cfg, state["config"]) if state.get("config") else ""
+    if differs:  # e.g. a refused sweep job's .hydra/ rewritten with other values
+        raise EvaluateError(f"{args.run_dir / '.hydra' / 'config.yaml'} does not match the "
+                            f"config stored in checkpoint {ckpt.name} ({differs}): the run "
+                            "directory's config was changed after the run; evaluate with "
+                            "checkpoint=<a checkpoint of this config> or restore the file")
+    if not writable(args.run_dir):
+        return _run(cfg, args, None, ckpt, state)
     rd = RunDir(args.run_dir.absolute(), [])
     try:
         rd.lock(announce=False)
     except RunDirError as e:
         raise EvaluateError(str(e)) from e
     try:
-        return _run(cfg, args, rd)
+        return _run(cfg, args, rd, ckpt, state)
     finally:
         rd.release()
 
@@ -177,8 +202,8 @@ def _checkpoint(args: EvalArgs) -> tuple[Path, dict[str, Any]]:
     return found
 
 
-def _run(cfg: Config, args: EvalArgs, rd: RunDir) -> dict[str, Any]:
-    ckpt, state = _checkpoint(args)
+def _run(cfg: Config, args: EvalArgs, rd: RunDir | None, ckpt: Path,
+         state: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(cfg.train.torch_threads)
     seed = cfg.seed + 3_000_017 if args.seed is None else args.seed
     torch.manual_seed(seed)
@@ -188,7 +213,8 @@ def _run(cfg: Config, args: EvalArgs, rd: RunDir) -> dict[str, Any]:
     except (KeyError, RuntimeError, ValueError, TypeError) as e:
         raise EvaluateError(f"checkpoint {ckpt} does not fit the run's config "
                             f"({type(e).__name__}: {str(e).splitlines()[0]})") from e
-    rd.announce()
+    if rd is not None:
+        rd.announce()
     env_steps = int(state.get("env_steps", 0))
     hidden = learner.policy.hidden_dim
     t0 = time.perf_counter()
@@ -209,6 +235,9 @@ def _run(cfg: Config, args: EvalArgs, rd: RunDir) -> dict[str, Any]:
         **metrics,
         "video": None,
     }
+    if rd is None:  # read-only: the summary goes to stdout only
+        summary["path"] = None
+        return summary
     if args.video:
         summary["video"] = _record(cfg, learner, args, seed, env_steps)
     out = args.run_dir / f"eval_{env_steps:012d}.json"
@@ -243,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     shown = {k: summary[k] for k in ("env_steps", "episodes", "eval/return_mean",
                                      "eval/success_rate", "video") if k in summary}
     print(json.dumps(shown))
-    print(f"evaluation: {summary['path']}")
+    print(f"evaluation: {summary['path'] or 'not written (the run directory is read-only)'}")
     return 0
 
 

@@ -105,7 +105,8 @@ def test_not_a_run_dir_no_checkpoint_and_corrupt_checkpoint(run_dir, tmp_path, c
                                                               "advantage: central_v"))
     shutil.copytree(run_dir / "checkpoints", other / "checkpoints")
     assert ev.main([f"run_dir={other}"]) == 2
-    assert "does not fit the run's config" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "does not match the config stored in checkpoint" in err and "algo.advantage" in err
 
 
 def test_value_decomposition_run_evaluates_with_any_number_of_episodes(tmp_path):
@@ -144,3 +145,49 @@ def test_a_corrupt_newest_checkpoint_is_skipped_for_an_intact_one(run_dir, tmp_p
     summary = ev.run(ev.parse_args([f"run_dir={copy}", "episodes=2"]))
     assert summary["checkpoint"].endswith("ckpt_000000002000.pt")
     assert "skipped ckpt_000000009999.pt" in capsys.readouterr().err
+
+
+def test_a_config_changed_after_the_run_is_refused_naming_the_keys(run_dir, tmp_path, capsys):
+    """A sweep job's .hydra/config.yaml rewritten with other values (here the env's
+    episode limit, which the networks would still fit) must not be evaluated: the
+    config stored in the checkpoint is compared."""
+    import yaml
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(".lock"))
+    path = copy / ".hydra" / "config.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    cfg["env"]["max_steps"] = cfg["env"]["max_steps"] + 7
+    path.write_text(yaml.safe_dump(cfg))
+    before = sorted(p.name for p in copy.iterdir())
+    assert ev.main([f"run_dir={copy}", "episodes=2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "env.max_steps" in err[0] and "does not match" in err[0], err
+    assert sorted(p.name for p in copy.iterdir()) == before
+
+
+def test_a_read_only_run_is_evaluated_without_writing(run_dir, tmp_path, capsys, monkeypatch):
+    """On a read-only filesystem nothing can be created: the probe says so, and the run
+    is evaluated without its lock and without an eval_*.json (a real read-only mount
+    needs privileges a test does not take: the probe is forced here)."""
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(".lock", "eval_*.json"))
+    monkeypatch.setattr(ev, "writable", lambda d: False)
+    before = {p: p.stat().st_mtime_ns for p in copy.rglob("*")}
+    assert ev.main([f"run_dir={copy}", "episodes=2"]) == 0
+    out = capsys.readouterr().out
+    assert '"episodes": 2' in out and "not written" in out
+    assert {p: p.stat().st_mtime_ns for p in copy.rglob("*")} == before
+
+
+def test_the_write_probe_reads_a_read_only_filesystem(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    assert ev.writable(tmp_path)
+
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    assert not ev.writable(tmp_path)

@@ -65,14 +65,21 @@ def config_diff(mine: dict[str, Any], theirs: dict[str, Any], env_schema: type |
                   and not (k not in theirs and k in defaults and mine[k] == defaults[k]))
 
 
-def check_same_experiment(cfg: Config, theirs: dict[str, Any], where: str) -> None:
-    """ValueError naming the differing keys if checkpoint ``where`` (config ``theirs``)
-    is from another experiment than ``cfg``."""
+def experiment_diff(cfg: Config, theirs: dict[str, Any]) -> str:
+    """"key: theirs -> mine, ..." (at most 6) of what makes a checkpoint's config
+    ``theirs`` (any older layout, upgraded first) another experiment than ``cfg``; ""
+    when it is the same one."""
     mine = config_dict(cfg)
     theirs = upgrade_flat_config(theirs)
     diff = config_diff(mine, theirs, type(cfg.env), type(cfg.algo))
-    if diff:
-        shown = ", ".join(f"{k}: {theirs.get(k)!r} -> {mine.get(k)!r}" for k in diff[:6])
+    return ", ".join(f"{k}: {theirs.get(k)!r} -> {mine.get(k)!r}" for k in diff[:6])
+
+
+def check_same_experiment(cfg: Config, theirs: dict[str, Any], where: str) -> None:
+    """ValueError naming the differing keys if checkpoint ``where`` (config ``theirs``)
+    is from another experiment than ``cfg``."""
+    shown = experiment_diff(cfg, theirs)
+    if shown:
         raise ValueError(f"checkpoint {where} is from a different configuration ({shown}); "
                          f"resume only changes {', '.join(RESUME_MAY_CHANGE)}")
 
