@@ -44,7 +44,9 @@ def write_reference() -> None:
     for parts in module_names():
         is_pkg = (ROOT.joinpath(*parts) / "__init__.py").is_file()
         doc = Path(*parts, "index.md") if is_pkg else Path(*parts).with_suffix(".md")
-        nav[parts] = doc.as_posix()
+        # a dunder name's underscores as entities, or Markdown reads __main__ as bold "main"
+        nav[tuple(p.replace("_", "&#95;") if p.startswith("__") else p for p in parts)] = \
+            doc.as_posix()
         with mkdocs_gen_files.open(Path("reference", doc), "w") as f:
             f.write(f"::: {'.'.join(parts)}\n")
         src = Path(*parts, "__init__.py") if is_pkg else Path(*parts).with_suffix(".py")
