@@ -186,6 +186,22 @@ def test_a_resume_refuses_when_rows_were_lost(tmp_path, monkeypatch, capsys, dam
     assert snapshot(run_dir) == before
 
 
+@pytest.mark.parametrize("damage", ["duplicated", "interleaved"])
+def test_a_resume_refuses_a_duplicated_row(tmp_path, monkeypatch, capsys, damage):
+    """A row written twice (or a second writer's rows among the first's) is reported,
+    naming the row, and nothing is changed."""
+    run_dir = _stopped_run(tmp_path, monkeypatch, capsys)
+    metrics = run_dir / "metrics.jsonl"
+    lines = metrics.read_text().splitlines(keepends=True)
+    extra = lines[1] if damage == "duplicated" else lines[0]
+    metrics.write_text("".join([*lines[:2], extra, *lines[2:]]))
+    before = snapshot(run_dir)
+    assert train(run_dir, "resume=true", monkeypatch=monkeypatch) == 2
+    err = err_lines(capsys)
+    assert len(err) == 1 and "row 3 repeats env_steps" in err[0], err
+    assert snapshot(run_dir) == before
+
+
 @pytest.mark.parametrize("bad", ["{}", "123", '{"env_steps": "x"}'])
 def test_a_row_that_is_not_a_metrics_row_is_one_line(tmp_path, monkeypatch, capsys, bad):
     run_dir = _stopped_run(tmp_path, monkeypatch, capsys)

@@ -104,6 +104,14 @@ class Checkpointer:
         (it records their count): the run's curves and summary would be half a run's."""
         written = int(state.get("metrics_rows", 0))
         rows = read_jsonl(self.metrics_path) if self.metrics_path.is_file() else []
+        for i in range(1, len(rows)):  # two writers (a deleted .lock) leave this
+            if rows[i]["env_steps"] <= rows[i - 1]["env_steps"]:
+                what = "repeats" if rows[i] == rows[i - 1] or any(
+                    rows[i] == r for r in rows[:i]) else "goes back to"
+                raise CheckpointError(
+                    f"{self.metrics_path}: row {i + 1} {what} env_steps={rows[i]['env_steps']} "
+                    f"after {rows[i - 1]['env_steps']} (rows from two writers?); remove the "
+                    "duplicated rows, or start the run afresh in a new directory")
         kept = sum(r["env_steps"] <= env_steps for r in rows)
         if kept < written:
             raise CheckpointError(
