@@ -216,25 +216,10 @@ def _run(cfg: Config, args: EvalArgs, rd: RunDir | None, ckpt: Path,
     if rd is not None:
         rd.announce()
     env_steps = int(state.get("env_steps", 0))
-    hidden = learner.policy.hidden_dim
     t0 = time.perf_counter()
-    stats = evaluate(env, learner.policy, hidden, seed=seed, greedy=True)
-    metrics = summarise_episodes("eval", stats, env.spec)
-    summary: dict[str, Any] = {
-        "run_dir": str(args.run_dir),
-        "checkpoint": str(ckpt),
-        "env_steps": env_steps,
-        "episodes": args.episodes,
-        "seed": seed,
-        "greedy": True,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "eval_time_s": time.perf_counter() - t0,
-        "name": cfg.name,
-        "algo": cfg.algo.name,
-        "env": getattr(cfg.env, "name", None),
-        **metrics,
-        "video": None,
-    }
+    stats = evaluate(env, learner.policy, learner.policy.hidden_dim, seed=seed, greedy=True)
+    summary = _summary(cfg, args, ckpt, env_steps, seed, time.perf_counter() - t0,
+                       summarise_episodes("eval", stats, env.spec))
     if rd is None:  # read-only: the summary goes to stdout only
         summary["path"] = None
         return summary
@@ -244,6 +229,18 @@ def _run(cfg: Config, args: EvalArgs, rd: RunDir | None, ckpt: Path,
     write_json_atomic(out, summary)
     summary["path"] = str(out)
     return summary
+
+
+def _summary(cfg: Config, args: EvalArgs, ckpt: Path, env_steps: int, seed: int,
+             seconds: float, metrics: dict[str, float]) -> dict[str, Any]:
+    """What ``eval_<env_steps>.json`` records (``video`` filled in by the caller)."""
+    return {
+        "run_dir": str(args.run_dir), "checkpoint": str(ckpt), "env_steps": env_steps,
+        "episodes": args.episodes, "seed": seed, "greedy": True,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "eval_time_s": seconds,
+        "name": cfg.name, "algo": cfg.algo.name, "env": getattr(cfg.env, "name", None),
+        **metrics, "video": None,
+    }
 
 
 def _record(cfg: Config, learner: Learner, args: EvalArgs, seed: int,
