@@ -73,49 +73,61 @@ def check_launcher(launcher: str, target: str, launcher_cfg: Any) -> None:
     """Raise :class:`ClusterUnreachable` if the cluster of launcher ``launcher`` (its config
     group option; ``target`` is the plugin class) cannot take jobs."""
     if target.endswith("SlurmLauncher"):
-        if shutil.which("sbatch") is None:
-            raise ClusterUnreachable(
-                f"hydra/launcher={launcher}: sbatch not found on PATH; submit from a node of "
-                "a SLURM cluster (a login node), or start one on this host with "
-                "tools/slurm-local/slurm-local start")
-        try:
-            proc = subprocess.run(["sinfo", "-h", "-o", "%P %a"], capture_output=True,
-                                  text=True, timeout=30)
-            problem = proc.stderr.strip() if proc.returncode else ""
-        except (OSError, subprocess.TimeoutExpired) as e:
-            problem = str(e)
-        if problem:
-            raise ClusterUnreachable(
-                f"hydra/launcher={launcher}: the SLURM controller does not answer (sinfo: "
-                f"{problem}); check that slurmctld runs and SLURM_CONF="
-                f"{os.environ.get('SLURM_CONF', '<unset>')} points at its slurm.conf")
-        sig = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
-        if f"SIG{sig}" != PREEMPT_SIGNAL.name:
-            raise ClusterUnreachable(
-                f"hydra/launcher={launcher}: SUBMITIT_PREEMPT_SIGNAL={sig} but marl checkpoints "
-                f"on {PREEMPT_SIGNAL.name}; unset SUBMITIT_PREEMPT_SIGNAL")
+        _check_slurm(launcher)
     elif target.endswith("RayLauncher"):
-        init = launcher_cfg.get("ray", {}).get("init", {}) or {}
-        address = init.get("address")
-        if address is None:  # the launcher starts a local Ray
-            return
-        where = f"hydra.launcher.ray.init.address={address}"
-        if address == "auto":
-            address = os.environ.get("RAY_ADDRESS") or _ray_current_cluster()
-            if not address:
-                raise ClusterUnreachable(
-                    f"hydra/launcher={launcher}: {where} but no running Ray cluster was found "
-                    "on this node (no RAY_ADDRESS, no /tmp/ray/ray_current_cluster); start "
-                    "one with `ray start --head` or give the head's host:port")
-        host, _, port = address.split("://")[-1].rpartition(":")
-        try:
-            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
-                pass
-        except (OSError, ValueError) as e:
+        _check_ray(launcher, launcher_cfg)
+
+
+def _check_slurm(launcher: str) -> None:
+    """The SLURM launcher's cluster: ``sbatch`` on PATH, a controller ``sinfo`` reaches,
+    and the preemption signal marl checkpoints on."""
+    if shutil.which("sbatch") is None:
+        raise ClusterUnreachable(
+            f"hydra/launcher={launcher}: sbatch not found on PATH; submit from a node of "
+            "a SLURM cluster (a login node), or start one on this host with "
+            "tools/slurm-local/slurm-local start")
+    try:
+        proc = subprocess.run(["sinfo", "-h", "-o", "%P %a"], capture_output=True,
+                              text=True, timeout=30)
+        problem = proc.stderr.strip() if proc.returncode else ""
+    except (OSError, subprocess.TimeoutExpired) as e:
+        problem = str(e)
+    if problem:
+        raise ClusterUnreachable(
+            f"hydra/launcher={launcher}: the SLURM controller does not answer (sinfo: "
+            f"{problem}); check that slurmctld runs and SLURM_CONF="
+            f"{os.environ.get('SLURM_CONF', '<unset>')} points at its slurm.conf")
+    sig = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
+    if f"SIG{sig}" != PREEMPT_SIGNAL.name:
+        raise ClusterUnreachable(
+            f"hydra/launcher={launcher}: SUBMITIT_PREEMPT_SIGNAL={sig} but marl checkpoints "
+            f"on {PREEMPT_SIGNAL.name}; unset SUBMITIT_PREEMPT_SIGNAL")
+
+
+def _check_ray(launcher: str, launcher_cfg: Any) -> None:
+    """The Ray launcher's cluster: nothing to check when it starts a local Ray, else a
+    head node that accepts a connection at ``hydra.launcher.ray.init.address``."""
+    init = launcher_cfg.get("ray", {}).get("init", {}) or {}
+    address = init.get("address")
+    if address is None:  # the launcher starts a local Ray
+        return
+    where = f"hydra.launcher.ray.init.address={address}"
+    if address == "auto":
+        address = os.environ.get("RAY_ADDRESS") or _ray_current_cluster()
+        if not address:
             raise ClusterUnreachable(
-                f"hydra/launcher={launcher}: no Ray cluster at {where} ({e}); check the "
-                "head node's address (`ray status` on the head prints it) or start one with "
-                "`ray start --head`") from e
+                f"hydra/launcher={launcher}: {where} but no running Ray cluster was found "
+                "on this node (no RAY_ADDRESS, no /tmp/ray/ray_current_cluster); start "
+                "one with `ray start --head` or give the head's host:port")
+    host, _, port = address.split("://")[-1].rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+            pass
+    except (OSError, ValueError) as e:
+        raise ClusterUnreachable(
+            f"hydra/launcher={launcher}: no Ray cluster at {where} ({e}); check the "
+            "head node's address (`ray status` on the head prints it) or start one with "
+            "`ray start --head`") from e
 
 
 def _ray_current_cluster() -> str | None:

@@ -1,10 +1,10 @@
 """The documentation site builds in strict mode and covers the code, and the README is short.
 
-The site is built once (``properdocs build --strict``, with no warning, into a temporary directory; skipped when
-the docs extra is not installed): then every public class and function of every module
-of ``marl/`` (found with ``ast``, methods of public classes included) must have its
-anchor in the API reference, and every key of the config dataclasses its row in the
-configuration reference.
+The site is built once (``properdocs build --strict``, with no warning, into a temporary
+directory; skipped when the docs extra is not installed): then every public class and
+function of every module of ``marl/`` (found with ``ast``, methods of public classes
+included) must have its anchor in the API reference, and every key of the config
+dataclasses its row in the configuration reference.
 """
 
 from __future__ import annotations
