@@ -19,6 +19,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from marl.algos import Learner, learner_family
+from marl.cli import register_help_resolver
 from marl.config import Config, ConfigError, family_of, rewrite_deprecated, to_config
 from marl.core.runner import Runner
 from marl.envs import ENVS, PluginEnvConfig, make_vec_env
@@ -43,6 +44,7 @@ def register_configs() -> None:
     cs.store(group="env", name="plugin", node=open_mappings(PluginEnvConfig))
     register_missing_plugins()  # a sweep plugin without its extra: a line naming the extra
     register_stamp_resolver()  # ${marl_stamp:...} in the run-directory names
+    register_help_resolver()  # ${marl_config_groups:} in --help, without the schemas
 
 
 def open_mappings(cls: type) -> Any:

@@ -47,6 +47,29 @@ def one_line(e: BaseException) -> str:
     return ": ".join(parts) or type(e).__name__
 
 
+def config_groups() -> str:
+    """``--help``'s list of config groups (``${marl_config_groups:}`` in conf/config.yaml's
+    help template): Hydra's ``$APP_CONFIG_GROUPS`` without the internal ``<env>_schema``
+    entries that :func:`marl.build.register_configs` stores in group ``env``."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    hydra = GlobalHydra.instance().hydra
+    if hydra is None:  # resolved outside hydra.main: nothing to list
+        return ""
+    lines = []
+    for group in sorted(g for g in hydra.list_all_config_groups() if not g.startswith("hydra")):
+        options = sorted(o for o in hydra.config_loader.get_group_options(group)
+                         if not o.endswith("_schema"))
+        lines.append(f"{group}: {', '.join(options)}")
+    return "\n".join(lines)
+
+
+def register_help_resolver() -> None:
+    """Make ``${marl_config_groups:}`` resolvable (:func:`config_groups`)."""
+    if not OmegaConf.has_resolver("marl_config_groups"):
+        OmegaConf.register_new_resolver("marl_config_groups", config_groups)
+
+
 def _is_group(key: str) -> bool:
     from marl.build import CONF_DIR
 
@@ -88,10 +111,10 @@ class HydraFlags:
     ``--config-name``/``-cn``, ``--config-path``/``-cp``) and ``-m``: composed with here
     as Hydra will compose with them."""
 
-    config_dir: str | None = None
-    config_name: str | None = None
-    config_path: str | None = None
-    multirun: bool = False
+    config_dir: str | None = None  # --config-dir: searched before conf/ and the schemas
+    config_name: str | None = None  # --config-name: the primary config (default "config")
+    config_path: str | None = None  # --config-path: the primary config directory
+    multirun: bool = False  # -m / --multirun
     tokens: list[str] = field(default_factory=list)  # as given, for hydra.main
 
     def primary(self) -> Path:

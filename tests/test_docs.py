@@ -45,6 +45,13 @@ def public_names(path: Path) -> list[str]:
     return out
 
 
+MARL_MODULES = sorted((ROOT / "marl").rglob("*.py"))
+
+
+def rel_path(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
 def page_of(path: Path, site: Path) -> tuple[str, Path]:
     parts = path.relative_to(ROOT).with_suffix("").parts
     if parts[-1] == "__init__":
@@ -159,3 +166,116 @@ def test_a_dunder_module_keeps_its_name_in_the_nav(site: Path) -> None:
     assert link is not None
     text = html.unescape(re.sub(r"<[^>]+>", "", link.group(1))).split()
     assert text == ["__main__"], text
+
+
+def test_help_lists_the_config_groups_without_the_schemas() -> None:
+    """``python -m marl.train --help`` (Hydra's help, composed as hydra.main does): every
+    group of conf/ with its YAML options, and none of the internal ``<env>_schema``."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.global_hydra import GlobalHydra
+
+    from marl.build import CONF_DIR, register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose(config_name="config", return_hydra_config=True)
+        text = GlobalHydra.instance().hydra.get_help(cfg.hydra.help, cfg, get_args_parser(),
+                                                     resolve=False)
+    groups = dict(line.split(": ", 1) for line in text.split("== Config ==")[0].splitlines()
+                  if ": " in line)
+    expected = {p.name: sorted(f.stem for f in p.glob("*.yaml"))
+                for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra"}
+    assert set(groups) == set(expected), groups
+    for group, options in expected.items():
+        assert set(options) <= set(groups[group].split(", ")), group
+    assert "plugin" in groups["env"].split(", ")
+    assert "_schema" not in text
+
+
+def nav_links(site: Path) -> dict[str, str]:
+    """Site path (``reference/marl/``) -> the nav's label for it, read from the home page's
+    sidebar (the theme renders the whole nav on every page)."""
+    import html
+
+    page = (site / "index.html").read_text(encoding="utf-8")
+    links = re.findall(r'<a href="([^"#]*)"[^>]*class="md-nav__link[^"]*">(.*?)</a>', page,
+                       re.S)
+    return {href if href != "." else "": " ".join(html.unescape(re.sub(r"<[^>]+>", "", t))
+                                                  .split()) for href, t in links}
+
+
+def test_every_page_is_in_the_nav_and_named_as_its_module(site: Path) -> None:
+    """No orphan page (the literate-nav SUMMARY.md files are read as the nav, not built),
+    every nav link has its page, and an API page is named as its module."""
+    pages = {("" if p.parent == site else p.parent.relative_to(site).as_posix() + "/")
+             for p in site.rglob("index.html")}
+    nav = nav_links(site)
+    assert len(pages) > 100
+    assert not [p for p in pages if "SUMMARY" in p]
+    assert sorted(pages - set(nav)) == [], "built but not in the nav"
+    assert sorted(set(nav) - pages) == [], "in the nav but not built"
+    for href, label in nav.items():
+        parts = href.strip("/").split("/")
+        if href.startswith("reference/marl/"):
+            assert label == parts[-1], (href, label)
+
+
+def test_the_api_landing_page_lists_every_package_with_its_docstring(site: Path) -> None:
+    page = (site / "reference" / "index.html").read_text(encoding="utf-8")
+    rows = dict(re.findall(r'<tr>\s*<td><a href="([^"]+)"><code>[^<]+</code></a></td>\s*'
+                           r"<td>(.*?)</td>", page, re.S))
+    packages = sorted(p.parent for p in (ROOT / "marl").rglob("__init__.py"))
+    assert len(packages) >= 10
+    for pkg in packages:
+        href = pkg.relative_to(ROOT).as_posix() + "/"
+        assert href in rows, f"{href} not on the API landing page"
+        first = ast.get_docstring(ast.parse((pkg / "__init__.py").read_text()))
+        words = re.sub(r"<[^>]+>", "", rows[href]).split()
+        assert words and words[0] == first.split()[0].replace("`", ""), (href, words[:3])
+    assert (site / "reference" / "marl" / "train" / "index.html").is_file()
+    assert 'href="marl/train/"' in page  # the top-level modules too
+
+
+CONFIG_MODULES = {"marl/config.py", "marl/algos/base.py", "marl/algos/coma/config.py",
+                  "marl/algos/vd/config.py", "marl/envs/configs.py"}
+
+
+def dataclass_fields(path: Path) -> list[tuple[str, str, bool]]:
+    """(class, field, documented in the source: a docstring under it or a comment beside
+    or above it) for every public dataclass of a module (ClassVars are not fields)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    out = []
+    for node in ast.parse("\n".join(lines)).body:
+        if not isinstance(node, ast.ClassDef) or node.name.startswith("_") or not any(
+                "dataclass" in ast.unparse(d) for d in node.decorator_list):
+            continue
+        for field, nxt in zip(node.body, [*node.body[1:], None], strict=True):
+            if isinstance(field, ast.AnnAssign) and "ClassVar" not in ast.unparse(
+                    field.annotation):
+                doc = isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                comment = "#" in lines[field.lineno - 1] or lines[field.lineno - 2].strip(
+                    ).startswith("#")
+                out.append((node.name, field.target.id, doc or comment))
+    return out
+
+
+def test_dataclass_fields_are_described_in_the_api_reference(site: Path) -> None:
+    """Each field of a dataclass has its entry on its module's API page with its docstring
+    rendered, or its source comment where it has none (docs/scripts/sphinx_roles.py
+    FieldComments), not an empty box; every field of the config schemas is described."""
+    empty, count = [], 0
+    for path in (p for p in MARL_MODULES if "__pycache__" not in p.parts):
+        module, page_path = page_of(path, site)
+        page = page_path.read_text(encoding="utf-8")
+        for cls, name, documented in dataclass_fields(path):
+            if not documented:
+                assert rel_path(path) not in CONFIG_MODULES, f"{cls}.{name} has no docstring"
+                continue
+            count += 1
+            entry = page.partition(f'id="{module}.{cls}.{name}"')[2]
+            entry = entry.partition('<div class="doc doc-object ')[0]
+            if len(re.sub(r"<[^>]+>", "", entry.partition("doc-contents")[2]).split()) < 2:
+                empty.append(f"{module}.{cls}.{name}")
+    assert count > 200
+    assert not empty, f"fields without a description in the API reference: {empty}"

@@ -1,7 +1,9 @@
 """Pages generated at build time (mkdocs-gen-files): they follow the code, never hand-edited.
 
 * ``reference/``: one page per module of ``marl/`` (walked recursively), each
-  ``::: marl.<module>`` for mkdocstrings, and the navigation (literate-nav SUMMARY.md);
+  ``::: marl.<module>`` for mkdocstrings, a landing page listing the packages and the
+  top-level modules with one line each (their docstrings' first paragraphs), and the
+  navigation (literate-nav SUMMARY.md);
 * ``configuration.md``: every config dataclass (``marl.config``, the env schemas of
   ``marl.envs.ENV_CONFIGS``) as a table of key, type, default and the field's docstring,
   and the options of every config group of ``conf/``;
@@ -25,6 +27,8 @@ import mkdocs_gen_files
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sphinx_roles import convert  # noqa: E402
 
 
 # ---------------------------------------------------------------- API reference
@@ -51,8 +55,42 @@ def write_reference() -> None:
             f.write(f"::: {'.'.join(parts)}\n")
         src = Path(*parts, "__init__.py") if is_pkg else Path(*parts).with_suffix(".py")
         mkdocs_gen_files.set_edit_path(Path("reference", doc), Path("..", src))
+    with mkdocs_gen_files.open("reference/index.md", "w") as f:
+        f.write(api_landing())
     with mkdocs_gen_files.open("reference/SUMMARY.md", "w") as f:
-        f.writelines(nav.build_literate_nav())
+        f.writelines(["* [Overview](index.md)\n", *nav.build_literate_nav()])
+
+
+def summary_line(parts: tuple[str, ...]) -> str:
+    """The first paragraph of a module's docstring, on one line, its roles as links."""
+    path = ROOT.joinpath(*parts)
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    module = ".".join(parts)
+    line = cell(doc.split("\n\n")[0])
+    return convert(line, module, module if path.name == "__init__.py" else None)
+
+
+def api_landing() -> str:
+    """reference/index.md: every package of marl/, then every top-level module, with the
+    first paragraph of its docstring."""
+    names = module_names()
+    packages = [p for p in names if (ROOT.joinpath(*p) / "__init__.py").is_file()]
+    modules = [p for p in names if len(p) == 2 and p not in packages]
+
+    def rows(items: list[tuple[str, ...]]) -> list[str]:
+        out = ["| module | what it holds |", "|---|---|"]
+        for parts in items:
+            page = "/".join(parts) + ("/index.md" if parts in packages else ".md")
+            out.append(f"| [`{'.'.join(parts)}`]({page}) | {summary_line(parts)} |")
+        return out
+
+    return "\n".join(["# API reference", "",
+                      "One page per module of `marl/`, generated from its docstrings. The "
+                      "packages, then the modules at the top (the entry points among them); "
+                      "each line is the first paragraph of the module's docstring.", "",
+                      "## Packages", "", *rows(packages), "",
+                      "## Top-level modules", "", *rows(modules), ""])
 
 
 # ---------------------------------------------------------- configuration reference

@@ -11,6 +11,10 @@ Maths is rendered at build time (latex2mathml), into MathML that browsers draw n
 the site needs no JavaScript and no web font for it, and reads the same offline. The
 arithmatex element (``span``/``div`` of class ``arithmatex``) stays around it. A formula
 latex2mathml cannot read fails the build, naming the page.
+
+The literate-nav files (``reference/SUMMARY.md``, ``results/SUMMARY.md``, written by
+gen_pages.py) are the nav, not pages: once literate-nav has read them they are dropped, so
+the site holds no orphan ``SUMMARY/`` page.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from properdocs.plugins import event_priority
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sphinx_roles import convert  # noqa: E402
 
@@ -29,6 +35,14 @@ ROOT = Path(__file__).resolve().parents[2]
 MARKER = re.compile(r"<!--\s*docstring:\s*([\w.]+)\s*-->")
 # pymdownx.arithmatex with generic: true: \(...\) inline in a span, \[...\] in a div
 MATH = re.compile(r'<(span|div) class="arithmatex">\s*\\([(\[])(.*?)\\[)\]]\s*</\1>', re.S)
+
+
+@event_priority(-200)  # after literate-nav's on_files (-100), which reads the nav files
+def on_files(files: Any, config: Any, **kwargs: Any) -> Any:
+    nav_file = config.plugins["literate-nav"].config.nav_file
+    for file in [f for f in files if f.src_uri.rpartition("/")[2] == nav_file]:
+        files.remove(file)
+    return files
 
 
 def module_docstring(module: str) -> str:

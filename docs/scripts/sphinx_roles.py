@@ -5,6 +5,9 @@ This griffe extension turns each into an *optional* autorefs link: a target that
 reference renders becomes a link, any other one plain code, never a warning. A bare name
 is looked up in the module of the docstring (``:func:`to_config``` in marl.config means
 ``marl.config.to_config``); ``~`` shows the last component only.
+
+A second extension, FieldComments, gives a class attribute without a docstring (most
+dataclass fields outside the config schemas) its source comment as docstring.
 """
 
 from __future__ import annotations
@@ -50,3 +53,40 @@ class SphinxRoles(griffe.Extension):
             mod = obj.module
             package = mod.path if mod.is_package else mod.path.rpartition(".")[0]
             obj.docstring.value = convert(obj.docstring.value, mod.path, package)
+
+
+def field_comment(lines: list[str], lineno: int, endlineno: int) -> str | None:
+    """The comment that documents the field at ``lineno`` (1-based) of ``lines``: its
+    trailing ``# ...``, else the comment lines right above it."""
+    import io
+    import tokenize
+
+    source = "\n".join(lines[lineno - 1:endlineno]) + "\n"
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError):
+        tokens = []
+    trailing = [t.string for t in tokens if t.type == tokenize.COMMENT]
+    if trailing:
+        return trailing[-1].lstrip("#").strip() or None
+    above: list[str] = []
+    for line in reversed(lines[:lineno - 1]):
+        if not line.strip().startswith("#"):
+            break
+        above.insert(0, line.strip().lstrip("#").strip())
+    return " ".join(above) or None
+
+
+class FieldComments(griffe.Extension):
+    """A class attribute (a dataclass field) without a docstring takes its comment as its
+    docstring (``obs: Tensor  # [T+1, B, N, *O]``), so the API reference describes the
+    field instead of showing an empty box. List it before SphinxRoles."""
+
+    def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
+        if (obj.docstring is None and obj.is_attribute and obj.parent is not None
+                and obj.parent.is_class and obj.lineno and obj.filepath):
+            lines = obj.lines_collection[obj.filepath]
+            text = field_comment(lines, obj.lineno, obj.endlineno or obj.lineno)
+            if text:
+                obj.docstring = griffe.Docstring(text.replace("<", "&lt;"), lineno=obj.lineno,
+                                                 parent=obj)
