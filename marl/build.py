@@ -19,6 +19,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from marl.algos import Learner, learner_family
+from marl.algos.rewards import with_reward_metrics, with_reward_transform
 from marl.cli import register_help_resolver
 from marl.config import Config, ConfigError, family_of, rewrite_deprecated, to_config
 from marl.core.runner import Runner
@@ -103,6 +104,7 @@ def build(cfg: Config, num_envs: int, seed: int | None = None
     try:
         check_episode_limit(cfg, env.spec, family.episode_limit(cfg.algo))
         learner = family.learner(env.spec, cfg.algo, num_envs, seed)
+        learner = with_reward_transform(learner, env.spec, cfg.algo, seed)  # none: as it is
     except BaseException:
         env.close()
         raise
@@ -123,4 +125,4 @@ def check_episode_limit(cfg: Config, spec: EnvSpec, limit: int | None) -> None:
 def metrics_fn(cfg: Config) -> Callable[[Any, EnvSpec], dict[str, float]]:
     """The metrics of :func:`build`'s learner: what its ``update`` returns, with the env
     spec -> flat ``loss/``, ``train/`` and ``credit/`` metrics."""
-    return learner_family(cfg.algo.learner).metrics
+    return with_reward_metrics(learner_family(cfg.algo.learner).metrics)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
+from marl.algos.rewards import RewardConfig
 from marl.core.rollout import Rollout
 from marl.envs.base import EnvSpec
 from marl.schema import check, check_finite_floats
@@ -54,6 +55,9 @@ class AlgoCommon:
     """Final epsilon."""
     eps_anneal_steps: int = 500_000
     """Env steps over which epsilon is annealed linearly."""
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    """What the learner's targets see of the rewards: ``algo.reward.transform``, a row of
+    marl.algos.rewards.REWARD_TRANSFORMS (none, simhash) or a plugin, and its options."""
 
     def __post_init__(self) -> None:
         check_finite_floats(self, "algo")
