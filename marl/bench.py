@@ -34,6 +34,7 @@ import torch
 
 from marl.build import CONF_DIR, build, build_env
 from marl.build import compose_config as _compose
+from marl.core.device import resolve_device
 from marl.io.metrics import peak_rss_mib
 
 
@@ -236,8 +237,10 @@ def bench_experiment(args: argparse.Namespace) -> dict[str, float]:
     tr = bench_training(exp, args.seconds)
     results.update(tr)
     cfg = _compose(exp)
+    results["device"] = str(resolve_device(cfg.device))
     print(f"training loop ({args.experiment}: B={cfg.train.num_envs}, "
-          f"T={cfg.train.fragment_len}, torch_threads={cfg.train.torch_threads}): "
+          f"T={cfg.train.fragment_len}, torch_threads={cfg.train.torch_threads}, "
+          f"device={results['device']}): "
           f"{tr['train_steps_per_s']:,.0f} env steps/s "
           f"(acting {tr['collect_steps_per_s']:,.0f}/s, learning "
           f"{tr['update_steps_per_s']:,.0f}/s, acting share {tr['collect_frac']:.0%}); "

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
@@ -22,6 +23,7 @@ from marl.algos import Learner, learner_family
 from marl.algos.rewards import with_reward_metrics, with_reward_transform
 from marl.cli import register_help_resolver
 from marl.config import Config, ConfigError, family_of, rewrite_deprecated, to_config
+from marl.core.device import resolve_device
 from marl.core.runner import Runner
 from marl.envs import ENVS, PluginEnvConfig, make_vec_env
 from marl.envs.base import EnvSpec, VecEnv
@@ -97,13 +99,15 @@ def build(cfg: Config, num_envs: int, seed: int | None = None
           ) -> tuple[VecEnv, Learner, Runner]:
     """(env of ``num_envs`` copies, learner, runner over that env), seeded with ``seed``
     (default ``cfg.seed``); the runner collects fragments of ``train.fragment_len``.
-    The learner is the row of :data:`marl.algos.LEARNERS` that ``algo.learner`` names."""
+    The learner is the row of :data:`marl.algos.LEARNERS` that ``algo.learner`` names,
+    constructed on the run's ``device`` (:mod:`marl.core.device`)."""
     seed = cfg.seed if seed is None else seed
     family = learner_family(cfg.algo.learner)
     env = build_env(cfg, num_envs, seed)
     try:
         check_episode_limit(cfg, env.spec, family.episode_limit(cfg.algo))
-        learner = family.learner(env.spec, cfg.algo, num_envs, seed)
+        with torch.device(resolve_device(cfg.device)):  # parameters, buffers, optimisers
+            learner = family.learner(env.spec, cfg.algo, num_envs, seed)
         learner = with_reward_transform(learner, env.spec, cfg.algo, seed)  # none: as it is
     except BaseException:
         env.close()

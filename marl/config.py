@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from marl.algos import LEARNERS, learner_family
 from marl.algos.base import AlgoCommon
+from marl.core.device import check_device_name
 from marl.io.plots import PLOTS
 from marl.io.sinks import SINKS
 from marl.reference import ReferenceConfig
@@ -167,6 +168,9 @@ class Config:
     """Experiment name (set by +experiment=...), used for output dirs and W&B groups."""
     seed: int = 0
     """Seed of everything (envs, torch, numpy)."""
+    device: str = "auto"
+    """Where networks, buffers and updates live: auto (CUDA where available), cpu, cuda,
+    cuda:<index> (marl.core.device; the envs stay on the CPU). Unmeasured on a GPU."""
     resume: bool = False
     """Continue from the newest checkpoint in the run directory (hydra.run.dir=<it>);
     with none there, start from scratch (and say so)."""
@@ -185,6 +189,7 @@ class Config:
 
     def __post_init__(self) -> None:
         check(self.seed >= 0, "seed", self.seed, "must be >= 0")
+        check_device_name(self.device)
         for key in self.requires:
             value: Any = self
             for part in key.split("."):

@@ -32,7 +32,7 @@ from marl.analysis import reliable
 from marl.io.files import read_jsonl
 
 IGNORED = ("seed", "hydra.", "resume", "init_from", "logger.", "checkpoint.", "plugin_path",
-           "train.torch_threads", "requires")
+           "train.torch_threads", "requires", "device")
 """Config keys (prefixes) that do not make runs different: they never split a group."""
 RATE_SUFFIXES = ("success_rate", "win_rate", "success")
 """Metrics in [0, 1]: their bands are clipped there."""

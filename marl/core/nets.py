@@ -167,7 +167,8 @@ class Actor(nn.Module):
 
     def initial_hidden(self, batch: int) -> Tensor:
         """``[B, N, H]`` zeros (an MLP actor carries an empty ``[B, N, 0]`` tensor)."""
-        return torch.zeros(batch, self.n_agents, self.hidden_dim if self.rnn else 0)
+        return torch.zeros(batch, self.n_agents, self.hidden_dim if self.rnn else 0,
+                           device=next(self.parameters()).device)
 
     def forward(self, obs: Tensor, prev_action: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
         """One step. obs ``[B, N, *O]``, prev_action ``[B, N]`` (A = none), h ``[B, N, H]``.

@@ -89,6 +89,7 @@ class ExploringPolicy:
     def __init__(self, actor: Any, cfg: Any, use_mask: bool = True):
         self.actor, self.cfg, self.use_mask = actor, cfg, use_mask
         self.hidden_dim = actor.hidden_dim if actor.rnn else 0
+        self.device = next(actor.parameters()).device  # the env's inputs are moved there
         self.eps = cfg.eps_start
 
     def epsilon(self, env_steps: int) -> float:
@@ -108,6 +109,11 @@ class ExploringPolicy:
     @torch.inference_mode()
     def act(self, obs: Tensor, prev_actions: Tensor, first: Tensor, action_mask: Tensor,
             h: Tensor, greedy: bool = False) -> tuple[Tensor, Tensor]:
+        if self.device.type != "cpu":  # the env's tensors are on the CPU
+            dev = self.device
+            obs, prev_actions, first, action_mask, h = (obs.to(dev), prev_actions.to(dev),
+                                                        first.to(dev), action_mask.to(dev),
+                                                        h.to(dev))
         if self.hidden_dim:
             h = h * (~first).to(h.dtype)[:, None, None]
         out, h = self.actor(obs, prev_actions, h)

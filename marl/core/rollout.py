@@ -48,26 +48,37 @@ class Rollout:
 
     @classmethod
     def allocate(cls, spec: EnvSpec, num_envs: int, t_len: int, hidden_dim: int) -> Rollout:
+        """Zeroed tensors for one fragment, on the CPU (the env side; :meth:`to` moves a
+        filled one to a learner's device)."""
         b, n, a = num_envs, spec.n_agents, spec.n_actions
         obs_dtype = getattr(torch, spec.obs_dtype)
-        return cls(
-            obs=torch.zeros(t_len + 1, b, n, *spec.obs_shape, dtype=obs_dtype),
-            state=torch.zeros(t_len + 1, b, spec.state_dim),
-            action_mask=torch.ones(t_len + 1, b, n, a, dtype=torch.bool),
-            alive=torch.ones(t_len + 1, b, n, dtype=torch.bool),
-            first=torch.zeros(t_len + 1, b, dtype=torch.bool),
-            prev_actions=torch.full((t_len + 1, b, n), a, dtype=torch.long),
-            actions=torch.zeros(t_len, b, n, dtype=torch.long),
-            rewards=torch.zeros(t_len, b, n),
-            terminated=torch.zeros(t_len, b, dtype=torch.bool),
-            truncated=torch.zeros(t_len, b, dtype=torch.bool),
-            final_obs=torch.zeros(t_len, b, n, *spec.obs_shape, dtype=obs_dtype),
-            final_state=torch.zeros(t_len, b, spec.state_dim),
-            final_action_mask=torch.ones(t_len, b, n, a, dtype=torch.bool),
-            final_alive=torch.ones(t_len, b, n, dtype=torch.bool),
-            h0=torch.zeros(b, n, hidden_dim),
-            eps=torch.zeros(t_len),
-        )
+        with torch.device("cpu"):  # whatever torch's default device is
+            return cls(
+                obs=torch.zeros(t_len + 1, b, n, *spec.obs_shape, dtype=obs_dtype),
+                state=torch.zeros(t_len + 1, b, spec.state_dim),
+                action_mask=torch.ones(t_len + 1, b, n, a, dtype=torch.bool),
+                alive=torch.ones(t_len + 1, b, n, dtype=torch.bool),
+                first=torch.zeros(t_len + 1, b, dtype=torch.bool),
+                prev_actions=torch.full((t_len + 1, b, n), a, dtype=torch.long),
+                actions=torch.zeros(t_len, b, n, dtype=torch.long),
+                rewards=torch.zeros(t_len, b, n),
+                terminated=torch.zeros(t_len, b, dtype=torch.bool),
+                truncated=torch.zeros(t_len, b, dtype=torch.bool),
+                final_obs=torch.zeros(t_len, b, n, *spec.obs_shape, dtype=obs_dtype),
+                final_state=torch.zeros(t_len, b, spec.state_dim),
+                final_action_mask=torch.ones(t_len, b, n, a, dtype=torch.bool),
+                final_alive=torch.ones(t_len, b, n, dtype=torch.bool),
+                h0=torch.zeros(b, n, hidden_dim),
+                eps=torch.zeros(t_len),
+            )
+
+    def to(self, device: torch.device) -> Rollout:
+        """The fragment on ``device``: itself when it is there already (the CPU case:
+        nothing is copied), else a copy of every tensor."""
+        if self.obs.device == device:
+            return self
+        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
+                                if isinstance(getattr(self, f.name), Tensor)})
 
     @property
     def t_len(self) -> int:

@@ -220,10 +220,10 @@ def _play(env: VecEnv, policy: Policy, hidden_dim: int, greedy: bool) -> Iterato
     buf = env.buf
     obs, mask = torch.from_numpy(buf.obs), torch.from_numpy(buf.action_mask)
     alive = torch.from_numpy(buf.alive)
-    prev = torch.full((b, n), a, dtype=torch.long)
-    actions = torch.zeros(b, n, dtype=torch.long)
-    first = torch.ones(b, dtype=torch.bool)
-    h = torch.zeros(b, n, hidden_dim)
+    prev = torch.full((b, n), a, dtype=torch.long, device="cpu")  # the env side
+    actions = torch.zeros(b, n, dtype=torch.long, device="cpu")
+    first = torch.ones(b, dtype=torch.bool, device="cpu")
+    h = torch.zeros(b, n, hidden_dim, device="cpu")
     done = np.zeros(b, bool)
     done_t = torch.from_numpy(done)
     while True:

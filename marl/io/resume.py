@@ -14,7 +14,7 @@ from marl.config import Config, upgrade_flat_config
 # Config keys a resumed run may change; any other difference means another experiment.
 RESUME_MAY_CHANGE = ("train.total_env_steps", "train.eval_video", "train.video_max_frames",
                      "train.video_fps", "train.log_every_env_steps", "logger.", "checkpoint.",
-                     "resume")
+                     "resume", "device")
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -286,4 +286,5 @@ class TDCritic(nn.Module):
         self.target.load_state_dict(sd["target"])
         self.opt.load_state_dict(sd["opt"])
         self.n_updates = int(sd["n_updates"])
-        self.h_next = {k: v.clone() for k, v in sd.get("h_next", {}).items()}
+        dev = next(self.net.parameters()).device  # checkpoints load on the CPU
+        self.h_next = {k: v.to(dev, copy=True) for k, v in sd.get("h_next", {}).items()}

@@ -161,6 +161,7 @@ class ComaLearner(nn.Module):
                  seed: int | None = None):
         super().__init__()  # num_envs, seed: the family protocol's; nothing here needs them
         self.spec, self.cfg = spec, cfg
+        self.device = torch.get_default_device()  # marl.build constructs under `device`
         self.advantage = lookup(ADVANTAGES, cfg.advantage, "algo.advantage")
         self.actor_update = lookup(ACTOR_UPDATES, cfg.actor_update, "algo.actor_update")
         training = lookup(CRITIC_TRAINING, cfg.critic_update, "algo.critic_update")
@@ -195,6 +196,7 @@ class ComaLearner(nn.Module):
     def update(self, ro: Rollout) -> UpdateStats:
         """One update on a fragment, under the epsilon it was collected with (``ro.eps``);
         returns raw statistics (see :func:`update_metrics`)."""
+        ro = ro.to(self.device)
         self._anneal_lr(ro)
         ro = TIMEOUTS[self.cfg.timeouts](ro)
         act = self._actors(ro)  # 1. actors over the fragment, exploring policy

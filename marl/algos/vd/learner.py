@@ -145,6 +145,7 @@ class QLearner(nn.Module):
     def __init__(self, spec: EnvSpec, cfg: VDConfig, num_envs: int, seed: int = 0):
         super().__init__()
         self.spec, self.cfg, vd = spec, cfg, cfg.vd
+        self.device = torch.get_default_device()  # marl.build constructs under `device`
         mixer = lookup(MIXERS, vd.mixer, "algo.vd.mixer")
         if mixer.needs_state and (spec.state_is_concat_obs or spec.state_dim == 0):
             raise ValueError(
@@ -172,6 +173,7 @@ class QLearner(nn.Module):
         """Store the fragment; train once the buffer holds a batch. Stats: the fragment
         under the network that acted on it, and the last gradient step."""
         vd = self.cfg.vd
+        ro = ro.to(self.device)
         self.buffer.add(ro)
         stats = self._fragment_stats(ro)
         if self.buffer.size >= vd.batch_episodes:
@@ -195,7 +197,7 @@ class QLearner(nn.Module):
         a_none = self.spec.n_actions
         actions = _time_first(ep.actions)
         prev = torch.cat([torch.full_like(actions[:1], a_none), actions])  # [T+1, E, N]
-        first = torch.zeros(obs.shape[:2], dtype=torch.bool)
+        first = torch.zeros(obs.shape[:2], dtype=torch.bool, device=obs.device)
         first[0] = True
         net = self.target_agent if target else self.agent
         h0 = net.initial_hidden(obs.shape[1])

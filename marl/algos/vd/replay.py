@@ -184,7 +184,7 @@ class EpisodeBuffer:
     def _commit(self, idx: Tensor) -> None:
         """Copy the finished staging rows ``idx`` into the ring; reset them."""
         keep = idx[-self.capacity:]
-        dst = (self.next_idx + torch.arange(len(keep))) % self.capacity
+        dst = (self.next_idx + torch.arange(len(keep), device=keep.device)) % self.capacity
         for (_, s), (_, x) in zip(self.stage.items(), self.store.items(), strict=True):
             x[dst] = s[keep]
         self.length[dst] = self.pos[keep]
@@ -203,7 +203,8 @@ class EpisodeBuffer:
         of them; returns (episodes batch-first, their ring indices ``[E]``)."""
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay buffer")
-        idx = torch.randint(self.size, (e,), generator=self.gen)
+        idx = torch.randint(self.size, (e,), generator=self.gen, device=self.gen.device)
+        idx = idx.to(self.length.device)  # drawn on the CPU generator: the same on any device
         t_len = int(self.length[idx].max())
         return self.store.take(idx, t_len), idx
 

@@ -108,7 +108,7 @@ class PPOUpdate:
         first_dev, sums, used = None, {}, 0
         for _ in range(cfg.ppo.epochs):
             sums, used = {}, 0  # sums over the last epoch's minibatches
-            perm = torch.randperm(rows)
+            perm = torch.randperm(rows, device=ro.obs.device)
             for i in range(cfg.ppo.minibatches):
                 idx = perm[i * mb:(i + 1) * mb]
                 # index_select: ~5x faster than v[:, idx] on the uint8 frames
