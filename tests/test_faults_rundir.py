@@ -260,3 +260,33 @@ def test_a_damaged_summary_of_a_finished_run_is_one_line(tmp_path, monkeypatch, 
     assert train(run_dir, "resume=true", "train.total_env_steps=400",
                  monkeypatch=monkeypatch) == 0
     assert json.loads((run_dir / "summary.json").read_text())["env_steps"] == 400
+
+
+# ------------------------------------------------------- a read-only run directory
+def _read_only_filesystem(monkeypatch) -> None:
+    """Every create under the run directory fails as on a read-only mount (as root a
+    chmod does not stop writes, and a bind mount needs privileges a test lacks)."""
+    import errno
+
+    from marl.io import rundir
+
+    def refuse(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    real_open = os.open
+    monkeypatch.setattr(rundir.os, "open", lambda p, flags, *a: refuse() if flags & os.O_CREAT
+                        else real_open(p, flags, *a))
+    monkeypatch.setattr(Path, "mkdir", refuse)
+
+
+@pytest.mark.parametrize("where", ["existing", "missing"])
+def test_train_on_a_read_only_run_directory_is_one_line(tmp_path, where, monkeypatch, capsys):
+    folder = tmp_path / "archived"
+    folder.mkdir()
+    run_dir = folder if where == "existing" else folder / "new_run"
+    _read_only_filesystem(monkeypatch)
+    assert train(run_dir, "resume=true", monkeypatch=monkeypatch) == 2
+    err = err_lines(capsys)
+    assert len(err) == 1 and str(run_dir) in err[0], err
+    assert "cannot be written" in err[0] and "marl.evaluate" in err[0]
+    assert list(folder.iterdir()) == []

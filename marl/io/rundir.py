@@ -186,6 +186,14 @@ def _mkdirs(path: Path) -> tuple[bool, list[Path]]:
     return bool(created) and created[-1] == path, created
 
 
+def _unwritable(path: Path, e: OSError) -> RunDirError:
+    """The one line for a run directory this process cannot write (a read-only
+    filesystem, an archived run, no permission)."""
+    return RunDirError(f"run directory {path} cannot be written ({e.strerror or e}): a run "
+                       "needs a writable hydra.run.dir; to evaluate a read-only run, use "
+                       "python -m marl.evaluate run_dir=<it>, which writes nothing there")
+
+
 def claim(path: Path, resume: bool) -> RunDir:
     """Take ``path`` as this process's run directory (see the module docstring); raise
     :class:`RunDirError` (nothing written) if it holds a run and ``resume`` is false, or
@@ -193,7 +201,10 @@ def claim(path: Path, resume: bool) -> RunDir:
     path = Path(os.path.abspath(path))
     if path.exists() and not path.is_dir():
         raise RunDirError(f"run directory {path} exists and is not a directory")
-    new, created = _mkdirs(path)
+    try:
+        new, created = _mkdirs(path)
+    except OSError as e:
+        raise _unwritable(path, e) from None
     if not new:
         check_not_foreign(path)
     if not new and not resume and holds_run(path):
@@ -208,6 +219,9 @@ def claim(path: Path, resume: bool) -> RunDir:
     except RunDirError:
         rd.discard()
         raise
+    except OSError as e:  # no lock file can be made: a read-only run directory
+        rd.discard()
+        raise _unwritable(path, e) from None
     if not new and not resume and holds_run(path):  # a run began there since the check
         rd.release()
         raise RunDirError(f"run directory {path} already holds a run: pass resume=true to "
