@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Union
 
 import numpy as np
@@ -124,25 +124,33 @@ def open_loop_value(model: DecPOMDP, horizon: int, return_plan: bool = False
             value = float(cand.flat[best])
             if not return_plan:
                 return value
-            row, ja = divmod(best, ja_n)
-            plan = [ja]
-            for prefix, acts in reversed(parents):
-                plan.append(int(acts[row]))
-                row = int(prefix[row])
-            return value, [model.individual_actions(a) for a in reversed(plan)]
+            return value, [model.individual_actions(a) for a in _plan(parents, best, ja_n)]
         nxt = np.einsum("ks,sat->kat", beliefs, T).reshape(k * ja_n, s)
         flat = cand.reshape(-1)
-        keys = np.round(nxt, 12)
-        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        # the best candidate of each group of equal beliefs
-        order = np.lexsort((-flat, inverse))
-        group_start = np.ones(len(order), bool)
-        group_start[1:] = inverse[order][1:] != inverse[order][:-1]
-        keep = order[group_start]
+        keep = _best_of_equal_beliefs(nxt, flat)
         beliefs, values = nxt[keep], flat[keep]
         parents.append((keep // ja_n, keep % ja_n))
     raise AssertionError("unreachable")
+
+
+def _best_of_equal_beliefs(beliefs: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Rows of ``beliefs`` [K, S] to keep: of each group equal to 1e-12, the best by ``values``."""
+    inverse = np.unique(np.round(beliefs, 12), axis=0, return_inverse=True)[1].reshape(-1)
+    order = np.lexsort((-values, inverse))
+    group_start = np.ones(len(order), bool)
+    group_start[1:] = inverse[order][1:] != inverse[order][:-1]
+    return order[group_start]
+
+
+def _plan(parents: list[tuple[np.ndarray, np.ndarray]], best: int, ja_n: int) -> list[int]:
+    """The plan's joint actions, first step first, read back from its last candidate
+    ``best`` (row * ``ja_n`` + joint action) through each step's (prefix row, action)."""
+    row, ja = divmod(best, ja_n)
+    plan = [ja]
+    for prefix, acts in reversed(parents):
+        plan.append(int(acts[row]))
+        row = int(prefix[row])
+    return plan[::-1]
 
 
 def random_value(model: DecPOMDP, horizon: int) -> float:
@@ -294,12 +302,10 @@ def _best_response(model: DecPOMDP, others: list[dict[History, int]], horizon: i
                    ) -> tuple[float, dict[History, int]]:
     """The last agent's best response to the fixed policies ``others`` of the rest:
     (value, its policy as a table over all its histories)."""
-    trans, obs_p, rew = model.transition, model.observation, model.reward
-    n_last, z_last = model.n_actions[-1], model.n_obs[-1]
+    rew, n_last, z_last = model.reward, model.n_actions[-1], model.n_obs[-1]
     z_others = model.n_obs[:-1]
-    jo_others = math.prod(z_others)
     others_obs = [tuple(int(x) for x in np.unravel_index(j, z_others)) if z_others else ()
-                  for j in range(jo_others)]
+                  for j in range(math.prod(z_others))]
     strides = model.action_strides()
     table = dict.fromkeys(histories(z_last, horizon), 0)
 
@@ -313,17 +319,7 @@ def _best_response(model: DecPOMDP, others: list[dict[History, int]], horizon: i
             v = float((alpha * rew[:, ja]).sum())
             sub: dict[History, int] = {}
             if t + 1 < horizon:
-                m1 = np.einsum("sk,skt->kt", alpha, trans[:, ja, :])  # [K, S']
-                nxt = m1[:, :, None] * obs_p[ja]  # [K, S', JO]
-                for o in range(z_last):
-                    cols = nxt[:, :, o::z_last]  # [K, S', JO_others]: last agent saw o
-                    mass = cols.sum(1)  # [K, JO_others]
-                    ks, js = np.nonzero(mass > 0)
-                    if len(ks) == 0:
-                        continue
-                    child = cols[ks, :, js].T  # [S', K']
-                    child_oh = [tuple(oh[k][i] + (others_obs[j][i],) for i in range(len(others)))
-                                for k, j in zip(ks, js, strict=True)]
+                for o, child, child_oh in _children(model, alpha, ja, oh, others_obs):
                     cv, csub = best(child, child_oh, h + (o,), t + 1)
                     v += cv
                     sub.update(csub)
@@ -336,3 +332,19 @@ def _best_response(model: DecPOMDP, others: list[dict[History, int]], horizon: i
     table.update(chosen)
     return v, table
 
+
+def _children(model: DecPOMDP, alpha: np.ndarray, ja: np.ndarray, oh: list[tuple[History, ...]],
+              others_obs: list[tuple[int, ...]]) -> Iterator[tuple[int, np.ndarray, list]]:
+    """Joint actions ``ja`` [K] taken from weights ``alpha`` [S, K] (the others' histories
+    ``oh``): per observation o of the last agent, (o, next weights [S', K'], next ``oh``)."""
+    z_last = model.n_obs[-1]
+    m1 = np.einsum("sk,skt->kt", alpha, model.transition[:, ja, :])  # [K, S']
+    nxt = m1[:, :, None] * model.observation[ja]  # [K, S', JO]
+    for o in range(z_last):
+        cols = nxt[:, :, o::z_last]  # [K, S', JO_others]: last agent saw o
+        ks, js = np.nonzero(cols.sum(1) > 0)  # mass [K, JO_others]
+        if len(ks) == 0:
+            continue
+        child_oh = [tuple(oh[k][i] + (others_obs[j][i],) for i in range(len(oh[k])))
+                    for k, j in zip(ks, js, strict=True)]
+        yield o, cols[ks, :, js].T, child_oh  # [S', K']

@@ -194,28 +194,35 @@ class EnvGroup:
                     self._blank(j, dead)
                 self._write_state(j)
                 continue
-            # Episode over: final outputs = what the env returned in this step.
-            pairs = [(i, a) for i, a in enumerate(agents) if a in obs]
-            self._write(j, obs, infos, pairs)
-            present = {i for i, _ in pairs}
-            self._blank(j, [i for i in range(len(agents)) if i not in present])
-            self._write_state(j)
-            # Who was cut by truncation rather than terminated: only these agents are
-            # bootstrapped, also when others terminated in this same step (the env as
-            # a whole is then truncated).
-            final_alive = buf.final_alive[j]
-            final_alive[:] = False
-            for i, a in live:
-                final_alive[i] = trunc.get(a, False) and not term.get(a, False)
-            buf.truncated[j] = final_alive.any()
-            buf.terminated[j] = not buf.truncated[j]
-            buf.final_obs[j] = self._obs[j]
-            buf.final_state[j] = self._state[j]
-            buf.final_action_mask[j] = self._mask[j]
-            ended_stats[j] = info_stats(infos or {}, agents)
-            self._reset_one(j, None)
+            ended_stats[j] = self._end_episode(j, obs, term, trunc, infos, live)
         if buf.episode or any(ended_stats.values()):
             write_episode_stats(buf.episode, ended_stats, len(self.envs))
+
+    def _end_episode(self, j: int, obs: Mapping, term: Mapping, trunc: Mapping,
+                     infos: Mapping, live: list[tuple[int, str]]) -> dict[str, float]:
+        """Env ``j``'s episode ended in this step: write its final outputs (what the env
+        returned in this step) and who was cut, reset it; returns its :func:`info_stats`."""
+        buf, agents = self.buf, self.agents
+        pairs = [(i, a) for i, a in enumerate(agents) if a in obs]
+        self._write(j, obs, infos, pairs)
+        present = {i for i, _ in pairs}
+        self._blank(j, [i for i in range(len(agents)) if i not in present])
+        self._write_state(j)
+        # Who was cut by truncation rather than terminated: only these agents are
+        # bootstrapped, also when others terminated in this same step (the env as
+        # a whole is then truncated).
+        final_alive = buf.final_alive[j]
+        final_alive[:] = False
+        for i, a in live:
+            final_alive[i] = trunc.get(a, False) and not term.get(a, False)
+        buf.truncated[j] = final_alive.any()
+        buf.terminated[j] = not buf.truncated[j]
+        buf.final_obs[j] = self._obs[j]
+        buf.final_state[j] = self._state[j]
+        buf.final_action_mask[j] = self._mask[j]
+        stats = info_stats(infos or {}, agents)
+        self._reset_one(j, None)
+        return stats
 
     def snapshot(self) -> list[bytes]:
         """Every env's exact state (:func:`snapshot_env`)."""
