@@ -182,12 +182,16 @@ class CodeCounts:
         self.counts = np.zeros(0, np.int64)
 
     def add(self, codes: np.ndarray) -> np.ndarray:
-        """Count ``codes`` ``[n]`` in, then return each one's count (these included)."""
+        """Count ``codes`` ``[n]`` in, then return each one's count (these included).
+        Codes seen before are incremented in place; new ones are inserted in order."""
         new, k = np.unique(codes, return_counts=True)
-        allc = np.concatenate([self.codes, new])
-        alln = np.concatenate([self.counts, k])
-        self.codes, inv = np.unique(allc, return_inverse=True)
-        self.counts = np.bincount(inv, weights=alln, minlength=len(self.codes)).astype(np.int64)
+        at = np.searchsorted(self.codes, new)
+        seen = np.zeros(len(new), bool)
+        if len(self.codes):
+            seen = self.codes[np.minimum(at, len(self.codes) - 1)] == new
+        self.counts[at[seen]] += k[seen]
+        self.codes = np.insert(self.codes, at[~seen], new[~seen])
+        self.counts = np.insert(self.counts, at[~seen], k[~seen])
         return self.counts[np.searchsorted(self.codes, codes)]
 
 
