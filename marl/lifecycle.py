@@ -23,7 +23,7 @@ from marl.config import Config, ConfigError, to_config
 from marl.io import provenance
 from marl.io.checkpoint import CheckpointError
 from marl.io.errors import DiskFullError, NonFiniteError, TrainingInterrupted
-from marl.io.rundir import RunDir, RunDirError, check_not_foreign, holds_run
+from marl.io.rundir import LockLost, RunDir, RunDirError, check_not_foreign, holds_run
 from marl.reference import describe, deviations
 from marl.sweep import clear_refusal, note_stderr, record_refusal
 
@@ -103,6 +103,7 @@ class Job:
         except (ConfigError, CheckpointError, RunDirError, ValueError, ImportError) as e:
             return self.refuse(run_dir, str(e).splitlines()[0], multirun, dcfg)
         self.announce()
+        self.guard(made)
         save_hydra_files(run_dir, dcfg)
         self.open_log(run_dir)
         if multirun:
@@ -111,6 +112,16 @@ class Job:
         provenance.record(run_dir, reference_record(dcfg))
         (run_dir / "failed.json").unlink(missing_ok=True)  # an earlier attempt's, now stale
         return made
+
+    def guard(self, made: Any) -> None:
+        """The run's writers (its ``logger`` and ``checkpointer``) check before each row
+        and checkpoint that the directory is still this process's (a deleted lock file:
+        :meth:`RunDir.check_held`)."""
+        if self.held is None:
+            return
+        for writer in (getattr(made, "logger", None), getattr(made, "checkpointer", None)):
+            if writer is not None:
+                writer.guard = self.held.check_held
 
     def claim_job_dir(self, run_dir: Path) -> None:
         """A sweep's job takes its own directory (Hydra made it for the job, and wrote
@@ -198,6 +209,8 @@ def finish(body: Callable[[], float], run_dir: Path, multirun: bool) -> float:
         sys.exit(128 + e.signum)
     except (NonFiniteError, DiskFullError) as e:  # a full disk: also at .hydra/, summary
         return fail(run_dir, str(e), 1, multirun)
+    except LockLost as e:  # the directory is another process's now: write nothing there
+        return fail(run_dir, str(e), 1, multirun, record=False)
     except Exception as e:
         if not multirun:
             fail(run_dir, f"{type(e).__name__}: {e}", 1, multirun=True)  # record, go on

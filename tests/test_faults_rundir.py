@@ -290,3 +290,51 @@ def test_train_on_a_read_only_run_directory_is_one_line(tmp_path, where, monkeyp
     assert len(err) == 1 and str(run_dir) in err[0], err
     assert "cannot be written" in err[0] and "marl.evaluate" in err[0]
     assert list(folder.iterdir()) == []
+
+
+# ------------------------------------------------------------------- a lost lock
+def _delete_lock_at(monkeypatch, run_dir: Path, env_steps: int, then=None) -> list:
+    """Delete the run's lock file once it has collected ``env_steps`` (``then(run_dir)``
+    right after: another process taking the directory)."""
+    from marl.core.runner import Runner
+
+    collect, taken = Runner.collect, []
+
+    def collect_then_delete(self, policy):
+        out = collect(self, policy)
+        if self.env_steps >= env_steps and not taken:
+            rows = len((run_dir / "metrics.jsonl").read_text().splitlines())
+            (run_dir / ".lock").unlink()
+            taken.append((rows, then(run_dir) if then else None))
+        return out
+
+    monkeypatch.setattr(Runner, "collect", collect_then_delete)
+    return taken
+
+
+def test_a_deleted_lock_file_is_taken_again_and_the_run_goes_on(tmp_path, monkeypatch,
+                                                                 capsys):
+    run_dir = tmp_path / "run"
+    taken = _delete_lock_at(monkeypatch, run_dir, 600)
+    assert train(run_dir, monkeypatch=monkeypatch) == 0
+    assert taken and (run_dir / "summary.json").exists()
+    assert json.loads((run_dir / ".lock").read_text())["pid"] == os.getpid()
+    assert any("lock file" in line and "took it again" in line for line in err_lines(capsys))
+
+
+def test_a_run_whose_directory_was_taken_stops_writing_nothing_more(tmp_path, monkeypatch,
+                                                                     capsys):
+    run_dir = tmp_path / "run"
+    taken = _delete_lock_at(monkeypatch, run_dir, 600, then=hold_lock)
+    try:
+        assert train(run_dir, monkeypatch=monkeypatch) == 1
+        err = err_lines(capsys)
+        assert len(err) == 1 and str(run_dir) in err[0], err
+        assert f"pid {os.getpid()}" in err[0] and "writes nothing more" in err[0]
+        rows_then = taken[0][0]
+        assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == rows_then
+        assert not (run_dir / "failed.json").exists()
+        assert not (run_dir / "summary.json").exists()
+    finally:
+        if taken:
+            os.close(taken[0][1])

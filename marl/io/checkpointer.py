@@ -12,6 +12,7 @@ metrics rows after it are redone.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ class Checkpointer:
         self.ckpt_dir = run_dir / "checkpoints"
         self.metrics_path = run_dir / "metrics.jsonl"
         self.run_dir = run_dir
+        self.guard: Callable[[], None] = lambda: None  # as Logger.guard: before each save
 
     def refuse_overwrite(self) -> None:
         """ConfigError unless ``resume=true`` or the directory holds no run yet."""
@@ -61,6 +63,7 @@ class Checkpointer:
         return latest_checkpoint(self.ckpt_dir)
 
     def save(self, env_steps: int, state: dict[str, Any]) -> Path:
+        self.guard()
         return save_checkpoint(self.ckpt_dir, env_steps, state, self.cfg.checkpoint.keep)
 
     def restore(self, learner: Any, runner: Any, schedule: Any, rng: Any) -> Restored:

@@ -173,8 +173,12 @@ class Logger:
     def __init__(self, run_dir: Path, sinks: Any, progress: Progress):
         self.jsonl = JsonlSink(run_dir / "metrics.jsonl")
         self.sinks, self.progress = sinks, progress
+        self.guard: Callable[[], None] = lambda: None
+        """Called before every row: the run directory is still this process's
+        (:meth:`marl.io.rundir.RunDir.check_held`, wired by :class:`marl.lifecycle.Job`)."""
 
     def log(self, env_steps: int, metrics: dict[str, float]) -> None:
+        self.guard()
         row = {"env_steps": env_steps, **metrics}
         self.jsonl.log(row)  # first: a sink may read the file (metrics.csv)
         self.sinks.log(row)

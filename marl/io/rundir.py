@@ -31,6 +31,7 @@ import os
 import secrets
 import shutil
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -60,6 +61,11 @@ def register_stamp_resolver() -> None:
 class RunDirError(RuntimeError):
     """This process may not use the run directory (another holds it, or it holds a run
     and resume was not asked for). Nothing was written."""
+
+
+class LockLost(RuntimeError):
+    """A live run's lock file was deleted and another process holds the directory now:
+    this run stops at once and writes nothing more there (exit 1)."""
 
 
 def holder(run_dir: Path) -> str | None:
@@ -152,6 +158,30 @@ class RunDir:
             os.pwrite(self._fd, line, 0)  # type: ignore[arg-type]
         except OSError:  # a full disk: the lock holds all the same
             pass
+
+    def check_held(self) -> None:
+        """Before a row or a checkpoint: the lock file is still the one this process
+        holds. If it was deleted (or replaced), take a new one when no other process
+        holds the directory, else raise :class:`LockLost` naming that process."""
+        if self._fd is None:
+            return
+        mine = os.fstat(self._fd)
+        try:
+            now = os.stat(self.path / LOCK_NAME)
+            if (now.st_ino, now.st_dev) == (mine.st_ino, mine.st_dev):
+                return
+        except FileNotFoundError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+        try:
+            self.lock(announce=True)
+        except RunDirError:
+            raise LockLost(f"run directory {self.path} lost its lock file and is now held "
+                           f"by {_describe(self.path / LOCK_NAME)}: this run stops here "
+                           "and writes nothing more into it") from None
+        print(f"warning: the lock file of {self.path} was deleted; this run took it "
+              "again", file=sys.stderr)
 
     def release(self) -> None:
         if self._fd is not None:
