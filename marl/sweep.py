@@ -69,6 +69,28 @@ def check_plugins(config: DictConfig) -> None:
             raise SystemExit(2)
 
 
+def check_storage(config: DictConfig) -> None:
+    """Raise SystemExit(2) after one line if Optuna is to keep its study in a database
+    (``hydra.sweeper.storage``) beside SQLAlchemy 2: optuna 2.10 (hydra-optuna-sweeper
+    needs optuna < 3) fails creating the study there, with a bare AssertionError. The
+    sweep extra pins ``sqlalchemy<2``; this catches an environment that moved it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    sweeper = config.hydra.sweeper
+    storage = sweeper.get("storage")
+    if not storage or "optuna" not in str(sweeper.get("_target_", "")).lower():
+        return
+    try:
+        sqlalchemy, optuna = version("sqlalchemy"), version("optuna")
+    except PackageNotFoundError:
+        return  # the sweeper's own import names what is missing
+    if int(sqlalchemy.split(".")[0]) >= 2 and int(optuna.split(".")[0]) < 3:
+        print(f"error: hydra.sweeper.storage = {storage!r} needs SQLAlchemy < 2 with optuna "
+              f"{optuna} (SQLAlchemy {sqlalchemy} is installed): pip install 'sqlalchemy<2' "
+              "(the sweep extra pins it), or storage=null", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def check_launcher(launcher: str, target: str, launcher_cfg: Any) -> None:
     """Raise :class:`ClusterUnreachable` if the cluster of launcher ``launcher`` (its config
     group option; ``target`` is the plugin class) cannot take jobs."""
@@ -266,6 +288,7 @@ class SweepSummary(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         check_plugins(config)
+        check_storage(config)
         launcher_cfg = config.hydra.launcher
         target = str(launcher_cfg.get("_target_", ""))
         name = config.hydra.runtime.choices.get("hydra/launcher", target)

@@ -155,3 +155,53 @@ def test_optuna_objective_is_the_final_greedy_return(tmp_path):
     assert set(best["best_params"]) == {"algo.actor_lr", "algo.td_lambda"}
     assert 1e-4 <= best["best_params"]["algo.actor_lr"] <= 1e-2
     assert 0.5 <= best["best_params"]["algo.td_lambda"] <= 1.0
+
+
+@pytest.mark.slow
+def test_optuna_keeps_its_study_in_sqlite_storage(tmp_path):
+    """hydra.sweeper.storage=sqlite:///... (the preset's comment): the study is saved, and
+    a second sweep with the same storage and study name continues it (optuna 2.10 failed
+    here with an AssertionError under SQLAlchemy 2; the sweep extra pins sqlalchemy<2)."""
+    import optuna
+
+    db = f"sqlite:///{tmp_path / 'optuna.db'}"
+    args = ["+experiment=coma_boxpush_optuna", *TINY[1:], "hydra/launcher=basic",
+            f"hydra.sweeper.storage={db}", "hydra.sweeper.study_name=kept"]
+    multirun([*args, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path / 'a'}"],
+             cwd=tmp_path)
+    returns = sorted(json.loads(p.read_text())["eval/return_mean"]
+                     for p in (tmp_path / "a").glob("*/summary.json"))
+    study = optuna.load_study(study_name="kept", storage=db)
+    assert sorted(t.value for t in study.trials) == pytest.approx(returns) and len(returns) == 2
+    multirun([*args, "hydra.sweeper.n_trials=1", f"hydra.sweep.dir={tmp_path / 'b'}"],
+             cwd=tmp_path)
+    study = optuna.load_study(study_name="kept", storage=db)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+
+
+@pytest.mark.parametrize(("sqlalchemy", "storage", "refused"), [
+    ("2.1.9", "sqlite:///optuna.db", True), ("1.4.54", "sqlite:///optuna.db", False),
+    ("2.1.9", None, False)])
+def test_optuna_storage_beside_sqlalchemy_2_is_refused_in_one_line(monkeypatch, capsys,
+                                                                  sqlalchemy, storage, refused):
+    import importlib.metadata
+
+    from omegaconf import OmegaConf
+
+    from marl.sweep import check_storage
+
+    versions = {"sqlalchemy": sqlalchemy, "optuna": "2.10.1"}
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: versions[name.lower()])
+    target = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    config = OmegaConf.create({"hydra": {"sweeper": {"_target_": target, "storage": storage}}})
+    if not refused:
+        check_storage(config)
+        assert capsys.readouterr().err == ""
+        return
+    with pytest.raises(SystemExit) as exit_:
+        check_storage(config)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: hydra.sweeper.storage = 'sqlite:///optuna.db' needs SQLAlchemy < 2 with optuna "
+        "2.10.1 (SQLAlchemy 2.1.9 is installed): pip install 'sqlalchemy<2' (the sweep extra "
+        "pins it), or storage=null"]

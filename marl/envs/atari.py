@@ -1,4 +1,5 @@
-"""Atari Pong (ale-py) as a one-agent env (``player_0``), in two preprocessing modes.
+"""Atari Pong (ale-py, the ``atari`` extra) as a one-agent env (``player_0``), in two
+preprocessing modes.
 
 Rewards are the game's (+1 / -1 per point, never clipped). ``terminated`` = game over
 (a side reached 21); ``truncated`` = ``max_episode_frames`` emulator frames came first

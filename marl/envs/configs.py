@@ -25,6 +25,7 @@ from marl.envs.checks import (
     need_number,
     plain,
 )
+from marl.envs.extras import check_pettingzoo_extra, require_extra
 from marl.envs.wrapper_names import resolve_wrapper
 
 
@@ -201,6 +202,7 @@ class PongEnvConfig:
              "AtariEnv has no no-op starts)")
         need_int(self, "max_episode_frames", 1)
         need_int(self, "num_threads", 0, note=" (0 = one per CPU core, at most one per env)")
+        require_extra("atari", "env.name = 'pong'", ("ale_py",))  # ale-py: not in the core
 
     def _or_default(self, name: str) -> Any:
         """Field ``name``, or the mode's default when it is None."""
@@ -282,6 +284,7 @@ class PettingZooEnvConfig:
              "id", self.id, "must be '<module>:<factory>' (e.g. 'mpe2:simple_spread_v3', "
              "'pettingzoo.butterfly:pistonball_v6') or a PettingZoo registry id "
              "'<namespace>/<name>-v<N>' (e.g. 'butterfly/pistonball-v6')")
+        check_pettingzoo_extra(self.id)  # Atari, butterfly: extras
         kw = plain(self.kwargs) if self.kwargs is not None else {}
         need(isinstance(kw, dict) and all(isinstance(k, str) for k in kw), "kwargs",
              self.kwargs, "must be a mapping of keyword arguments (str keys) for the factory")
