@@ -22,8 +22,9 @@ from marl.cli import fail, prepare, save_hydra_files
 from marl.config import Config, ConfigError, to_config
 from marl.io import provenance
 from marl.io.checkpoint import CheckpointError
-from marl.io.errors import DiskFullError, NonFiniteError, TrainingInterrupted
+from marl.io.errors import DiskFullError, NonFiniteError, StoppedAtStartup, TrainingInterrupted
 from marl.io.rundir import LockLost, RunDir, RunDirError, check_not_foreign, holds_run
+from marl.io.signals import StartupSignals
 from marl.reference import describe, deviations
 from marl.sweep import clear_refusal, note_stderr, record_refusal
 
@@ -77,18 +78,31 @@ class Job:
         """An entry point's ``main``: check the command line and take the run directory
         (:func:`marl.cli.prepare`: a refusal is one line, exit 2, nothing written), then
         run the Hydra ``task`` with it; the directory is released however it ends."""
-        try:
-            argv, self.held = prepare(sys.argv[1:])
-        except (ConfigError, RunDirError, ImportError) as e:  # ImportError: a plugin, extra
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
-        saved = sys.argv
-        sys.argv = [saved[0], *argv, *hydra_writes_nothing(argv)]
-        try:
-            return task()
-        finally:
-            sys.argv = saved
-            self.release()
+        with StartupSignals() as startup:  # a stop before training: one line, 128 + signal
+            try:
+                argv, self.held = prepare(sys.argv[1:])  # a signal here waits for the claim
+                startup.release()
+            except (ConfigError, RunDirError, ImportError) as e:  # ImportError: an extra
+                print(f"error: {e}", file=sys.stderr)
+                sys.exit(2)
+            except StoppedAtStartup as e:
+                self.stopped_at_startup(e)
+            saved = sys.argv
+            sys.argv = [saved[0], *argv, *hydra_writes_nothing(argv)]
+            try:
+                return task()
+            except StoppedAtStartup as e:
+                self.stopped_at_startup(e)
+            finally:
+                sys.argv = saved
+                self.release()
+
+    def stopped_at_startup(self, e: StoppedAtStartup) -> None:
+        """The one-line stop of a signal before training: the directory given back (and
+        removed if this process made it and wrote nothing), exit 128 + signal number."""
+        self.release()
+        print(str(e), file=sys.stderr)
+        sys.exit(128 + e.signum)
 
     def start(self, dcfg: DictConfig, run_dir: Path, multirun: bool,
               make: Callable[[Config], Any]) -> Any:
@@ -176,8 +190,12 @@ class Job:
             self.held.announce()
 
     def release(self) -> None:
+        """Give the directory back; one this process created and wrote nothing into (a
+        stop during startup) is removed again."""
         self.close_log()
         if self.held is not None:
+            if self.held.created and _empty(self.held.path):
+                self.held.discard()
             self.held.release()
             self.held = None
 

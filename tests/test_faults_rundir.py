@@ -338,3 +338,32 @@ def test_a_run_whose_directory_was_taken_stops_writing_nothing_more(tmp_path, mo
     finally:
         if taken:
             os.close(taken[0][1])
+
+
+# ------------------------------------------------------- a stop signal at startup
+@pytest.mark.parametrize("where", ["prepare", "build"])
+def test_a_stop_signal_during_startup_is_the_one_line_stop(tmp_path, where, monkeypatch,
+                                                           capsys):
+    """SIGTERM while the command line is checked (before Hydra) or while the envs and
+    networks are built (inside the task): one line, 128 + 15, the directory this process
+    made removed again (nothing was written into it)."""
+    import signal
+
+    from marl import build as build_mod
+    from marl import cli
+
+    target, name = (cli, "claim") if where == "prepare" else (build_mod, "make_vec_env")
+    real = getattr(target, name)
+
+    def signalled(*a, **k):
+        out = real(*a, **k)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    monkeypatch.setattr(target, name, signalled)
+    run_dir = tmp_path / "run"
+    assert train(run_dir, monkeypatch=monkeypatch) == 128 + signal.SIGTERM
+    err = err_lines(capsys)
+    assert len(err) == 1 and "stopped by SIGTERM during startup" in err[0], err
+    assert not run_dir.exists()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

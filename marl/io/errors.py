@@ -57,6 +57,19 @@ class TrainingInterrupted(RuntimeError):
                          f"{checkpoint}; continue with resume=true")
 
 
+class StoppedAtStartup(BaseException):
+    """A stop signal arrived before training began: nothing to checkpoint yet. A
+    BaseException, as KeyboardInterrupt is, so that no ``except Exception`` on the way
+    (Hydra's own included) turns it into a traceback: the entry point prints the line."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name} during startup, "
+                         "before any training: nothing to continue; run the command again")
+
+
 def check_finite(module: Any) -> None:
     """Raise :class:`NonFiniteError` naming ``module``'s first NaN/inf parameter
     (``module``: anything with ``named_parameters()``, a torch ``nn.Module``)."""
