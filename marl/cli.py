@@ -26,6 +26,7 @@ from marl.config import Config, ConfigError, rewrite_deprecated, to_config
 from marl.io.errors import DiskFullError
 from marl.io.files import write_bytes_atomic, write_json_atomic
 from marl.io.rundir import RunDir, RunDirError, claim, free_reserve
+from marl.io.sweepdir import previous_sweep
 
 _NOISE = ("full_key:", "object_type", "reference_type", "To append", "See https",
           "Config search path", "provider=")
@@ -255,15 +256,16 @@ def listed_jobs(overrides: list[str]) -> list[list[str]] | None:
     return [first, *([*first[:i], line, *first[i + 1:]] for i, line in rest)]
 
 
-def check_sweep(overrides: list[str], flags: HydraFlags | None = None) -> None:
+def check_sweep(overrides: list[str], flags: HydraFlags | None = None) -> Path | None:
     """Before a multirun: every listed value composes (:func:`listed_jobs`: Hydra's errors,
     a value of the wrong type, unknown ``+keys``: the whole sweep would fail, so no job
     runs; a value a job's validation refuses fails that job alone, and the sweep summary
     reports it), and an explicit ``hydra.sweep.dir`` that holds a sweep is refused without
-    ``resume=true``."""
+    ``resume=true``. Returns the earlier sweep a ``resume=true`` multirun continues
+    (:func:`marl.io.sweepdir.previous_sweep`), or None."""
     jobs = listed_jobs(overrides)
     if jobs is None:
-        return
+        return None
     dcfg, _, sweep_dir = _compose(jobs[0], flags)
     for job in jobs[1:]:
         _compose(job, flags)
@@ -271,6 +273,8 @@ def check_sweep(overrides: list[str], flags: HydraFlags | None = None) -> None:
         raise RunDirError(f"sweep directory {sweep_dir.absolute()} already holds a sweep: "
                           "pass resume=true to continue it, or choose another "
                           "hydra.sweep.dir")
+    given = any(o.lstrip("+").startswith("hydra.sweep.dir=") for o in overrides)
+    return previous_sweep(sweep_dir, overrides) if dcfg.get("resume") and not given else None
 
 
 def _quote(path: Path) -> str:
@@ -290,8 +294,9 @@ def prepare(argv: list[str]) -> tuple[list[str], RunDir | None]:
     if other:
         return argv, None
     if flags.multirun:  # flags first: argparse takes no flag between overrides
-        check_sweep(overrides, flags)
-        return [*flags.tokens, *overrides], None
+        earlier = check_sweep(overrides, flags)
+        pin = [f"hydra.sweep.dir={_quote(earlier.absolute())}"] if earlier else []
+        return [*flags.tokens, *overrides, *pin], None
     cfg, run_dir, _ = compose_checked(overrides, flags)
     rd = claim(run_dir, cfg.resume)
     rest = [a for a in overrides if not a.lstrip("+").startswith("hydra.run.dir=")]

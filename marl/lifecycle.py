@@ -11,6 +11,7 @@ and ends with one of the documented exit codes (:func:`finish`).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -67,17 +68,25 @@ class Job:
     def __init__(self) -> None:
         self.held: RunDir | None = None
         self._log = None
+        self.pid: int | None = None  # the entry point's process (not a sweep's worker)
+
+    def finish(self, body: Callable[[], float], run_dir: Path, multirun: bool) -> float:
+        """:func:`finish`, where a stop signal to a sweep whose jobs run in this very
+        process (Hydra's basic launcher) stops the sweep, exit 128 + signal: the same
+        command with ``resume=true`` continues it (:func:`marl.cli.check_sweep`)."""
+        return finish(body, run_dir, multirun, stop_sweep=self.pid == os.getpid())
 
     def __getstate__(self) -> dict[str, Any]:
         """A pickled job is a fresh one: submitit pickles the task (and, run as
         ``python -m``, the module globals it reads) to requeue a preempted job, and the
         held directory and open log belong to this process only (a lock, a file)."""
-        return {"held": None, "_log": None}
+        return {"held": None, "_log": None, "pid": None}
 
     def main(self, task: Callable[[], Any]) -> Any:
         """An entry point's ``main``: check the command line and take the run directory
         (:func:`marl.cli.prepare`: a refusal is one line, exit 2, nothing written), then
         run the Hydra ``task`` with it; the directory is released however it ends."""
+        self.pid = os.getpid()
         with StartupSignals() as startup:  # a stop before training: one line, 128 + signal
             try:
                 argv, self.held = prepare(sys.argv[1:])  # a signal here waits for the claim
@@ -211,18 +220,20 @@ def reference_record(dcfg: DictConfig) -> dict[str, Any]:
     return {"reference": dcfg.reference.name, "reference_deviations": sorted(found)}
 
 
-def finish(body: Callable[[], float], run_dir: Path, multirun: bool) -> float:
+def finish(body: Callable[[], float], run_dir: Path, multirun: bool,
+           stop_sweep: bool = False) -> float:
     """Run the task ``body`` and turn how it ended into the exit code of
     :func:`marl.train.main`: 0 with its objective; 128 + signal number after a stop
     signal's checkpoint; 1 with ``failed.json`` for NaN/inf, a full disk or a crash (a
     crash also shows its traceback). In a multirun a stopped or failed job returns NaN
-    instead, so the other jobs run; the sweep summary reports it."""
+    instead, so the other jobs run (the sweep summary reports it); a stopped one ends the
+    sweep with ``stop_sweep``."""
     try:
         return body()
     except TrainingInterrupted as e:
         print(str(e), file=sys.stderr)
         print(f"run directory: {run_dir}")
-        if multirun:
+        if multirun and not stop_sweep:
             return float("nan")
         sys.exit(128 + e.signum)
     except (NonFiniteError, DiskFullError) as e:  # a full disk: also at .hydra/, summary

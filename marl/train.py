@@ -37,7 +37,7 @@ from marl.io.schedule import Schedule
 from marl.io.signals import StopSignals
 from marl.io.sinks import SinkOpen, open_sinks
 from marl.io.video import record_gif, video_env
-from marl.lifecycle import Job, finish
+from marl.lifecycle import Job
 
 __all__ = ["CONF_DIR", "Trainer", "main"]
 
@@ -227,7 +227,7 @@ def _task(dcfg: DictConfig) -> float:
     hc = HydraConfig.get()
     multirun, run_dir = hc.mode == RunMode.MULTIRUN, Path(hc.runtime.output_dir)
     try:
-        return finish(lambda: _train(dcfg, run_dir, multirun), run_dir, multirun)
+        return JOB.finish(lambda: _train(dcfg, run_dir, multirun), run_dir, multirun)
     finally:
         if multirun:  # the job's directory, taken in _start
             JOB.release()
