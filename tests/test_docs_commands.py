@@ -1,6 +1,6 @@
 """Every ``python -m marl.train`` command in docs/, the README and experiments/' READMEs
-composes in-process, so a documented command cannot go stale. (The run.sh scripts build
-their commands at run time and are not read here.)
+composes in-process, so a documented command cannot go stale; so does every run of the
+experiments' run.sh scripts, as ``LIST=1 bash run.sh`` prints them.
 
 A command is read to the end of its line (joining ``\\`` continuations; an inline one to
 its closing backtick) and up to the first shell operator. Loop variables (``for e in a b;
@@ -13,8 +13,10 @@ left out: composing it needs the cluster or the run.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,26 @@ def test_a_documented_command_composes(cmd):
         f"unexpanded variable in {cmd!r}"
     for overrides in _override_sets(args):
         compose_config(overrides)
+
+
+# ------------------------------------------------------------- the run.sh scripts
+RUN_SCRIPTS = sorted((ROOT / "experiments").rglob("run.sh"))
+
+
+def _listed_runs(script: Path, tmp: Path) -> list[str]:
+    """The runs ``LIST=1 bash run.sh`` prints (each run's overrides, one line a run),
+    with the seed set to 0: one composition per distinct run."""
+    out = subprocess.run(["bash", str(script), str(tmp / "runs"), "1"], capture_output=True,
+                         text=True, env={**os.environ, "LIST": "1"}, timeout=60, check=True)
+    assert not (tmp / "runs").exists(), f"{script} ran something under LIST=1"
+    return sorted({re.sub(r"\bseed=\d+", "seed=0", line).strip()
+                   for line in out.stdout.splitlines() if line.strip()})
+
+
+@pytest.mark.parametrize("script", [s for s in RUN_SCRIPTS if "LIST=1" in s.read_text()],
+                         ids=lambda s: str(s.relative_to(ROOT)))
+def test_every_run_of_a_run_script_composes(script, tmp_path):
+    runs = _listed_runs(script, tmp_path)
+    assert len(runs) >= 3, runs
+    for line in runs:
+        compose_config([a for a in shlex.split(line) if not a.startswith(LEFT_OUT)])

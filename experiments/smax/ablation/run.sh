@@ -15,6 +15,7 @@
 # learner at its own settings and length (experiments/value_decomposition/README.md),
 # named into the same table. Then:
 #   python experiments/smax/ablation/aggregate.py RUNS_DIR --out experiments/smax/ablation
+# LIST=1 prints each run's marl.train overrides instead (one line a run; nothing runs).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 RUNS=${1:-runs/smax}
@@ -35,22 +36,24 @@ plan() {  # the paper's question first (COMA v central-V v IAC-V), 2s3z's COMA a
     echo "coma_smax_2s3z $a $s"; done; done
 }
 one() {
-  local exp=$1 algo=$2 seed=$3 extra=""
+  local exp=$1 algo=$2 seed=$3 extra="" args
   local dir="$RUNS/$exp/${algo}_s$seed"
+  if [[ $algo == qmix || $algo == vdn ]]; then
+    args="+experiment=${exp/coma_/qmix_} algo=$algo name=$exp seed=$seed"
+  else
+    [[ $algo == mappo || $algo == ippo ]] && extra=$PPO_OVERRIDES
+    args="+experiment=$exp algo=$algo algo.team_reward=off seed=$seed \
+train.total_env_steps=$STEPS train.num_envs=128 checkpoint.every_env_steps=300000 $extra"
+  fi
+  if [[ ${LIST:-0} == 1 ]]; then echo "$args"; return 0; fi
   [[ -f $dir/summary.json ]] && return 0
   mkdir -p "$RUNS/$exp"
-  if [[ $algo == qmix || $algo == vdn ]]; then
-    nice -n 5 python -m marl.train +experiment="${exp/coma_/qmix_}" algo="$algo" name="$exp" \
-      seed="$seed" logger.progress=false resume=true hydra.run.dir="$dir" > "$dir.log" 2>&1
-    return
-  fi
-  [[ $algo == mappo || $algo == ippo ]] && extra=$PPO_OVERRIDES
-  # shellcheck disable=SC2086
-  nice -n 5 python -m marl.train +experiment="$exp" algo="$algo" algo.team_reward=off \
-    seed="$seed" train.total_env_steps=$STEPS train.num_envs=128 logger.progress=false \
-    checkpoint.every_env_steps=300000 resume=true $extra hydra.run.dir="$dir" > "$dir.log" 2>&1
+  # shellcheck disable=SC2086 - the overrides are words
+  nice -n 5 python -m marl.train $args logger.progress=false resume=true \
+    hydra.run.dir="$dir" > "$dir.log" 2>&1
 }
 export -f one
 export RUNS STEPS PPO_OVERRIDES
+if [[ ${LIST:-0} == 1 ]]; then plan | while read -r e a s; do one "$e" "$a" "$s"; done; exit 0; fi
 plan | xargs -P "$PARALLEL" -L 1 bash -c 'one "$@"' _
 python experiments/smax/ablation/aggregate.py "$RUNS" --out experiments/smax/ablation --threshold 0.8

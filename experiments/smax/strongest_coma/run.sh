@@ -8,6 +8,7 @@
 # the script resumes (COLLECT_ONLY=1 skips the runs). Then results.py collects the runs into results.json beside this file
 # (the rows of the SMAX ablation's runs are imported from its results.json files) and
 # prints the tables. About 6 core-hours on this machine's cores (2s3z: ~8 min a 2M run).
+# LIST=1 prints each run's marl.train overrides instead (one line a run; nothing runs).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 RUNS=$(realpath -m "${1:-runs/strongest_coma}")
@@ -57,6 +58,7 @@ one() {  # name|label|overrides
 }
 export -f one
 export RUNS
+if [[ ${LIST:-0} == 1 ]]; then plan | cut -d'|' -f3; exit 0; fi
 mkdir -p "$RUNS"
 [[ ${COLLECT_ONLY:-0} == 1 ]] || plan | xargs -P "$PARALLEL" -I{} bash -c 'one "$@"' _ {}
 
