@@ -34,11 +34,16 @@ _NOISE = ("full_key:", "object_type", "reference_type", "To append", "See https"
 
 def one_line(e: BaseException) -> str:
     """Hydra's and OmegaConf's multi-line errors (and their causes) as one line."""
-    from hydra.errors import MissingConfigException
+    from hydra.errors import MissingConfigException, OverrideParseException
 
     if isinstance(e, MissingConfigException) and e.options is not None:
         options = [o for o in e.options if not o.endswith("_schema")]
         return f"could not find {e.missing_cfg_file!r}: choose one of {', '.join(options)}"
+    if isinstance(e, OverrideParseException) and getattr(e, "override", None):
+        key, _, value = e.override.partition("=")
+        return (f"cannot read the override {e.override!r} ({str(e).splitlines()[0]}): a "
+                "value with characters such as ( ) [ ] { } , = or spaces needs quotes, "
+                f"e.g. '{key}=\"{value}\"'")
     parts: list[str] = []
     cur: BaseException | None = e
     while cur is not None and len(parts) < 3:

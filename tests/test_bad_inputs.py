@@ -64,6 +64,7 @@ CASES = [
     (["+env.widht=4"], "+env.widht=4: no key 'widht' in BoxPushEnvConfig"),
     (["seed=0,1"], "Ambiguous value for argument 'seed=0,1'"),
     (["seed=[1"], "no viable alternative at input '[1'"),
+    (["hydra.run.dir=runs/x(1)"], """needs quotes, e.g. 'hydra.run.dir="runs/x(1)"'"""),
 ]
 
 
