@@ -17,6 +17,7 @@ from conftest import ROOT, compose_config
 from marl.algos.coma.advantages import ADVANTAGES
 from marl.algos.coma.critic_training import CRITIC_TRAINING
 from marl.algos.coma.updates import ACTOR_UPDATES
+from marl.algos.rewards import REWARD_TRANSFORMS
 from marl.algos.vd.mixers import MIXERS
 from marl.build import build
 from marl.core.critic_nets import CRITIC_NETS
@@ -35,6 +36,8 @@ ROW_BASES = [
     (CRITIC_TRAINING, "critic_update", ["algo=ippo", "algo.ppo.minibatches=1"]),
     (CRITIC_NETS, "critic_net", ["algo=mappo", "algo.rnn=true", "algo.ppo.minibatches=1"]),
     (MIXERS, "vd.mixer", ["algo=qmix", *VD_SMALL]),
+    (REWARD_TRANSFORMS, "reward.transform", ["algo=coma"]),
+    (REWARD_TRANSFORMS, "reward.transform", ["algo=qmix", *VD_SMALL]),
 ]
 CASES = [[f"algo={p.stem}", *(VD_SMALL if p.stem in ("qmix", "vdn") else [])]
          for p in sorted((ROOT / "conf" / "algo").glob("*.yaml"))]
