@@ -126,14 +126,14 @@ def test_ppo_minibatches_replay_the_critic_from_the_fragments_start():
     critic.h_next = {"net": carry}  # a carry from a previous fragment
     act = learner._actors(ro)
     stays, x = learner._inputs(ro, act)
-    learner.critic_training.fit(learner, ro, act, stays, x)
+    learner.critic_training.fit(learner.parts, ro, act, stays, x)
     v_full = critic.pick(x.q["central_v"], ro.actions)  # [T, B, N]
     assert torch.equal(critic.h_start["net"], carry)
-    d = learner.critic_training.minibatch_inputs(learner, ro, x)
+    c = learner.critic_training.minibatch_inputs(learner.parts, ro, x)
     idx = torch.tensor([2])
-    now, _ = critic_batches(learner, ro, act.hs, stays)
+    now, _ = critic_batches(learner.parts, ro, act.hs, stays)
     sub = CriticBatch(now.state[:, idx], now.obs[:, idx], now.actions[:, idx],
-                      now.prev_actions[:, idx], now.first[:, idx], d["h0/central_v"][0, idx])
+                      now.prev_actions[:, idx], now.first[:, idx], c.h0["central_v"][0, idx])
     assert torch.allclose(critic.values(sub), v_full[:, idx], atol=1e-6)
 
 

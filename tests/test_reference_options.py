@@ -39,7 +39,7 @@ def _actor_after(adv_of, ppo, seed=3):
     act = learner._actors(ro)
     adv = torch.randn(6, 4, 2, generator=torch.Generator().manual_seed(seed))
     torch.manual_seed(5)  # the minibatch permutations
-    learner.actor_update(learner, ro, act, adv_of(adv), None)
+    learner.actor_update(learner.parts, ro, act, adv_of(adv), None)
     return learner.actor.state_dict()
 
 
@@ -61,7 +61,7 @@ def test_dead_agents_in_the_means_scale_the_loss_by_the_living_share():
                                         "dead_in_means": dead})
         act = learner._actors(ro)
         adv = torch.randn(6, 4, 2, generator=torch.Generator().manual_seed(1))
-        losses[dead] = learner.actor_update(learner, ro, act, adv, None).pg_loss
+        losses[dead] = learner.actor_update(learner.parts, ro, act, adv, None).pg_loss
         alive = ro.alive[:-1].float()
         assert math.isclose(losses[dead], -float((adv * alive).sum() / (
             alive.numel() if dead else alive.sum())), rel_tol=1e-5)

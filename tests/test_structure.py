@@ -16,7 +16,12 @@
   (``# over 40 lines: <reason>`` on the line above it or in its signature);
 * the project names nothing outside itself (no design documents it does not contain);
 * no import circle among ``marl/``'s modules (module-level imports; the check is proved
-  on a two-module circle).
+  on a two-module circle);
+* COMA's strategies keep their small typed interfaces (:mod:`marl.algos.coma.interfaces`):
+  no function there takes the ``learner`` (a hook gets ``ComaParts`` and tensors), no
+  string-keyed dict carries a minibatch record's fields (``d["obs"]``, ``{"ret": ...}``,
+  ``f"h0/{kind}"`` keys), and nothing in ``marl/algos/`` reads another object's
+  ``_private`` attribute.
 """
 
 from __future__ import annotations
@@ -268,3 +273,76 @@ def test_the_circle_check_sees_a_circle(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert import_cycles(import_graph(sorted(pkg.glob("*.py")))) == [
         ["marl.a", "marl.b", "marl.a"]]
+
+
+STRATEGIES = sorted((ROOT / "marl" / "algos" / "coma").rglob("*.py"))
+PRIVATE = re.compile(r"^_[a-z]")
+
+
+def record_fields() -> set[str]:
+    """The field names of the minibatch records: string keys that must not come back."""
+    from dataclasses import fields
+
+    from marl.algos.coma import critic_training, interfaces
+
+    records = (interfaces.Minibatch, critic_training.CriticSamples,
+               critic_training.ValueSamples)
+    return {f.name for r in records for f in fields(r)} - {"critic"} | {
+        "critic_loss", "critic_grad"}  # and the old ActorResult.extra keys
+
+
+def _string_key(node: ast.AST | None, names: set[str]) -> bool:
+    """``"obs"``, or an f-string starting with a name (``f"h0/{kind}"``)."""
+    if isinstance(node, ast.JoinedStr) and node.values:
+        head = node.values[0]
+        return isinstance(head, ast.Constant) and head.value.split("/")[0] in names
+    return isinstance(node, ast.Constant) and node.value in names
+
+
+def interface_violations(tree: ast.AST, names: set[str], strategy: bool = True
+                         ) -> list[str]:
+    """Where ``tree`` reads ``x._private`` of an object other than ``self``/``cls``, and
+    (a ``strategy`` module) takes a ``learner`` argument or keys a dict by ``names``."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and PRIVATE.match(node.attr) and not (
+                isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+            found.append(f"line {node.lineno}: private {ast.unparse(node)}")
+        if not strategy:
+            continue
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            a = node.args
+            if any(p.arg == "learner" for p in [*a.posonlyargs, *a.args, *a.kwonlyargs]):
+                found.append(f"line {node.lineno}: {node.name}(learner, ...)")
+        keys: list = []
+        if isinstance(node, ast.Subscript):
+            keys = [node.slice]
+        elif isinstance(node, ast.Dict):
+            keys = node.keys
+        elif isinstance(node, ast.DictComp):
+            keys = [node.key]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr in ("get", "pop", "setdefault") and node.args:
+            keys = [node.args[0]]
+        if any(_string_key(k, names) for k in keys):
+            found.append(f"line {node.lineno}: string-keyed {ast.unparse(node)[:40]}")
+    return sorted(found, key=lambda f: int(f.split()[1].rstrip(":")))
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "marl" / "algos").rglob("*.py")), ids=rel)
+def test_strategies_keep_their_typed_interfaces(path):
+    found = interface_violations(ast.parse(path.read_text(encoding="utf-8")),
+                                 record_fields(), strategy=path in STRATEGIES)
+    assert not found, f"{rel(path)}: {found} (see marl.algos.coma.interfaces)"
+
+
+def test_interface_check_sees_the_learner_a_dict_and_a_private_call():
+    tree = ast.parse(
+        "def fit(self, learner: Any, ro):\n    self._ok = ro._private\n"
+        "d = {'obs': 1}\nv = d['mask'] + d.get('adv') + x.q['central_q']\n"
+        "m = {f'loss/{k}': 1, f'h0/{k}': 2}\nr = {f'ret/{k}': t for k, t in q}\n")
+    found = interface_violations(tree, {"obs", "mask", "adv", "h0", "ret"})
+    assert [f.split(": ")[1].split()[0] for f in found] == [
+        "fit(learner,", "private", *["string-keyed"] * 5]
+    assert interface_violations(tree, {"obs"}, strategy=False) == [
+        "line 2: private ro._private"]

@@ -10,80 +10,51 @@ one strategy object per way, one row each of :data:`CRITIC_TRAINING`
   actor in the same PPO backward pass (``+ shared_torso.value_coef * 0.5 (V - G^lambda)^2``,
   optionally clipped around the old value); it bootstraps from the current head.
 
-The learner calls the same hooks whatever the row; an actor update that works in
-minibatches (``uses_minibatches``) calls the minibatch hooks. A plugin is a class with
-these methods (subclass :class:`CriticTraining`).
+The learner calls the same hooks whatever the row (they are listed, typed, in
+:mod:`marl.algos.coma.interfaces`): each receives the learner's
+:class:`~marl.algos.coma.interfaces.ComaParts` and the tensors it needs, never the
+learner; an actor update that works in minibatches (``uses_minibatches``) calls the
+minibatch hooks, and a row's per-sample tensors travel in its own
+:class:`~marl.algos.coma.interfaces.Samples` dataclass (``Minibatch.critic``). A plugin
+is a subclass of :class:`CriticTraining`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 import marl.algos.coma.advantages as advantages
-from marl.algos.coma.critics import CriticBatch
+from marl.algos.coma.advantages import AdvantageInputs
+from marl.algos.coma.critics import CriticBatch, TDCritic
+from marl.algos.coma.interfaces import (
+    ActorPass,
+    ActorResult,
+    ComaParts,
+    CriticStats,
+    CriticTraining,
+    Minibatch,
+    Samples,
+)
 from marl.algos.coma.updates import ACTOR_UPDATES
-from marl.algos.coma.updates.base import ActorPass, ActorResult
 from marl.algos.coma.updates.ppo import value_error
+from marl.core.nets import Actor
 from marl.core.policy import exploration_probs, sample_categorical
 from marl.core.returns import td_lambda_targets
 from marl.core.rollout import Rollout
 from marl.envs.base import EnvSpec
 from marl.schema import ConfigError, check, lookup
 
-Stats = dict[str, dict[str, float]]
-"""``{"loss": {kind: float}, "grad_norm": {kind: float}}`` of the last critic steps."""
+if TYPE_CHECKING:  # config imports this table
+    from marl.algos.coma.config import ComaConfig
 
+__all__ = ["CRITIC_TRAINING", "CriticTraining", "critic_batches", "next_values"]
 
-def _minibatch_update(cfg: Any) -> bool:
+def _minibatch_update(cfg: ComaConfig) -> bool:
     return bool(lookup(ACTOR_UPDATES, cfg.actor_update, "algo.actor_update").uses_minibatches)
-
-
-class CriticTraining:
-    """The hooks, with what a strategy without that phase does (nothing)."""
-
-    value_head = False
-    """True: the actor carries a value head (its torso is the critic's)."""
-
-    def __init__(self, spec: EnvSpec, cfg: Any, kinds: tuple[str, ...]):
-        self.spec, self.cfg = spec, cfg
-        self.critic_kinds = kinds
-        """Critic kinds trained as separate networks (:class:`TDCritic` each)."""
-
-    @classmethod
-    def validate(cls, cfg: Any) -> None:
-        """Config checks of this row against the rest (one-line ConfigError)."""
-
-    def actor_pass(self, actor: Any, ro: Rollout) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Step 1's forward over the fragment: (logits, hidden states, values or None)."""
-        logits, hs = actor.unroll(ro.obs[:-1], ro.prev_actions[:-1], ro.first[:-1], ro.h0)
-        return logits, hs, None
-
-    def unroll(self, actor: Any, obs: Tensor, prev: Tensor, first: Tensor, h0: Tensor
-               ) -> tuple[Tensor, Tensor | None]:
-        """A minibatch's forward: (logits, values or None)."""
-        return actor.unroll(obs, prev, first, h0)[0], None
-
-    def fit(self, learner: Any, ro: Rollout, act: ActorPass, stays: Tensor, x: Any) -> Stats:
-        """Steps 2-3: fill ``x.q``, ``x.next_values`` and ``x.targets``; train."""
-        return {"loss": {}, "grad_norm": {}}
-
-    def minibatch_inputs(self, learner: Any, ro: Rollout, x: Any) -> dict[str, Tensor]:
-        return {}
-
-    def minibatch_loss(self, learner: Any, v: Tensor | None, d: dict[str, Tensor],
-                       mask: Tensor, n_alive: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        """(weighted loss added to the actor's, raw value loss), or (None, None)."""
-        return None, None
-
-    def after_minibatch(self, learner: Any, d: dict[str, Tensor]) -> dict[str, float]:
-        return {}
-
-    def report(self, stats: Stats, result: ActorResult) -> None:
-        """Move what the actor update measured of the critics into ``stats``."""
 
 
 class FragmentTraining(CriticTraining):
@@ -91,18 +62,19 @@ class FragmentTraining(CriticTraining):
 
     bootstrap_from_target = True
 
-    def fit(self, learner: Any, ro: Rollout, act: ActorPass, stays: Tensor, x: Any) -> Stats:
-        stats: Stats = {"loss": {}, "grad_norm": {}}
-        if not learner.critics:
+    def fit(self, parts: ComaParts, ro: Rollout, act: ActorPass, stays: Tensor,
+            x: AdvantageInputs) -> CriticStats:
+        stats = CriticStats()
+        if not parts.critics:
             return stats
-        now, nxt = critic_batches(learner, ro, act.hs, stays)
+        now, nxt = critic_batches(parts, ro, act.hs, stays)
         alive = ro.alive[:-1]
-        for kind, critic in learner.critics.items():
+        for kind, critic in parts.critics.items():
             critic.begin(now, target=self.bootstrap_from_target)
             with torch.no_grad():
-                if kind == "central_q" and learner.joint is not None:  # Pareto-AC's max
+                if kind == "central_q" and parts.joint is not None:  # Pareto-AC's max
                     x.q["central_q_best"] = advantages.best_others_q(
-                        lambda u, net=critic.net: net(replace(now, actions=u)), learner.joint,
+                        lambda u, net=critic.net: net(replace(now, actions=u)), parts.joint,
                         tuple(now.actions.shape[:-1]))
                 x.next_values[kind] = critic.values(nxt, target=self.bootstrap_from_target)
                 x.targets[kind] = td_lambda_targets(x.rewards, x.next_values[kind],
@@ -115,14 +87,14 @@ class FragmentTraining(CriticTraining):
             self._regress(critic, kind, now, x, alive, stats)
         return stats
 
-    def _regress(self, critic: Any, kind: str, now: CriticBatch, x: Any, alive: Tensor,
-                 stats: Stats) -> None:
+    def _regress(self, critic: TDCritic, kind: str, now: CriticBatch, x: AdvantageInputs,
+                 alive: Tensor, stats: CriticStats) -> None:
         for i in range(self.cfg.critic_updates):
             o, info = critic.update(now, x.targets[kind], alive)
             if i == 0:
                 x.q[kind] = o  # output before this fragment's critic steps
-        stats["loss"][kind] = info["loss"]
-        stats["grad_norm"][kind] = info["grad_norm"]
+        stats.loss[kind] = info["loss"]
+        stats.grad_norm[kind] = info["grad_norm"]
 
 
 @dataclass
@@ -143,6 +115,17 @@ class MinibatchCriticOptions:
               self.value_clip, "must be null or > 0")
 
 
+@dataclass(frozen=True)
+class CriticSamples(Samples):
+    """What ``critic_update=ppo`` adds to every PPO sample, ``[T, B, ...]`` before the cut
+    (by critic kind: ``ret``, ``v_old`` with value clipping, ``h0`` for GRU critics)."""
+
+    state: Tensor  # [T, B, S] the critics' state input (the rest is the actor's)
+    ret: dict[str, Tensor]  # [T, B, N] TD(lambda) targets
+    v_old: dict[str, Tensor] = field(default_factory=dict)  # values before these steps
+    h0: dict[str, Tensor] = field(default_factory=dict)  # [1, B, N, H] state before it
+
+
 class MinibatchTraining(FragmentTraining):
     """One step per PPO minibatch on targets from the critic itself (no target network;
     ``critic_updates``, ``target_update_interval`` and ``target_tau`` have no effect)."""
@@ -152,39 +135,40 @@ class MinibatchTraining(FragmentTraining):
     options_key = "critic_ppo"
 
     @classmethod
-    def validate(cls, cfg: Any) -> None:
+    def validate(cls, cfg: ComaConfig) -> None:
         super().validate(cfg)
         check(_minibatch_update(cfg), "algo.critic_update", cfg.critic_update,
               "ppo trains separate critics in the actor's PPO minibatches: needs an actor "
               "update with minibatches (algo.actor_update=ppo)")
 
-    def minibatch_inputs(self, learner: Any, ro: Rollout, x: Any) -> dict[str, Tensor]:
+    def minibatch_inputs(self, parts: ComaParts, ro: Rollout, x: AdvantageInputs
+                         ) -> CriticSamples:
         # their inputs (critic_batches' now) are the actor's and the state
-        out = {"state": ro.state[:-1], **{f"ret/{k}": x.targets[k] for k in learner.critics}}
-        if self.cfg.critic_ppo.value_clip is not None:  # the values before these steps
-            out.update({f"v_old/{k}": c.pick(x.q[k], ro.actions)
-                        for k, c in learner.critics.items()})
-        for k, c in learner.critics.items():  # a GRU critic's state before the fragment,
-            if c.net.recurrent:  # [1, B, N, H]: cut along B with the env sequences
-                out[f"h0/{k}"] = c.h_start["net"][None]
-        return out
+        critics = parts.critics
+        v_old = {} if self.cfg.critic_ppo.value_clip is None else {  # before these steps
+            k: c.pick(x.q[k], ro.actions) for k, c in critics.items()}
+        # a GRU critic's state before the fragment, [1, B, N, H]: cut along B with the
+        # env sequences
+        h0 = {k: c.h_start["net"][None] for k, c in critics.items() if c.net.recurrent}
+        return CriticSamples(ro.state[:-1], {k: x.targets[k] for k in critics}, v_old, h0)
 
-    def after_minibatch(self, learner: Any, d: dict[str, Tensor]) -> dict[str, float]:
-        out = {}
+    def after_minibatch(self, parts: ComaParts, mb: Minibatch[CriticSamples]
+                        ) -> CriticStats:
+        c, out = mb.critic, CriticStats()
+        assert c is not None  # minibatch_inputs made it
         opts = self.cfg.critic_ppo
-        for k, critic in learner.critics.items():
-            h0 = d[f"h0/{k}"][0] if f"h0/{k}" in d else None
-            b = CriticBatch(d["state"], d["obs"], d["actions"], d["prev"], d["first"], h0)
-            _, info = critic.update(b, d[f"ret/{k}"], d.get("counted", d["mask"]),
-                                    opts.value_coef, d.get(f"v_old/{k}"), opts.value_clip)
-            out[f"critic_loss/{k}"] = info["loss"]
-            out[f"critic_grad/{k}"] = info["grad_norm"]
+        for k, critic in parts.critics.items():
+            h0 = c.h0[k][0] if k in c.h0 else None
+            b = CriticBatch(c.state, mb.obs, mb.actions, mb.prev, mb.first, h0)
+            _, info = critic.update(b, c.ret[k], mb.counted, opts.value_coef, c.v_old.get(k),
+                                    opts.value_clip)
+            out.loss[k], out.grad_norm[k] = info["loss"], info["grad_norm"]
         return out
 
-    def report(self, stats: Stats, result: ActorResult) -> None:
+    def report(self, stats: CriticStats, result: ActorResult) -> None:
         for k in self.critic_kinds:
-            stats["loss"][k] = result.extra.pop(f"critic_loss/{k}")
-            stats["grad_norm"][k] = result.extra.pop(f"critic_grad/{k}")
+            stats.loss[k] = result.critics.loss[k]
+            stats.grad_norm[k] = result.critics.grad_norm[k]
 
 
 @dataclass
@@ -204,6 +188,14 @@ class SharedTorsoOptions:
               "algo.shared_torso.value_clip", self.value_clip, "must be null or > 0")
 
 
+@dataclass(frozen=True)
+class ValueSamples(Samples):
+    """What ``critic_update=shared_torso`` adds to every PPO sample: ``[T, B, N]``."""
+
+    ret: Tensor  # the value head's TD(lambda) targets
+    v_old: Tensor  # its values before this update's steps
+
+
 class SharedTorsoTraining(CriticTraining):
     """The V-critic is a head on the actor's torso (ppo, one own-input V-critic)."""
 
@@ -211,12 +203,12 @@ class SharedTorsoTraining(CriticTraining):
     options = SharedTorsoOptions
     options_key = "shared_torso"
 
-    def __init__(self, spec: EnvSpec, cfg: Any, kinds: tuple[str, ...]):
+    def __init__(self, spec: EnvSpec, cfg: ComaConfig, kinds: tuple[str, ...]):
         super().__init__(spec, cfg, ())
         self.kind = shared_value_kind(spec, kinds)
 
     @classmethod
-    def validate(cls, cfg: Any) -> None:
+    def validate(cls, cfg: ComaConfig) -> None:
         check(_minibatch_update(cfg), "algo.critic_update", cfg.critic_update,
               "shared_torso trains the value head in the actor's minibatches: needs "
               "algo.actor_update=ppo")
@@ -225,45 +217,48 @@ class SharedTorsoTraining(CriticTraining):
               cfg.critic_update, f"shared_torso needs a single V-critic: algo.advantage="
               f"{cfg.advantage} trains {list(critics)} (central_v or iac_v train one)")
 
-    def actor_pass(self, actor: Any, ro: Rollout) -> tuple[Tensor, Tensor, Tensor | None]:
+    def actor_pass(self, actor: Actor, ro: Rollout) -> tuple[Tensor, Tensor, Tensor | None]:
         # over T + 1 steps: the last value bootstraps
         logits, v_all, hs = actor.unroll_values(ro.obs, ro.prev_actions, ro.first, ro.h0)
         return logits[:-1], hs[:-1], v_all
 
-    def unroll(self, actor: Any, obs: Tensor, prev: Tensor, first: Tensor, h0: Tensor
+    def unroll(self, actor: Actor, obs: Tensor, prev: Tensor, first: Tensor, h0: Tensor
                ) -> tuple[Tensor, Tensor | None]:
         logits, v, _ = actor.unroll_values(obs, prev, first, h0)
         return logits, v
 
     @torch.no_grad()
-    def fit(self, learner: Any, ro: Rollout, act: ActorPass, stays: Tensor, x: Any) -> Stats:
+    def fit(self, parts: ComaParts, ro: Rollout, act: ActorPass, stays: Tensor,
+            x: AdvantageInputs) -> CriticStats:
         """The value head's outputs as the shared critic's ``q``, ``next_values`` and
         TD(lambda) ``targets``: the same targets as a separate critic's (the team reward,
         a leaving agent continuing with the team's target through ``stays``)."""
         v_all = act.values
         x.q[self.kind] = v_all[:-1, ..., None]  # [T, B, N, 1]
-        x.next_values[self.kind] = nxt = next_values(learner.actor, ro, v_all, act.hs)
+        x.next_values[self.kind] = nxt = next_values(parts.actor, ro, v_all, act.hs)
         x.targets[self.kind] = td_lambda_targets(x.rewards, nxt, ro.terminated, ro.truncated,
                                                  self.cfg.gamma, self.cfg.td_lambda,
                                                  stays=stays)
-        return {"loss": {}, "grad_norm": {}}
+        return CriticStats()
 
-    def minibatch_inputs(self, learner: Any, ro: Rollout, x: Any) -> dict[str, Tensor]:
-        return {"ret": x.targets[self.kind], "v_old": x.q[self.kind].squeeze(-1)}
+    def minibatch_inputs(self, parts: ComaParts, ro: Rollout, x: AdvantageInputs
+                         ) -> ValueSamples:
+        return ValueSamples(x.targets[self.kind], x.q[self.kind].squeeze(-1))
 
-    def minibatch_loss(self, learner: Any, v: Tensor | None, d: dict[str, Tensor],
-                       mask: Tensor, n_alive: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        opts = self.cfg.shared_torso
-        value_loss = (value_error(v, d["v_old"], d["ret"], opts.value_clip) * mask).sum() \
-            / n_alive
+    def minibatch_loss(self, v: Tensor | None, mb: Minibatch[ValueSamples], weight: Tensor,
+                       n: Tensor) -> tuple[Tensor, Tensor]:
+        opts, c = self.cfg.shared_torso, mb.critic
+        assert v is not None and c is not None  # the value head's, minibatch_inputs'
+        value_loss = (value_error(v, c.v_old, c.ret, opts.value_clip) * weight).sum() / n
         return opts.value_coef * value_loss, value_loss
 
-    def report(self, stats: Stats, result: ActorResult) -> None:
-        stats["loss"][self.kind] = result.extra.pop("value_loss")
-        stats["grad_norm"][self.kind] = result.grad_norm
+    def report(self, stats: CriticStats, result: ActorResult) -> None:
+        assert result.value_loss is not None  # the actor update's minibatch_loss calls
+        stats.loss[self.kind] = result.value_loss
+        stats.grad_norm[self.kind] = result.grad_norm
 
 
-def next_values(actor: Any, ro: Rollout, v_all: Tensor, hs: Tensor) -> Tensor:
+def next_values(actor: Actor, ro: Rollout, v_all: Tensor, hs: Tensor) -> Tensor:
     """``[T, B, N]`` value-head values of the next situation: ``v_all[t + 1]``, or of the
     final observation where an episode was truncated (previous action u_t, the hidden
     state after t)."""
@@ -291,7 +286,7 @@ def shared_value_kind(spec: EnvSpec, kinds: tuple[str, ...]) -> str:
     return kinds[0]
 
 
-def critic_batches(learner: Any, ro: Rollout, hs: Tensor, stays: Tensor
+def critic_batches(parts: ComaParts, ro: Rollout, hs: Tensor, stays: Tensor
                    ) -> tuple[CriticBatch, CriticBatch]:
     """The critics' inputs at t and at the next state, with the next joint action.
 
@@ -311,9 +306,9 @@ def critic_batches(learner: Any, ro: Rollout, hs: Tensor, stays: Tensor
     boundary[-1] = True
     with torch.no_grad():
         bt, bb = boundary.nonzero(as_tuple=True)
-        b_logits, _ = learner.actor(next_obs[bt, bb], actions[bt, bb], hs[bt, bb])
+        b_logits, _ = parts.actor(next_obs[bt, bb], actions[bt, bb], hs[bt, bb])
         b_mask = None
-        if learner.spec.has_action_mask:
+        if parts.spec.has_action_mask:
             next_mask = torch.where(trunc[..., None], ro.final_action_mask, ro.action_mask[1:])
             b_mask = next_mask[bt, bb]
         b_pi = exploration_probs(b_logits, ro.eps[bt, None, None], b_mask)

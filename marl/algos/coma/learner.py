@@ -141,9 +141,9 @@ from marl.algos.coma.advantages import ADVANTAGES, AdvantageInputs, normalise, o
 from marl.algos.coma.config import ComaConfig
 from marl.algos.coma.critic_training import CRITIC_TRAINING
 from marl.algos.coma.critics import CriticNet, TDCritic
+from marl.algos.coma.interfaces import ActorPass, ComaParts
 from marl.algos.coma.stats import UpdateStats, update_metrics
 from marl.algos.coma.updates import ACTOR_UPDATES
-from marl.algos.coma.updates.base import ActorPass
 from marl.algos.common import anneal_lr, lr_fraction, make_optimizer
 from marl.core.nets import Actor
 from marl.core.policy import ExploringPolicy, floor_mix, masked_softmax
@@ -190,6 +190,9 @@ class ComaLearner(nn.Module):
         self.policy = ExploringPolicy(self.actor, cfg, spec.has_action_mask)
         self.joint = advantages.joint_actions(spec.n_agents, spec.n_actions) \
             if cfg.optimistic_others else None
+        self.parts = ComaParts(spec, cfg, self.actor, self.actor_opt, self.critics,
+                               self.critic_training, self.joint)
+        """What the strategies get of this learner (not the learner itself)."""
         self.n_updates = 0
 
     # ------------------------------------------------------------------ update
@@ -201,13 +204,13 @@ class ComaLearner(nn.Module):
         ro = TIMEOUTS[self.cfg.timeouts](ro)
         act = self._actors(ro)  # 1. actors over the fragment, exploring policy
         stays, x = self._inputs(ro, act)
-        critic_stats = self.critic_training.fit(self, ro, act, stays, x)  # 2-3. critics
+        critic_stats = self.critic_training.fit(self.parts, ro, act, stays, x)  # 2-3. critics
         with torch.no_grad():  # 4. advantage, detached: no gradient reaches the critics
             adv, baseline = self._advantage(x)
             adv_used = optimistic(adv, self.cfg.negative_advantage_scale)  # 1.0: identity
             if self.cfg.normalize_advantage:
                 adv_used = normalise(adv_used, ro.alive[:-1])
-        result = self.actor_update(self, ro, act, adv_used, x)  # 5. actor update
+        result = self.actor_update(self.parts, ro, act, adv_used, x)  # 5. actor update
         self.critic_training.report(critic_stats, result)
         self.n_updates += 1
         first = next(iter(x.targets), None)
@@ -215,7 +218,7 @@ class ComaLearner(nn.Module):
             eps=float(ro.eps[0]), mask=ro.alive[:-1].float(), pi=act.pi.detach(), adv=adv,
             baseline=baseline, pg_loss=result.pg_loss, entropy=result.entropy,
             actor_grad_norm=result.grad_norm, ppo=result.extra,
-            critic_loss=critic_stats["loss"], critic_grad_norm=critic_stats["grad_norm"],
+            critic_loss=critic_stats.loss, critic_grad_norm=critic_stats.grad_norm,
             td_target=None if first is None else x.targets[first])
 
     def _actors(self, ro: Rollout) -> ActorPass:

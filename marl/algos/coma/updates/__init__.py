@@ -8,7 +8,15 @@ An actor update is an object with
 * ``keeps_graph``: True when step 1's unroll of the actors must keep its graph (the
   update differentiates that very forward pass); False when it re-runs the actor itself;
 * ``validate(cfg)`` and ``check_with(cfg, train)``: config checks (one-line ConfigError);
-* ``__call__(learner, ro, act, adv, x) -> ActorResult``.
+* ``__call__(parts, ro, act, adv, x) -> ActorResult``: ``parts`` is the learner's
+  :class:`~marl.algos.coma.interfaces.ComaParts` (spec, cfg, actor, the critics, the
+  critic-training row; ``parts.step_actor(loss)`` takes the actor's clipped optimiser
+  step), ``act`` step 1's :class:`~marl.algos.coma.interfaces.ActorPass`, ``adv`` the
+  ``[T, B, N]`` advantage (detached, standardised if asked), ``x`` the advantage's
+  inputs. An update with minibatches cuts its samples as a
+  :class:`~marl.algos.coma.interfaces.Minibatch` record (``mb.take(idx)``), the
+  critic-training row's own samples in ``mb.critic``, and calls that row's minibatch
+  hooks (:mod:`marl.algos.coma.interfaces`).
 
 A plugin (``algo.actor_update=my_module:MY_UPDATE``) is such an object in the user's own
 module.

@@ -6,8 +6,9 @@ from typing import Any
 
 from torch import Tensor
 
-from marl.algos.coma.updates.base import ActorPass, ActorResult
-from marl.algos.common import entropy, guarded_step, log_prob
+from marl.algos.coma.advantages import AdvantageInputs
+from marl.algos.coma.interfaces import ActorPass, ActorResult, ComaParts
+from marl.algos.common import entropy, log_prob
 from marl.core.rollout import Rollout
 
 
@@ -24,14 +25,13 @@ class PolicyGradient:
     def check_with(self, cfg: Any, train: Any) -> None:
         """Any fragment shape works."""
 
-    def __call__(self, learner: Any, ro: Rollout, act: ActorPass, adv: Tensor,
-                 x: Any) -> ActorResult:
+    def __call__(self, parts: ComaParts, ro: Rollout, act: ActorPass, adv: Tensor,
+                 x: AdvantageInputs | None) -> ActorResult:
         mask = ro.alive[:-1].float()
         logp = log_prob(act.pi, ro.actions)
         n_alive = mask.sum().clamp_min(1.0)
         pg_loss = -(adv * logp * mask).sum() / n_alive
         ent = (entropy(act.soft) * mask).sum() / n_alive
-        actor_loss = pg_loss - learner.cfg.entropy_coef * ent
-        grad = guarded_step(actor_loss, learner.actor.parameters(), learner.actor_opt,
-                            learner.cfg.grad_clip, "actor")
+        actor_loss = pg_loss - parts.cfg.entropy_coef * ent
+        grad = parts.step_actor(actor_loss)
         return ActorResult(pg_loss.item(), ent.item(), grad)
