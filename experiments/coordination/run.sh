@@ -36,6 +36,18 @@ for h in 3 4; do
     runs+=("dpomdp/comagru_dectiger_h${h}_s$s|+experiment=coma_dpomdp env.problem=dectiger env.horizon=$h algo.critic_net=gru seed=$s")
   done
 done
+# remedy: a count-based novelty bonus on the centralised state (algo.reward.transform=simhash,
+# Tang et al., NeurIPS 2017), beta 1 (chosen once, on seed 0 of the strict box at 1M env
+# steps, among 0.01 / 0.1 / 1), annealed to 0 over 2M env steps; the same on every env
+bonus="algo.reward.transform=simhash algo.reward.simhash.beta=1.0"
+for s in 0 1 2 3 4; do
+  runs+=("strict/coma_simhash_s$s|+experiment=coma_boxpush_strict $bonus seed=$s")
+done
+for h in 3 4; do
+  for s in 0 1 2; do
+    runs+=("dpomdp/comasimhash_dectiger_h${h}_s$s|+experiment=coma_dpomdp env.problem=dectiger env.horizon=$h $bonus seed=$s")
+  done
+done
 i=0
 for r in "${runs[@]}"; do
   dir="$out/${r%%|*}"; args="${r#*|}"
