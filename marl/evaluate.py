@@ -51,7 +51,7 @@ from marl.io.errors import DiskFullError
 from marl.io.files import write_json_atomic
 from marl.io.metrics import summarise_episodes
 from marl.io.provenance import check_run_format
-from marl.io.resume import experiment_diff
+from marl.io.resume import edited_keys
 from marl.io.rundir import RunDir, RunDirError
 from marl.io.video import record_gif, video_env
 
@@ -168,7 +168,7 @@ def run(args: EvalArgs) -> dict[str, Any]:
     without a lock and without writing (``path`` None in the summary)."""
     cfg = load_run_config(args.run_dir)
     ckpt, state = _checkpoint(args)
-    differs = experiment_diff(cfg, state["config"]) if state.get("config") else ""
+    differs = edited_keys(cfg, state["config"]) if state.get("config") else ""
     if differs:  # e.g. a refused sweep job's .hydra/ rewritten with other values
         raise EvaluateError(f"{args.run_dir / '.hydra' / 'config.yaml'} does not match the "
                             f"config stored in checkpoint {ckpt.name} ({differs}): the run "

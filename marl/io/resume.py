@@ -75,6 +75,17 @@ def experiment_diff(cfg: Config, theirs: dict[str, Any]) -> str:
     return ", ".join(f"{k}: {theirs.get(k)!r} -> {mine.get(k)!r}" for k in diff[:6])
 
 
+def edited_keys(cfg: Config, theirs: dict[str, Any]) -> str:
+    """"key: theirs -> mine, ..." (at most 6) of the keys both ``cfg`` and a checkpoint's
+    config ``theirs`` (upgraded first) hold, with other values: a run directory's config
+    edited after the run. A key only one side has is a layout change, not an edit (a run
+    of an older layout keeps the keys its family had then)."""
+    mine, theirs = config_dict(cfg), upgrade_flat_config(theirs)
+    diff = [k for k in sorted(set(mine) & set(theirs)) if mine[k] != theirs[k]
+            and not any(k == p or k.startswith(p) for p in RESUME_MAY_CHANGE)]
+    return ", ".join(f"{k}: {theirs[k]!r} -> {mine[k]!r}" for k in diff[:6])
+
+
 def check_same_experiment(cfg: Config, theirs: dict[str, Any], where: str) -> None:
     """ValueError naming the differing keys if checkpoint ``where`` (config ``theirs``)
     is from another experiment than ``cfg``."""
