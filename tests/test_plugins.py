@@ -113,6 +113,38 @@ def test_actor_update_plugin_is_called(tmp_path, monkeypatch):
     assert sys.modules["my_update"].Counting.calls == 1
 
 
+def test_critic_training_plugin_gets_the_parts_and_typed_minibatches(tmp_path):
+    """A user's critic-training row (here: ppo's, recording what its hooks receive) gets
+    the learner's ComaParts and PPO's Minibatch records with its own samples in
+    ``mb.critic``, cut to the minibatch, and its steps reach the metrics."""
+    from marl.build import build
+
+    path = _write(tmp_path, "my_critics", """
+        from marl.algos.coma.critic_training import MinibatchTraining
+        class Seen(MinibatchTraining):
+            seen = []
+            def after_minibatch(self, parts, mb):
+                Seen.seen.append((type(parts).__name__, type(mb).__name__,
+                                  type(mb.critic).__name__, mb.critic.state.shape[:2],
+                                  mb.obs.shape[:2]))
+                return super().after_minibatch(parts, mb)
+        TRAINING = Seen
+    """)
+    cfg = compose_config([*TINY, *path, "algo.actor_update=ppo", "algo.advantage=central_v",
+                          "algo.critic_update=my_critics:TRAINING", "algo.ppo.epochs=1"])
+    env, learner, runner = build(cfg, 4)
+    try:
+        ro = runner.collect(learner.policy)
+        stats = learner.update(ro)
+    finally:
+        env.close()
+    seen = sys.modules["my_critics"].Seen.seen
+    rows = ro.actions.shape[0] * ro.actions.shape[1] // cfg.algo.ppo.minibatches  # T B / m
+    assert seen == [("ComaParts", "Minibatch", "CriticSamples", (1, rows), (1, rows))] * len(
+        seen) and 1 <= len(seen) <= cfg.algo.ppo.minibatches
+    assert stats.critic_loss["central_v"] > 0
+
+
 def test_learner_family_plugin(tmp_path):
     """A whole learner family from the user's file: its own config schema and class."""
     from marl.build import build
