@@ -140,3 +140,8 @@ def test_every_run_of_a_run_script_composes(script, tmp_path):
     assert len(runs) >= 3, runs
     for line in runs:
         compose_config([a for a in shlex.split(line) if not a.startswith(LEFT_OUT)])
+
+
+def test_every_run_script_has_a_dry_run():
+    assert RUN_SCRIPTS and all("LIST=1" in s.read_text() for s in RUN_SCRIPTS), \
+        [str(s) for s in RUN_SCRIPTS if "LIST=1" not in s.read_text()]

@@ -4,6 +4,7 @@
 # workers for the two cores: `run.sh 0 2 & run.sh 1 2 &` (worker i of n takes every n-th
 # run). Checkpoints every 250k env steps, kept, for the per-250k diagnosis.
 #   bash experiments/coordination/run.sh [worker] [workers]
+# LIST=1 prints each run's marl.train overrides instead (one line a run; nothing runs).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 worker=${1:-0}; workers=${2:-1}
@@ -51,6 +52,7 @@ done
 i=0
 for r in "${runs[@]}"; do
   dir="$out/${r%%|*}"; args="${r#*|}"
+  if [[ ${LIST:-0} == 1 ]]; then echo "$args $common"; continue; fi
   if (( i++ % workers != worker )); then continue; fi
   [ -f "$dir/summary.json" ] && continue
   extra=""; [ -d "$dir/checkpoints" ] && extra="resume=true"
