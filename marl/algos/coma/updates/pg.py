@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from torch import Tensor
 
@@ -10,6 +10,10 @@ from marl.algos.coma.advantages import AdvantageInputs
 from marl.algos.coma.interfaces import ActorPass, ActorResult, ComaParts
 from marl.algos.common import entropy, log_prob
 from marl.core.rollout import Rollout
+
+if TYPE_CHECKING:  # config imports this table; TrainConfig's module imports the families
+    from marl.algos.coma.config import ComaConfig
+    from marl.config import TrainConfig
 
 
 class PolicyGradient:
@@ -19,10 +23,10 @@ class PolicyGradient:
     uses_minibatches = False
     keeps_graph = True
 
-    def validate(self, cfg: Any) -> None:
+    def validate(self, cfg: ComaConfig) -> None:
         """Any advantage module works with the policy gradient."""
 
-    def check_with(self, cfg: Any, train: Any) -> None:
+    def check_with(self, cfg: ComaConfig, train: TrainConfig) -> None:
         """Any fragment shape works."""
 
     def __call__(self, parts: ComaParts, ro: Rollout, act: ActorPass, adv: Tensor,

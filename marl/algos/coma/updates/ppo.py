@@ -5,7 +5,7 @@ IPPO = iac_v + ppo, MAPPO = central_v + ppo."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -16,6 +16,10 @@ from marl.algos.common import entropy, log_prob
 from marl.core.policy import floor_mix, masked_softmax
 from marl.core.rollout import Rollout
 from marl.schema import check, lookup
+
+if TYPE_CHECKING:  # config imports this table; TrainConfig's module imports the families
+    from marl.algos.coma.config import ComaConfig
+    from marl.config import TrainConfig
 
 
 @dataclass
@@ -85,14 +89,14 @@ class PPOUpdate:
     options = PPOOptions
     options_key = "ppo"
 
-    def validate(self, cfg: Any) -> None:
+    def validate(self, cfg: ComaConfig) -> None:
         adv = lookup(ADVANTAGES, cfg.advantage, "algo.advantage")
         learned = [k for k, v in ADVANTAGES.items() if v.critics]
         check(bool(adv.critics), "algo.actor_update", cfg.actor_update,
               f"ppo needs a learned critic: algo.advantage={cfg.advantage} has none (its "
               f"Monte-Carlo returns are for pg); choose algo.advantage from {learned}")
 
-    def check_with(self, cfg: Any, train: Any) -> None:
+    def check_with(self, cfg: ComaConfig, train: TrainConfig) -> None:
         samples, what = ((train.num_envs, "train.num_envs (B: a GRU actor is cut into "
                           "whole sequences)") if cfg.rnn else
                          (train.num_envs * train.fragment_len,
