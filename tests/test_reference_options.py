@@ -86,7 +86,7 @@ def test_clipped_weighted_value_loss_matches_a_slow_reference():
     ret, old = torch.randn(5, 2, generator=g), v + 0.5 * torch.randn(5, 2, generator=g)
     mask = torch.ones(5, 2)
     mask[0, 1] = 0
-    _, info = critic.update(b, ret, mask, coef=0.25, old=old, clip=0.2)
+    step = critic.update(b, ret, mask, coef=0.25, old=old, clip=0.2)
     slow, n = 0.0, 0
     for i in range(5):
         for a in range(2):
@@ -95,7 +95,7 @@ def test_clipped_weighted_value_loss_matches_a_slow_reference():
                 clipped = vo + min(max(vv - vo, -0.2), 0.2)
                 slow += max((vv - g_) ** 2, (clipped - g_) ** 2)
                 n += 1
-    assert info["loss"] == pytest.approx(0.25 * slow / n, rel=1e-5)
+    assert step.loss == pytest.approx(0.25 * slow / n, rel=1e-5)
 
 
 def test_critic_update_ppo_uses_its_value_options():

@@ -90,11 +90,10 @@ class FragmentTraining(CriticTraining):
     def _regress(self, critic: TDCritic, kind: str, now: CriticBatch, x: AdvantageInputs,
                  alive: Tensor, stats: CriticStats) -> None:
         for i in range(self.cfg.critic_updates):
-            o, info = critic.update(now, x.targets[kind], alive)
+            step = critic.update(now, x.targets[kind], alive)
             if i == 0:
-                x.q[kind] = o  # output before this fragment's critic steps
-        stats.loss[kind] = info["loss"]
-        stats.grad_norm[kind] = info["grad_norm"]
+                x.q[kind] = step.output  # output before this fragment's critic steps
+        stats.loss[kind], stats.grad_norm[kind] = step.loss, step.grad_norm
 
 
 @dataclass
@@ -160,9 +159,9 @@ class MinibatchTraining(FragmentTraining):
         for k, critic in parts.critics.items():
             h0 = c.h0[k][0] if k in c.h0 else None
             b = CriticBatch(c.state, mb.obs, mb.actions, mb.prev, mb.first, h0)
-            _, info = critic.update(b, c.ret[k], mb.counted, opts.value_coef, c.v_old.get(k),
-                                    opts.value_clip)
-            out.loss[k], out.grad_norm[k] = info["loss"], info["grad_norm"]
+            step = critic.update(b, c.ret[k], mb.counted, opts.value_coef, c.v_old.get(k),
+                                 opts.value_clip)
+            out.loss[k], out.grad_norm[k] = step.loss, step.grad_norm
         return out
 
     def report(self, stats: CriticStats, result: ActorResult) -> None:

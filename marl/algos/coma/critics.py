@@ -17,6 +17,7 @@ import copy
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -189,6 +190,14 @@ class CriticNet(nn.Module):
         return self.body.unroll(self.inputs(b), b.first, b.h0)
 
 
+class CriticStep(NamedTuple):
+    """What one :meth:`TDCritic.update` did."""
+
+    output: Tensor  # [..., N, A or 1] the critic's full output before the step, detached
+    loss: float
+    grad_norm: float  # before clipping
+
+
 class TDCritic(nn.Module):
     """A critic, its target copy and its optimiser.
 
@@ -254,13 +263,13 @@ class TDCritic(nn.Module):
 
     def update(self, b: CriticBatch, targets: Tensor, mask: Tensor, coef: float = 1.0,
                old: Tensor | None = None, clip: float | None = None
-               ) -> tuple[Tensor, dict[str, float]]:
+               ) -> CriticStep:
         """One gradient step on ``coef`` x the masked mean squared TD(lambda) error; with
         ``old`` (``[..., N]``, the values before this fragment's steps) and ``clip``,
         PPO's clipped error ``max((V - G)^2, (V_old + clip(V - V_old, +-clip) - G)^2)``.
 
         Returns the critic's full output before the step (``[..., N, A or 1]``,
-        detached) and the loss / gradient-norm metrics.
+        detached), the loss and the gradient norm.
         """
         out = self.output(b)
         pred = self.pick(out, b.actions)
@@ -274,7 +283,7 @@ class TDCritic(nn.Module):
                                  f"critic {self.net.kind}")
         self.n_updates += 1
         sync_targets(((self.net, self.target),), self.n_updates, self.interval, self.tau)
-        return out.detach(), {"loss": loss.item(), "grad_norm": grad_norm}
+        return CriticStep(out.detach(), loss.item(), grad_norm)
 
     def state_dict_full(self) -> dict:
         return {"net": self.net.state_dict(), "target": self.target.state_dict(),
