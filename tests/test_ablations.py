@@ -85,7 +85,7 @@ def test_update_matches_slow_reference(advantage, monkeypatch):
     learner = Learner(SPEC, algo_cfg(advantage))
     before = copy.deepcopy(learner)  # the networks as the update's forward pass sees them
     seen: dict = {}
-    original = learner._advantage
+    original = learner.compute_advantage
 
     def spy(x):
         result = original(x)
@@ -93,7 +93,7 @@ def test_update_matches_slow_reference(advantage, monkeypatch):
                     result=result)
         return result
 
-    monkeypatch.setattr(learner, "_advantage", spy)
+    monkeypatch.setattr(learner, "compute_advantage", spy)
     metrics = update_metrics(learner.update(ro), SPEC)
     assert all(math.isfinite(v) for v in metrics.values())
     kinds = ADVANTAGES[advantage].critics

@@ -105,7 +105,7 @@ def test_fix_in_a_full_update_matches_slow_reference(advantage, monkeypatch):
     learner = Learner(SPEC, algo_cfg(advantage))
     assert set(learner.critics) == {"central_q"}
     seen: dict = {}
-    original = learner._advantage
+    original = learner.compute_advantage
 
     def spy(x):
         result = original(x)
@@ -113,7 +113,7 @@ def test_fix_in_a_full_update_matches_slow_reference(advantage, monkeypatch):
                     result=result)
         return result
 
-    monkeypatch.setattr(learner, "_advantage", spy)
+    monkeypatch.setattr(learner, "compute_advantage", spy)
     before = copy.deepcopy(learner.actor)
     learner.update(ro)
     assert any(not torch.equal(p, p0) for p, p0 in

@@ -125,7 +125,7 @@ def _spy_update(learner: Learner, ro: Rollout, seed: int = 1) -> dict:
     """Run ``learner.update(ro)``; return what it computed: the advantage inputs (``x``),
     the critics' next-state batch (``nxt``) and the actor's gradients before its step."""
     seen: dict = {}
-    adv_fn, step = learner._advantage, learner.actor_opt.step
+    adv_fn, step = learner.compute_advantage, learner.actor_opt.step
     batches = critic_training.critic_batches
 
     def spy_adv(x):
@@ -141,7 +141,7 @@ def _spy_update(learner: Learner, ro: Rollout, seed: int = 1) -> dict:
         seen["grads"] = [p.grad.clone() for p in learner.actor.parameters()]
         return step(*args, **kwargs)
 
-    learner._advantage, critic_training.critic_batches = spy_adv, spy_batches
+    learner.compute_advantage, critic_training.critic_batches = spy_adv, spy_batches
     learner.actor_opt.step = spy_step
     torch.manual_seed(seed)
     try:

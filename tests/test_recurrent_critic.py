@@ -124,8 +124,8 @@ def test_ppo_minibatches_replay_the_critic_from_the_fragments_start():
     critic = learner.critics["central_v"]
     carry = torch.randn(B, N, H)
     critic.h_next = {"net": carry}  # a carry from a previous fragment
-    act = learner._actors(ro)
-    stays, x = learner._inputs(ro, act)
+    act = learner.actor_pass(ro)
+    stays, x = learner.advantage_inputs(ro, act)
     learner.critic_training.fit(learner.parts, ro, act, stays, x)
     v_full = critic.pick(x.q["central_v"], ro.actions)  # [T, B, N]
     assert torch.equal(critic.h_start["net"], carry)

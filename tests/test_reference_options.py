@@ -36,7 +36,7 @@ def _actor_after(adv_of, ppo, seed=3):
     """The actor's weights after one PPO update on the advantages ``adv_of(adv)``."""
     learner = _learner(ppo={"epochs": 2, "minibatches": 2, **ppo})
     ro = random_rollout(6, 4, 2, 4, 3, 5, (4, 1), (3, 2))
-    act = learner._actors(ro)
+    act = learner.actor_pass(ro)
     adv = torch.randn(6, 4, 2, generator=torch.Generator().manual_seed(seed))
     torch.manual_seed(5)  # the minibatch permutations
     learner.actor_update(learner.parts, ro, act, adv_of(adv), None)
@@ -59,7 +59,7 @@ def test_dead_agents_in_the_means_scale_the_loss_by_the_living_share():
     for dead in (False, True):
         learner = _learner(MASKED, ppo={"epochs": 1, "minibatches": 1,
                                         "dead_in_means": dead})
-        act = learner._actors(ro)
+        act = learner.actor_pass(ro)
         adv = torch.randn(6, 4, 2, generator=torch.Generator().manual_seed(1))
         losses[dead] = learner.actor_update(learner.parts, ro, act, adv, None).pg_loss
         alive = ro.alive[:-1].float()

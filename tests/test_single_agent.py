@@ -86,14 +86,14 @@ def test_one_agent_coma_advantage_is_q_minus_v_through_the_learner(eps):
         expected_actor_loss = -(expected_adv * logp).mean()
 
     seen: dict[str, torch.Tensor] = {}
-    real = learner._advantage
+    real = learner.compute_advantage
 
     def spy(*args, **kwargs):
         adv, baseline = real(*args, **kwargs)
         seen["adv"], seen["baseline"] = adv.clone(), baseline.clone()
         return adv, baseline
 
-    learner._advantage = spy  # type: ignore[method-assign]
+    learner.compute_advantage = spy  # type: ignore[method-assign]
     metrics = update_metrics(learner.update(ro), SPEC)
 
     assert seen["adv"].shape == (T, B, 1)

@@ -202,11 +202,11 @@ class ComaLearner(nn.Module):
         ro = ro.to(self.device)
         self._anneal_lr(ro)
         ro = TIMEOUTS[self.cfg.timeouts](ro)
-        act = self._actors(ro)  # 1. actors over the fragment, exploring policy
-        stays, x = self._inputs(ro, act)
+        act = self.actor_pass(ro)  # 1. actors over the fragment, exploring policy
+        stays, x = self.advantage_inputs(ro, act)
         critic_stats = self.critic_training.fit(self.parts, ro, act, stays, x)  # 2-3. critics
         with torch.no_grad():  # 4. advantage, detached: no gradient reaches the critics
-            adv, baseline = self._advantage(x)
+            adv, baseline = self.compute_advantage(x)
             adv_used = optimistic(adv, self.cfg.negative_advantage_scale)  # 1.0: identity
             if self.cfg.normalize_advantage:
                 adv_used = normalise(adv_used, ro.alive[:-1])
@@ -221,7 +221,7 @@ class ComaLearner(nn.Module):
             critic_loss=critic_stats.loss, critic_grad_norm=critic_stats.grad_norm,
             td_target=None if first is None else x.targets[first])
 
-    def _actors(self, ro: Rollout) -> ActorPass:
+    def actor_pass(self, ro: Rollout) -> ActorPass:
         """Step 1: the actors unrolled over the fragment and the exploring policy, with
         exactly the epsilon floor that acted (``ro.eps``). An update that re-runs the
         actor itself (ppo) gets this pass without a graph: it is pi_old."""
@@ -232,7 +232,7 @@ class ComaLearner(nn.Module):
         pi = floor_mix(soft, ro.eps[:, None, None, None], amask)
         return ActorPass(soft=soft, pi=pi, hs=hs, values=values)
 
-    def _inputs(self, ro: Rollout, act: ActorPass) -> tuple[Tensor, AdvantageInputs]:
+    def advantage_inputs(self, ro: Rollout, act: ActorPass) -> tuple[Tensor, AdvantageInputs]:
         """Who stays in the episode after t, and the advantage modules' inputs.
 
         Staying: alive at t + 1, or at a truncation the env's final_alive (an agent that
@@ -252,12 +252,15 @@ class ComaLearner(nn.Module):
             options=self.cfg.options(self.advantage))
         return stays, x
 
-    def _advantage(self, x: AdvantageInputs) -> tuple[Tensor, Tensor]:
+    def compute_advantage(self, x: AdvantageInputs) -> tuple[Tensor, Tensor]:
         """(advantage, baseline), both ``[T, B, N]``, of ``algo.advantage``."""
         if self.joint is not None:  # the Q it reads leans on the others' best reply
             x = replace(x, q={**x.q, "central_q": advantages.optimistic_others(
                 x.q["central_q"], x.q["central_q_best"], self.cfg.optimistic_others)})
         return self.advantage.fn(x)
+
+    # the old private names, which experiments/smax/diagnose.py still calls
+    _actors, _inputs, _advantage = actor_pass, advantage_inputs, compute_advantage
 
     def _anneal_lr(self, ro: Rollout) -> None:
         """``lr_anneal_steps``: learning rates ``lr * (1 - env_steps / lr_anneal_steps)``
