@@ -139,9 +139,9 @@ def analyse(run_dir: Path, checkpoint: Path | None, envs: int, steps: int, seed:
                      for k, v in vars(ro).items()})  # out of inference mode
     a = cfg.algo
     alive = ro.alive[:-1]
-    act = learner._actors(ro)  # the exploring policy that acted, as the update sees it
-    stays, x = learner._inputs(ro, act)  # who stays after t; the advantage's inputs
-    now, nxt = critic_batches(learner, ro, act.hs, stays)
+    act = learner.actor_pass(ro)  # the exploring policy that acted, as the update sees it
+    stays, x = learner.advantage_inputs(ro, act)  # who stays after t; the advantage's inputs
+    now, nxt = critic_batches(learner.parts, ro, act.hs, stays)
     g = discounted_returns(x.rewards, ro.terminated, ro.truncated, a.gamma, stays=stays)
     term_ep, trunc_ep = complete_terminated(ro.terminated, ro.truncated)
     valid = alive & term_ep[..., None]
@@ -168,7 +168,7 @@ def analyse(run_dir: Path, checkpoint: Path | None, envs: int, steps: int, seed:
                          for i, f in enumerate(FATES)},
              "mean_G": float(g[valid].mean()), "sd_G": float(g[valid].std())}
         out["critics"][kind] = c
-    adv, base = learner._advantage(x)
+    adv, base = learner.compute_advantage(x)
     mc_adv = g - base
     va = valid
     out["adv_abs"] = float(adv[va].abs().mean())

@@ -259,9 +259,6 @@ class ComaLearner(nn.Module):
                 x.q["central_q"], x.q["central_q_best"], self.cfg.optimistic_others)})
         return self.advantage.fn(x)
 
-    # the old private names, which experiments/smax/diagnose.py still calls
-    _actors, _inputs, _advantage = actor_pass, advantage_inputs, compute_advantage
-
     def _anneal_lr(self, ro: Rollout) -> None:
         """``lr_anneal_steps``: learning rates ``lr * (1 - env_steps / lr_anneal_steps)``
         (floored at 0) before this update, env steps counted as T x B per update."""
