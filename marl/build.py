@@ -129,7 +129,4 @@ def check_episode_limit(cfg: Config, spec: EnvSpec, limit: int | None) -> None:
 def metrics_fn(cfg: Config) -> Callable[[Any, EnvSpec], dict[str, float]]:
     """The metrics of :func:`build`'s learner: what its ``update`` returns, with the env
     spec -> flat ``loss/``, ``train/`` and ``credit/`` metrics."""
-    metrics = learner_family(cfg.algo.learner).metrics
-    reward = getattr(cfg.algo, "reward", None)  # none: the learner is unwrapped, so is this
-    return metrics if reward is None or reward.transform == "none" else \
-        with_reward_metrics(metrics)
+    return with_reward_metrics(learner_family(cfg.algo.learner).metrics, cfg.algo)

@@ -302,10 +302,17 @@ def with_reward_transform(learner: Any, spec: EnvSpec, algo: Any, seed: int) -> 
     return learner if transform is None else RewardTransformed(learner, transform)
 
 
-def with_reward_metrics(metrics: Callable[[Any, EnvSpec], dict[str, float]]
+def with_reward_metrics(metrics: Callable[[Any, EnvSpec], dict[str, float]], algo: Any
                         ) -> Callable[[Any, EnvSpec], dict[str, float]]:
     """A family's metrics function that also reads :class:`TransformStats` (the
-    transform's metrics as ``reward/<name>``); other statistics go through unchanged."""
+    transform's metrics as ``reward/<name>``); other statistics go through unchanged.
+    ``metrics`` itself under ``none``, whose learner :func:`with_reward_transform` leaves
+    unwrapped."""
+    cfg = getattr(algo, "reward", None) or RewardConfig()
+    if lookup(REWARD_TRANSFORMS, cfg.transform, "algo.reward.transform") is \
+            REWARD_TRANSFORMS["none"]:
+        return metrics
+
     def fn(stats: Any, spec: EnvSpec) -> dict[str, float]:
         if not isinstance(stats, TransformStats):
             return metrics(stats, spec)
