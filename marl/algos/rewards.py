@@ -258,7 +258,10 @@ class TransformStats(NamedTuple):
     ``event.stats.pi`` works as without a transform)."""
 
     inner: Any
+    """The wrapped learner's own update statistics (``learner.update(ro)``)."""
     reward: dict[str, float]
+    """The transform's metrics on the fragment, ``{name: float}``, logged as
+    ``reward/<name>``."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

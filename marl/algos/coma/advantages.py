@@ -177,14 +177,18 @@ class AdvantageInputs:
 
     pi: Tensor  # [T, B, N, A] the exploring policy that acted
     actions: Tensor  # [T, B, N] int64
-    rewards: Tensor
+    rewards: Tensor  # [T, B, N] each agent's reward after algo.team_reward (off: its own)
     terminated: Tensor  # per agent: the env's terminal or the agent's own death
     truncated: Tensor  # per agent: time limit
+    # by critic kind, e.g. central_q: outputs before this fragment's critic steps,
+    # [T, B, N, A] (Q) or [T, B, N, 1] (V); central_q_best for algo.optimistic_others
     q: dict[str, Tensor]
-    targets: dict[str, Tensor]
+    targets: dict[str, Tensor]  # by critic kind: [T, B, N] TD(lambda) targets G_t
+    # by critic kind: [T, B, N] the (target) critic's value of the situation after t
+    # (Q of the next action taken, or V), not zeroed where terminated
     next_values: dict[str, Tensor]
-    gamma: float
-    options: Any = None
+    gamma: float  # the discount, algo.gamma
+    options: Any = None  # the advantage row's options block (algo.<options_key>), or None
 
 
 AdvantageFn = Callable[[AdvantageInputs], tuple[Tensor, Tensor]]

@@ -76,9 +76,11 @@ class ActorResult:
     the minibatch hooks measured: separate critics' steps (``critics``, means over the
     minibatches) and a value head's loss (``value_loss``)."""
 
+    # the policy loss without the entropy bonus: pg -mean(A log pi) over living agent-steps,
+    # ppo -mean(clipped surrogate), the mean of the last epoch's minibatches
     pg_loss: float
-    entropy: float
-    grad_norm: float
+    entropy: float  # mean entropy (nats) of the actor's softmax (ppo: as pg_loss)
+    grad_norm: float  # the actor's gradient norm before clipping (ppo: as pg_loss)
     extra: dict[str, float] = field(default_factory=dict)  # -> loss/ppo_<name>
     critics: CriticStats = field(default_factory=CriticStats)  # after_minibatch's means
     value_loss: float | None = None  # minibatch_loss's raw value loss (its mean), or None
@@ -88,10 +90,10 @@ class ActorResult:
 class ComaParts:
     """The parts of the learner a strategy may use."""
 
-    spec: EnvSpec
-    cfg: ComaConfig
-    actor: Actor
-    actor_opt: torch.optim.Optimizer
+    spec: EnvSpec  # the env's agents, shapes and action mask
+    cfg: ComaConfig  # the run's algo config (algo.*)
+    actor: Actor  # the decentralised policy network (parameters shared: algo.share_actor)
+    actor_opt: torch.optim.Optimizer  # the actor's optimiser, stepped by step_actor
     critics: Mapping[str, TDCritic]  # the separately trained critics, by kind
     critic_training: CriticTraining  # whose minibatch hooks an actor update calls
     joint: Tensor | None = None  # every joint action (optimistic_others), or None

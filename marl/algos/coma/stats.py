@@ -22,11 +22,14 @@ class UpdateStats:
     pi: Tensor  # [T, B, N, A] exploring policy
     adv: Tensor  # [T, B, N] advantage before standardisation
     baseline: Tensor  # [T, B, N]
-    pg_loss: float
-    entropy: float
-    actor_grad_norm: float
+    pg_loss: float  # ActorResult.pg_loss -> loss/actor
+    entropy: float  # ActorResult.entropy -> loss/entropy
+    actor_grad_norm: float  # ActorResult.grad_norm -> loss/actor_grad_norm
     ppo: dict[str, float] = field(default_factory=dict)  # ratio and clipping diagnostics
+    # by critic kind: CriticStats.loss (the fragment's last critic step, or the mean of
+    # the minibatch steps; a value head's value loss) -> loss/critic_<kind>
     critic_loss: dict[str, float] = field(default_factory=dict)
+    # by critic kind: CriticStats.grad_norm, before clipping -> loss/critic_<kind>_grad_norm
     critic_grad_norm: dict[str, float] = field(default_factory=dict)
     td_target: Tensor | None = None  # [T, B, N] of the first critic
 

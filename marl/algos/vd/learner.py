@@ -79,13 +79,13 @@ class QStats:
     pi: Tensor  # [T, B, N, A] epsilon-greedy policy on the fragment
     greedy_q: Tensor  # [T, B, N] max over available actions of Q_a
     gap: Tensor  # [T, B, N] Q_a(taken) - max_u Q_a
-    entropy: float
-    grad_steps: int
-    buffer_episodes: int
-    td_loss: float | None = None
-    grad_norm: float | None = None
+    entropy: float  # mean entropy (nats) of pi over the agent-steps that acted
+    grad_steps: int  # gradient steps taken since the start, this update's included
+    buffer_episodes: int  # whole episodes in the replay buffer (up to its capacity)
+    td_loss: float | None = None  # last step's masked mean squared TD error of Q_tot
+    grad_norm: float | None = None  # last step's gradient norm, before clipping
     td_target: float | None = None  # mean over the batch's filled steps
-    q_tot: float | None = None
+    q_tot: float | None = None  # last step's mean Q_tot(s_t, u_t) over the filled steps
 
 
 def q_metrics(s: QStats, spec: EnvSpec) -> dict[str, float]:
