@@ -66,14 +66,17 @@ class EvaluateError(RuntimeError):
 
 @dataclass
 class EvalArgs:
-    run_dir: Path
-    episodes: int = 100
-    video: bool = False
-    checkpoint: Path | None = None
-    seed: int | None = None
-    max_frames: int | None = None
-    fps: int | None = None
-    allow_unverified: bool = False
+    """The ``key=value`` arguments of ``python -m marl.evaluate``, parsed
+    (:func:`parse_args`; the module docstring lists the keys)."""
+
+    run_dir: Path  # the run directory of marl.train to evaluate (required)
+    episodes: int = 100  # greedy episodes, one per evaluation env; >= 1
+    video: bool = False  # also record one greedy episode, videos/evaluate_<env_steps>.gif
+    checkpoint: Path | None = None  # the checkpoint file to load; None: the newest intact one
+    seed: int | None = None  # the evaluation envs' seed; None: the run's seed + 3000017
+    max_frames: int | None = None  # the GIF's frame cap; None: train.video_max_frames
+    fps: int | None = None  # the GIF's frame rate; None: train.video_fps
+    allow_unverified: bool = False  # checkpoint.allow_unverified: load a headerless (format 1) file
 
 
 def _as_bool(key: str, v: str) -> bool:

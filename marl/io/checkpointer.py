@@ -35,10 +35,10 @@ from marl.io.outputs import check_summary
 class Restored:
     """Where a resumed run continues: its counters and its W&B run."""
 
-    env_steps: int = 0
-    wall_offset: float = 0.0
-    finished: bool = False
-    wandb_run_id: str | None = None
+    env_steps: int = 0  # the checkpoint's env step, where training continues
+    wall_offset: float = 0.0  # wall-clock seconds the run had trained (its wall_time_s)
+    finished: bool = False  # the run had finished, at or past train.total_env_steps
+    wandb_run_id: str | None = None  # the W&B run id to continue; None: none was stored
 
 
 class Checkpointer:

@@ -28,6 +28,8 @@ class SinkOpen:
     logger: Any
     """The run's ``logger`` config (:class:`marl.config.LoggerConfig`)."""
     run_dir: Path
+    """The run directory, claimed: ``metrics.csv`` and ``tensorboard/`` are written
+    there, and the W&B run's files."""
     name: str
     """The run's display name (``<algo>_<env>_s<seed>``)."""
     group: str

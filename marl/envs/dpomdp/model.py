@@ -38,10 +38,15 @@ class DecPOMDP:
     name: str
     """The problem's name (the file name without ``.dpomdp`` / ``.gz``)."""
     agents: tuple[str, ...]
+    """The N agents' names, the env's agent ids (``agent_0``, ``agent_1``, ... when the
+    file gives a count)."""
     states: tuple[str, ...]
+    """The S hidden states' names (indices as strings when the file gives a count)."""
     actions: tuple[tuple[str, ...], ...]
     """Per agent, its action names (indices as strings when the file gives a count)."""
     observations: tuple[tuple[str, ...], ...]
+    """Per agent, its observation names (indices as strings when the file gives a
+    count)."""
     start: np.ndarray
     """``[S]`` the start-state distribution b0."""
     transition: np.ndarray

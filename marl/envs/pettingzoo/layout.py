@@ -18,15 +18,15 @@ from marl.envs.pettingzoo.resolve import unsupported
 class Layout:
     """How one env's outputs map onto the VecBuffers (picklable, sent to workers)."""
 
-    agents: tuple[str, ...]
-    n_actions: int
+    agents: tuple[str, ...]  # the env's possible_agents, in order: the N agents
+    n_actions: int  # A, the size of the one Discrete action space every agent has
     native_shape: tuple[int, ...]  # observation shape as the env gives it
     obs_shape: tuple[int, ...]  # as stored: (O,), (C, H, W), ...
     obs_kind: str  # "same", "hwc" (transpose), "hw" (add channel), "flat"
-    obs_dtype: str
+    obs_dtype: str  # "uint8" when every agent's observation space is uint8, else "float32"
     mask_mode: str | None  # None, "obs" (Dict observation), "info"
-    state_from_env: bool
-    state_dim: int
+    state_from_env: bool  # state is env.state() (env.state auto or env, and it has one)
+    state_dim: int  # S: env.state()'s size, else N x O, or 0 for images (the critic encodes)
 
 
 def _obs_part(space: Any) -> Any:
