@@ -3,8 +3,9 @@
 The site is built once (``properdocs build --strict``, with no warning, into a temporary
 directory; skipped when the docs extra is not installed): then every public class and
 function of every module of ``marl/`` (found with ``ast``, methods of public classes
-included) must have its anchor in the API reference, and every key of the config
-dataclasses its row in the configuration reference.
+included) must have its anchor in the API reference, every key of the config
+dataclasses its row in the configuration reference, and every field of every dataclass
+and NamedTuple of ``marl/`` a description (its docstring or its ``#`` comment).
 """
 
 from __future__ import annotations
@@ -46,10 +47,6 @@ def public_names(path: Path) -> list[str]:
 
 
 MARL_MODULES = sorted((ROOT / "marl").rglob("*.py"))
-
-
-def rel_path(path: Path) -> str:
-    return path.relative_to(ROOT).as_posix()
 
 
 def page_of(path: Path, site: Path) -> tuple[str, Path]:
@@ -237,45 +234,93 @@ def test_the_api_landing_page_lists_every_package_with_its_docstring(site: Path)
     assert 'href="marl/train/"' in page  # the top-level modules too
 
 
-CONFIG_MODULES = {"marl/config.py", "marl/algos/base.py", "marl/algos/coma/config.py",
-                  "marl/algos/vd/config.py", "marl/envs/configs.py"}
-
-
-def dataclass_fields(path: Path) -> list[tuple[str, str, bool]]:
-    """(class, field, documented in the source: a docstring under it or a comment beside
-    or above it) for every public dataclass of a module (ClassVars are not fields)."""
-    lines = path.read_text(encoding="utf-8").splitlines()
+def record_classes(body: list[ast.stmt], prefix: str = "") -> list[tuple[str, ast.ClassDef]]:
+    """(dotted name, node) of every public dataclass and NamedTuple in ``body``, those
+    nested in public classes too (``Outer.Inner``): the classes whose fields the API
+    reference renders as attributes."""
     out = []
-    for node in ast.parse("\n".join(lines)).body:
-        if not isinstance(node, ast.ClassDef) or node.name.startswith("_") or not any(
-                "dataclass" in ast.unparse(d) for d in node.decorator_list):
+    for node in body:
+        if not isinstance(node, ast.ClassDef) or node.name.startswith("_"):
             continue
-        for field, nxt in zip(node.body, [*node.body[1:], None], strict=True):
-            if isinstance(field, ast.AnnAssign) and "ClassVar" not in ast.unparse(
-                    field.annotation):
-                doc = isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
-                comment = "#" in lines[field.lineno - 1] or lines[field.lineno - 2].strip(
-                    ).startswith("#")
-                out.append((node.name, field.target.id, doc or comment))
+        name = prefix + node.name
+        if any("dataclass" in ast.unparse(d) for d in node.decorator_list) or any(
+                ast.unparse(b).rsplit(".", 1)[-1] == "NamedTuple" for b in node.bases):
+            out.append((name, node))
+        out += record_classes(node.body, f"{name}.")
     return out
 
 
+def dataclass_fields(path: Path) -> list[tuple[str, str, bool]]:
+    """(class, field, described in the source) for every field of every public dataclass
+    and NamedTuple of a module (ClassVars are not fields). Described: a docstring under
+    the field, or the comment that docs/scripts/sphinx_roles.py FieldComments turns into
+    its docstring (a trailing ``# ...``, else the comment lines right above)."""
+    sys.path.insert(0, str(ROOT / "docs" / "scripts"))
+    try:
+        from sphinx_roles import field_comment
+    finally:
+        sys.path.pop(0)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    out = []
+    for cls, node in record_classes(ast.parse("\n".join(lines)).body):
+        for field, nxt in zip(node.body, [*node.body[1:], None], strict=True):
+            if isinstance(field, ast.AnnAssign) and isinstance(field.target, ast.Name) and (
+                    "ClassVar" not in ast.unparse(field.annotation)):
+                doc = isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and \
+                    isinstance(nxt.value.value, str) and bool(nxt.value.value.strip())
+                comment = field_comment(lines, field.lineno, field.end_lineno or field.lineno)
+                out.append((cls, field.target.id, doc or bool(comment)))
+    return out
+
+
+BARE_FIELDS_PENDING = {
+    # marl/algos/coma/critics.py was being changed by someone else when the other fields
+    # were described: describe these there and empty this set (a stale entry fails)
+    "marl.algos.coma.critics.CriticBatch.h0",
+    "marl.algos.coma.critics.CriticBatch.after",
+    "marl.algos.coma.critics.CriticStep.loss",
+}
+
+
+def bare_fields() -> tuple[list[str], int]:
+    """``module.Class.field`` of every dataclass / NamedTuple field of ``marl/`` with no
+    description in the source, and how many fields there are."""
+    bare, count = [], 0
+    for path in (p for p in MARL_MODULES if "__pycache__" not in p.parts):
+        module = page_of(path, ROOT)[0]
+        for cls, name, described in dataclass_fields(path):
+            count += 1
+            if not described:
+                bare.append(f"{module}.{cls}.{name}")
+    return bare, count
+
+
+def test_every_dataclass_field_is_described_in_the_source() -> None:
+    """Every field of every public dataclass and NamedTuple of ``marl/`` (config schemas
+    or not) has a docstring or a field comment: none renders as an empty box."""
+    bare, count = bare_fields()
+    assert count > 250
+    new = sorted(set(bare) - BARE_FIELDS_PENDING)
+    assert not new, ("fields with neither a docstring nor a # comment (their API entry is "
+                     f"an empty box): {new}")
+    stale = sorted(BARE_FIELDS_PENDING - set(bare))
+    assert not stale, f"described now: remove them from BARE_FIELDS_PENDING: {stale}"
+
+
 def test_dataclass_fields_are_described_in_the_api_reference(site: Path) -> None:
-    """Each field of a dataclass has its entry on its module's API page with its docstring
-    rendered, or its source comment where it has none (docs/scripts/sphinx_roles.py
-    FieldComments), not an empty box; every field of the config schemas is described."""
+    """Each field of a public dataclass or NamedTuple of ``marl/`` has its entry on its
+    module's API page with a description: its docstring, or its source comment where it
+    has none (docs/scripts/sphinx_roles.py FieldComments), not an empty box."""
     empty, count = [], 0
     for path in (p for p in MARL_MODULES if "__pycache__" not in p.parts):
         module, page_path = page_of(path, site)
         page = page_path.read_text(encoding="utf-8")
-        for cls, name, documented in dataclass_fields(path):
-            if not documented:
-                assert rel_path(path) not in CONFIG_MODULES, f"{cls}.{name} has no docstring"
-                continue
+        for cls, name, _ in dataclass_fields(path):
             count += 1
             entry = page.partition(f'id="{module}.{cls}.{name}"')[2]
             entry = entry.partition('<div class="doc doc-object ')[0]
             if len(re.sub(r"<[^>]+>", "", entry.partition("doc-contents")[2]).split()) < 2:
                 empty.append(f"{module}.{cls}.{name}")
-    assert count > 200
+    assert count > 250
+    empty = sorted(set(empty) - BARE_FIELDS_PENDING)
     assert not empty, f"fields without a description in the API reference: {empty}"
