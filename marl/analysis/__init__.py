@@ -11,5 +11,8 @@
 * :mod:`marl.analysis.report`: a sweep's ``results.md`` / ``results.json`` / curves;
 * :mod:`marl.analysis.failures`: what a trained box-pushing policy does in the episodes
   it loses;
-* :mod:`marl.analysis.matrix`: train on a matrix game and read the converged joint action.
+* :mod:`marl.analysis.matrix`: train on a matrix game and read the converged joint action;
+* :mod:`marl.analysis.coordination`: where training episodes could play a joint plan (the
+  strict box's joint push, Dec-Tiger's joint open), whether they did, and the critic's
+  values and COMA's advantages of the plan there.
 """
