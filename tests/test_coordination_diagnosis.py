@@ -25,6 +25,7 @@ from marl.analysis.coordination import (
     joint_q,
     plan_and_safe,
     push_directions,
+    return_split,
 )
 from marl.envs.boxpush import BoxPushConfig, BoxPushCore
 from marl.envs.dpomdp.config import resolve_problem
@@ -133,6 +134,15 @@ def test_deviation_split_counts_who_left_the_safe_action():
     s = deviation_split(adv, actions, safe, torch.tensor([[True, True, False]]))
     assert s["partner_safe"] == {"mean": pytest.approx(1.0), "n": 1}  # env 0, agent 0
     assert s["partner_not_safe"] == {"mean": pytest.approx(3.5), "n": 2}  # env 1
+
+
+def test_return_split_by_what_the_team_played():
+    g = torch.tensor([[[1.0, 3.0], [4.0, 4.0], [0.0, 2.0], [9.0, 9.0]]])  # [T=1, B=4, 2]
+    actions = torch.tensor([[[0, 0], [2, 2], [0, 2], [0, 0]]])
+    plan, safe = torch.zeros(1, 4, 2, dtype=torch.long), torch.full((1, 4, 2), 2)
+    s = return_split(g, actions, plan, safe, torch.tensor([[True, True, True, False]]))
+    assert s == {"plan": {"mean": 2.0, "n": 1}, "safe": {"mean": 4.0, "n": 1},
+                 "other": {"mean": 1.0, "n": 1}}
 
 
 def test_entropy_of_uniform_and_sure():

@@ -4,6 +4,7 @@ says of it and what advantage the actor sees.
 
     python experiments/coordination/diagnose.py RUN_DIR [RUN_DIR ...] \\
         [--episodes 512] [--seed 12345] [--out FILE.json]
+    python experiments/coordination/diagnose.py --tables FILE.json   # Markdown tables
 
 For every checkpoint in ``RUN_DIR/checkpoints`` (oldest first) it rebuilds the run from
 its own config (:func:`marl.build.build`), loads the networks, sets the exploration
@@ -22,6 +23,9 @@ the maths):
   next to the box / the joint belief favours the plan), each agent's row read at its
   own action, mean over agents; on Dec-Tiger also outside the situations, and the
   expected immediate rewards under the belief (``r_plan`` / ``r_safe``);
+* ``g_after``: the Monte-Carlo return to go (discounted with ``algo.gamma``) in the
+  situations after the team played the plan / the safe joint action / anything else,
+  what ``q_plan`` / ``q_safe`` should be under the policy that acted;
 * ``adv_q``: COMA's counterfactual advantage (eq. 4, from the Q-critic) of each agent's
   part of the plan in the situations, split by the partner's action (plan / not plan /
   safe); ``adv_module``: the run's own advantage module (``algo.advantage``, before any
@@ -61,9 +65,10 @@ from marl.analysis.coordination import (
     joint_index,
     joint_q,
     masked_mean,
+    return_split,
 )
 from marl.build import build
-from marl.core.returns import td_lambda_targets
+from marl.core.returns import discounted_returns, td_lambda_targets
 from marl.core.rollout import TIMEOUTS
 from marl.envs.dpomdp.config import resolve_problem
 from marl.envs.dpomdp.parser import load_cached
@@ -177,6 +182,7 @@ def checkpoint_row(cfg, ckpt: Path, episodes: int, seed: int) -> dict:
         sit = READERS[cfg.env.name][0](cfg, ro)
         mask = first_episode(ro.first[:-1], ro.terminated | ro.truncated)
         adv_mod, _ = learner.compute_advantage(x)
+        g = discounted_returns(x.rewards, ro.terminated, ro.truncated, cfg.algo.gamma)
         row = {"env_steps": env_steps, "eps": float(ro.eps[0]),
                "episodes": int(mask.any(0).sum()),
                "return_mean": episode_return(ro.rewards, mask),
@@ -185,6 +191,8 @@ def checkpoint_row(cfg, ckpt: Path, episodes: int, seed: int) -> dict:
                "situations": int((sit["where"] & mask).sum()),
                "plan_steps": int((sit["plan_taken"] & mask).sum()),
                **critic_stats(learner, now, ro, x, sit, mask),
+               "g_after": return_split(g, ro.actions, sit["plan"], sit["safe"],
+                                       sit["where"] & mask),
                "adv_module": advantage_split(adv_mod, ro.actions, sit["plan"], sit["safe"],
                                              sit["where"] & mask, taken_only=True),
                "adv_module_leave_safe": deviation_split(adv_mod, ro.actions, sit["safe"],
@@ -225,6 +233,7 @@ def show(r: dict) -> None:
           f"  plan ep {r['frac_plan_episodes']:.3f}"
           f"  progress ep {r['frac_progress_episodes']:.3f}  situations {r['situations']}"
           f"  Q plan {fmt(r.get('q_plan'))} safe {fmt(r.get('q_safe'))}"
+          f"  G plan {fmt(r['g_after']['plan'])} safe {fmt(r['g_after']['safe'])}"
           f"  A(plan | partner plan) {fmt(a.get('partner_plan'))}"
           f" (n {a.get('partner_plan', {}).get('n', 0)})"
           f" | not {fmt(a.get('partner_not_plan'))}"
@@ -233,13 +242,60 @@ def show(r: dict) -> None:
           f"  H {r['entropy']:.3f}", flush=True)
 
 
+COLUMNS = (
+    ("env steps", lambda r: f"{r['env_steps'] / 1e6:.2f}M"),
+    ("eps", lambda r: f"{r['eps']:.3f}"),
+    ("return", lambda r: f"{r['return_mean']:.3f}"),
+    ("plan episodes", lambda r: f"{r['frac_plan_episodes']:.3f}"),
+    ("progress episodes", lambda r: f"{r['frac_progress_episodes']:.3f}"),
+    ("situations", lambda r: str(r["situations"])),
+    ("Q plan / safe", lambda r: f"{mean(r.get('q_plan'))} / {mean(r.get('q_safe'))}"),
+    ("G plan / safe", lambda r: f"{mean(r['g_after']['plan'])} / "
+                                f"{mean(r['g_after']['safe'])}"),
+    ("A plan: partner plan / not", lambda r: (
+        f"{mean((r.get('adv_q') or {}).get('partner_plan'))} (n {count(r, 'partner_plan')})"
+        f" / {mean((r.get('adv_q') or {}).get('partner_not_plan'))}")),
+    ("A leave safe: partner safe / not", lambda r: (
+        f"{mean(r['adv_module_leave_safe']['partner_safe'])} / "
+        f"{mean(r['adv_module_leave_safe']['partner_not_safe'])}")),
+    ("entropy", lambda r: f"{r['entropy']:.3f}"),
+)
+"""The results page's table per run: one row per checkpoint."""
+
+
+def mean(d: dict | None) -> str:
+    return "n/a" if not d or d["n"] == 0 else f"{d['mean']:.3g}"
+
+
+def count(r: dict, key: str) -> int:
+    return int(((r.get("adv_q") or {}).get(key) or {}).get("n", 0))
+
+
+def tables(results: list[dict]) -> str:
+    """Markdown: one table per run of :data:`COLUMNS`."""
+    out = []
+    for res in results:
+        out.append(f"\n{res['name']} (`{res['run_dir']}`, {res['advantage']} + "
+                   f"{res['actor_update']}, critic {res['critic_net']}, seed {res['seed']}, "
+                   f"{res['episodes']} episodes per checkpoint)\n")
+        out.append("| " + " | ".join(c for c, _ in COLUMNS) + " |")
+        out.append("|" + "---|" * len(COLUMNS))
+        out += ["| " + " | ".join(f(r) for _, f in COLUMNS) + " |" for r in res["rows"]]
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("run_dirs", nargs="+", type=Path)
+    p.add_argument("run_dirs", nargs="*", type=Path)
+    p.add_argument("--tables", type=Path, default=None,
+                   help="print the Markdown tables of a diagnosis JSON (nothing runs)")
     p.add_argument("--episodes", type=int, default=512)
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
+    if args.tables:
+        print(tables(json.loads(args.tables.read_text())))
+        return 0
     results = []
     for d in args.run_dirs:
         print(d, flush=True)

@@ -207,6 +207,18 @@ def advantage_split(adv: Tensor, actions: Tensor, plan: Tensor, safe: Tensor,
             "partner_safe": masked_mean(adv, w & (p_act == p_safe))}
 
 
+def return_split(g: Tensor, actions: Tensor, plan: Tensor, safe: Tensor, where: Tensor
+                 ) -> dict[str, dict[str, float | int]]:
+    """The Monte-Carlo return to go ``g`` ``[T, B, N]`` (mean over agents) in the
+    situations ``where`` ``[T, B]`` after the team played the plan (``plan``), the safe
+    joint action (``safe``) or anything else (``other``): what the critic's ``Q`` of the
+    plan and of the safe action should be under the policy that acted."""
+    g = g.mean(-1)
+    is_plan, is_safe = (actions == plan).all(-1), (actions == safe).all(-1)
+    return {"plan": masked_mean(g, where & is_plan), "safe": masked_mean(g, where & is_safe),
+            "other": masked_mean(g, where & ~is_plan & ~is_safe)}
+
+
 def deviation_split(adv: Tensor, actions: Tensor, safe: Tensor, mask: Tensor
                     ) -> dict[str, dict[str, float | int]]:
     """Mean advantage ``adv`` ``[T, B, 2]`` of the agents' taken actions where they left
@@ -229,4 +241,4 @@ def entropy(p: Tensor, mask: Tensor) -> float:
 __all__ = ["advantage_of", "advantage_split", "beliefs", "box_cells", "box_situation",
            "deviation_split", "dpomdp_situation", "entropy", "episode_fraction", "episode_return",
            "first_episode", "joint_index", "joint_q", "masked_mean", "partner",
-           "plan_and_safe", "push_directions"]
+           "plan_and_safe", "push_directions", "return_split"]
