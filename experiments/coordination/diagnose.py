@@ -21,8 +21,10 @@ the maths):
 * ``q_plan`` / ``q_safe``: the Q-critic's ``Q(s, u)`` of the joint plan and of the safe
   joint action (both stay / both listen) in the situations (both robots on one cell
   next to the box / the joint belief favours the plan), each agent's row read at its
-  own action, mean over agents; on Dec-Tiger also outside the situations, and the
-  expected immediate rewards under the belief (``r_plan`` / ``r_safe``);
+  own action, mean over agents; on Dec-Tiger also outside the situations
+  (``*_elsewhere``), and the expected immediate rewards under the joint belief
+  (``r_plan`` / ``r_safe``, ``r_plan_elsewhere``: the immediate part of what a critic
+  of the joint history would say);
 * ``g_after``: the Monte-Carlo return to go (discounted with ``algo.gamma``) in the
   situations after the team played the plan / the safe joint action / anything else,
   what ``q_plan`` / ``q_safe`` should be under the policy that acted;
@@ -161,9 +163,10 @@ def critic_stats(learner, now, ro, x, sit: dict, mask: Tensor) -> dict:
     q_plan = joint_q(q_of(critic, now, ro.actions, sit["plan"]), sit["plan"])
     q_safe = joint_q(q_of(critic, now, ro.actions, sit["safe"]), sit["safe"])
     out["q_plan"], out["q_safe"] = masked_mean(q_plan, where), masked_mean(q_safe, where)
-    out["q_plan_elsewhere"] = masked_mean(q_plan, ~sit["where"] & mask)
-    out["q_safe_elsewhere"] = masked_mean(q_safe, ~sit["where"] & mask)
-    if "r_plan" in sit:
+    if "r_plan" in sit:  # a Dec-POMDP: the plan of the true state is defined everywhere
+        out["q_plan_elsewhere"] = masked_mean(q_plan, ~sit["where"] & mask)
+        out["q_safe_elsewhere"] = masked_mean(q_safe, ~sit["where"] & mask)
+        out["r_plan_elsewhere"] = masked_mean(sit["r_plan"], ~sit["where"] & mask)
         out["r_plan"], out["r_safe"] = (masked_mean(sit[k], where) for k in ("r_plan", "r_safe"))
         out["by_t"] = {str(t): {"where": int(where[t].sum()),
                                 "q_plan": masked_mean(q_plan[t], where[t])["mean"],
@@ -245,11 +248,15 @@ def show(r: dict) -> None:
 COLUMNS = (
     ("env steps", lambda r: f"{r['env_steps'] / 1e6:.2f}M"),
     ("eps", lambda r: f"{r['eps']:.3f}"),
-    ("return", lambda r: f"{r['return_mean']:.3f}"),
+    ("return", lambda r: f"{r['return_mean']:.4g}"),
     ("plan episodes", lambda r: f"{r['frac_plan_episodes']:.3f}"),
     ("progress episodes", lambda r: f"{r['frac_progress_episodes']:.3f}"),
     ("situations", lambda r: str(r["situations"])),
     ("Q plan / safe", lambda r: f"{mean(r.get('q_plan'))} / {mean(r.get('q_safe'))}"),
+    ("Q plan / safe outside", lambda r: f"{mean(r.get('q_plan_elsewhere'))} / "
+                                        f"{mean(r.get('q_safe_elsewhere'))}"),
+    ("E_b R plan / safe", lambda r: f"{mean(r.get('r_plan'))} / {mean(r.get('r_safe'))}"),
+    ("E_b R plan outside", lambda r: mean(r.get("r_plan_elsewhere"))),
     ("G plan / safe", lambda r: f"{mean(r['g_after']['plan'])} / "
                                 f"{mean(r['g_after']['safe'])}"),
     ("A plan: partner plan / not", lambda r: (
@@ -260,7 +267,8 @@ COLUMNS = (
         f"{mean(r['adv_module_leave_safe']['partner_not_safe'])}")),
     ("entropy", lambda r: f"{r['entropy']:.3f}"),
 )
-"""The results page's table per run: one row per checkpoint."""
+"""The results page's table per run: one row per checkpoint (a column that is n/a on
+every row of a run is left out)."""
 
 
 def mean(d: dict | None) -> str:
@@ -275,12 +283,14 @@ def tables(results: list[dict]) -> str:
     """Markdown: one table per run of :data:`COLUMNS`."""
     out = []
     for res in results:
+        cols = [(c, f) for c, f in COLUMNS
+                if any(f(r).replace("n/a", "").strip(" /") for r in res["rows"])]
         out.append(f"\n{res['name']} (`{res['run_dir']}`, {res['advantage']} + "
                    f"{res['actor_update']}, critic {res['critic_net']}, seed {res['seed']}, "
                    f"{res['episodes']} episodes per checkpoint)\n")
-        out.append("| " + " | ".join(c for c, _ in COLUMNS) + " |")
-        out.append("|" + "---|" * len(COLUMNS))
-        out += ["| " + " | ".join(f(r) for _, f in COLUMNS) + " |" for r in res["rows"]]
+        out.append("| " + " | ".join(c for c, _ in cols) + " |")
+        out.append("|" + "---|" * len(cols))
+        out += ["| " + " | ".join(f(r) for _, f in cols) + " |" for r in res["rows"]]
     return "\n".join(out)
 
 
