@@ -143,7 +143,7 @@ def metric_table(groups: dict[str, dict[str, Any]], metric: str, pool: list[str]
 
 
 def _fmt(ci: tuple[float, float, float]) -> str:
-    return f"{ci[0]:.3f} [{ci[1]:.3f}, {ci[2]:.3f}]"
+    return reliable.fmt_ci(ci)
 
 
 def markdown(tables: dict[str, Any], argv: list[str], n_runs: int, skipped: list[str]) -> str:

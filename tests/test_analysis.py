@@ -1,17 +1,22 @@
-"""marl.analysis: the CIs by hand, a tiny fake sweep aggregated to the known answer, a torn
-metrics.jsonl line tolerated, and every committed results.json re-aggregated to its
-committed table."""
+"""marl.analysis: the tables' bootstrap intervals against an exact enumeration of every
+resample (and, with 3 seeds or fewer, by hand: the interval is the seeds' range), a tiny
+fake sweep aggregated to the known answer, a torn metrics.jsonl line tolerated, every
+committed results.json re-aggregated to its committed table, and the pages' hand-placed
+cells checked against those records."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
-from marl.analysis import curves, report, runs, stats, tables
+from marl.analysis import curves, reliable, report, runs, tables
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,39 +41,72 @@ def fake_run(d: Path, name: str, algo: str, seed: int, curve: list[tuple[int, fl
 
 
 # ------------------------------------------------------------------------ stats
-def test_mean_ci_by_hand():
-    # 1..5: mean 3, sd sqrt(2.5), t_{0.975, 4} = 2.7764
-    m, h = stats.mean_ci([1.0, 2.0, 3.0, 4.0, 5.0])
-    assert m == 3.0 and h == pytest.approx(2.7764 * math.sqrt(2.5) / math.sqrt(5), rel=1e-9)
-    assert math.isnan(stats.mean_ci([0.7])[1]) and stats.mean_ci([0.7])[0] == 0.7
-    assert all(math.isnan(x) for x in stats.mean_ci([]))
-    assert stats.t975(1) == 12.7062 and stats.t975(31) == 1.96
-    with pytest.raises(ValueError, match="degrees of freedom 0"):
-        stats.t975(0)
-    assert stats.fmt_ci(0.9, 0.2481) == "0.900 ± 0.248" and stats.fmt_ci(0.9, math.nan) == "0.900"
+def exact(xs: list[float], ys: list[float] | None = None) -> np.ndarray:
+    """The exact bootstrap distribution of the mean (or of mean(xs) - mean(ys)): every one
+    of the equally likely resamples, enumerated (a slow reference, no random draws)."""
+    def means(v):
+        return np.array([np.mean(c) for c in itertools.product(v, repeat=len(v))])
+    mx = means(xs)
+    return mx if ys is None else (mx[:, None] - means(ys)[None, :]).ravel()
 
 
-def test_welch_ci_by_hand():
-    # 0.4, 0.6 (mean 0.5, var/n 0.01); 0.1, 0.2, 0.3 (mean 0.2, var/n 0.01/3):
-    # diff 0.3, se sqrt(0.04/3); df = (0.04/3)^2 / (0.01^2 + (0.01/3)^2 / 2) = 1.684 -> 1
-    m, h = stats.welch_diff([0.4, 0.6], [0.1, 0.2, 0.3])
-    assert m == pytest.approx(0.3) and h == pytest.approx(12.7062 * math.sqrt(0.04 / 3))
-    # equal variances 1e-4 / 3 a side: se 0.008165, df 4, t 2.7764 -> 0.0227
-    m, h = stats.welch_diff([0.9, 0.91, 0.92], [0.1, 0.11, 0.12])
-    assert m == pytest.approx(0.8) and h == pytest.approx(2.7764 * math.sqrt(2e-4 / 3))
-    assert stats.welch_diff([0.5], [0.1, 0.2]) is None
-    assert stats.welch_diff([0.5, 0.5], [0.2, 0.2]) == (pytest.approx(0.3), 0.0)
+def bounds(cell: str) -> tuple[float, float]:
+    low, high = re.search(r"\[([^,]+), ([^\]]+)\]", cell).groups()
+    return float(low.rstrip("M")), float(high.rstrip("M"))
+
+
+def test_mean_ci_is_marl_reports_interval_and_the_exact_bootstrap():
+    x = [0.955, 0.985, 0.990, 1.000, 0.995]
+    got = reliable.mean_ci(x)
+    assert got == reliable.stratified_ci([np.array(x)], reliable.mean)  # what marl.report gives
+    ref = exact(x)  # 5^5 resamples
+    assert got[0] == pytest.approx(0.985)
+    assert got[1] == pytest.approx(np.percentile(ref, 2.5), abs=0.002)
+    assert got[2] == pytest.approx(np.percentile(ref, 97.5), abs=0.002)
+    assert reliable.iqm_ci(x) == reliable.stratified_ci([np.array(x)], reliable.iqm)
+    assert reliable.fmt_ci(got) == f"0.985 [{got[1]:.3f}, {got[2]:.3f}]"
+    # 3 seeds or fewer: each seed alone is >= 1/27 > 2.5% likely, so the percentile
+    # interval is exactly the seeds' range (why few-seed bootstrap CIs are narrow)
+    assert reliable.mean_ci([0.1, 0.3, 0.2]) == pytest.approx((0.2, 0.1, 0.3))
+    m, low, high = reliable.mean_ci([0.7])
+    assert m == 0.7 and math.isnan(low) and reliable.fmt_ci((m, low, high)) == "0.700"
+    assert reliable.fmt_ci(reliable.mean_ci([])) == "n/a"
+
+
+def test_difference_ci_against_the_exact_bootstrap_and_scipy():
+    from scipy import stats as sps
+
+    x, y = [0.9, 0.91, 0.92], [0.1, 0.11, 0.12]
+    d, low, high = reliable.difference_ci(x, y)
+    ref = exact(x, y)  # 27 x 27 resample pairs
+    assert d == pytest.approx(0.8)
+    assert low == pytest.approx(np.percentile(ref, 2.5), abs=0.002)
+    assert high == pytest.approx(np.percentile(ref, 97.5), abs=0.002)
+    a = np.array([0.61, 0.72, 0.80, 0.84, 0.90, 0.93])
+    b = np.array([0.55, 0.60, 0.70, 0.71, 0.79])
+    _, low, high = reliable.difference_ci(a, b, n=20000)
+    sci = sps.bootstrap((a, b), lambda u, v, axis: u.mean(axis) - v.mean(axis), paired=False,
+                        n_resamples=20000, method="percentile", random_state=1)
+    assert low == pytest.approx(sci.confidence_interval.low, abs=0.01)
+    assert high == pytest.approx(sci.confidence_interval.high, abs=0.01)
+    assert reliable.difference_ci([0.5], [0.1, 0.2]) is None
+    assert reliable.difference_ci([0.5, 0.5], [0.2, 0.2]) == (pytest.approx(0.3),) * 3
 
 
 def test_versus_rows_are_whatever_algorithms_the_runs_hold():
     recs = {"coma": [{"success": x} for x in (0.9, 0.91, 0.92)],
             "iac_v": [{"success": x} for x in (0.1, 0.11, 0.12)],
-            "my_new_coma": [{"success": x} for x in (0.5, 0.9)],
+            "my_new_coma": [{"success": x} for x in (0.5, 1.0)],
             "central_v": [{"success": 0.3}]}
     rows = {r["COMA vs"]: r for r in tables.versus(recs)}
     assert list(rows) == ["central_v", "iac_v", "my_new_coma"]
     assert rows["iac_v"]["reading"] == "COMA ahead"
-    assert rows["iac_v"]["final win rate, COMA minus other"] == "+0.800 ± 0.023"
+    cell = rows["iac_v"]["final win rate, COMA minus other"]
+    assert cell.startswith("+0.800 [")
+    ref = exact([0.9, 0.91, 0.92], [0.1, 0.11, 0.12])
+    assert bounds(cell) == (pytest.approx(np.percentile(ref, 2.5), abs=0.002),
+                            pytest.approx(np.percentile(ref, 97.5), abs=0.002))
+    assert rows["iac_v"]["P(COMA > other)"] == "1.00 [1.00, 1.00]"
     assert rows["my_new_coma"]["reading"] == "no difference shown (CI contains 0)"
     assert rows["central_v"]["reading"].startswith("too few seeds")
     other = tables.versus(recs, ref="iac_v")
@@ -115,18 +153,19 @@ def test_aggregate_on_synthetic_sweep_gives_the_known_answer(tmp_path):
     rows = {r["algorithm"]: r for r in result["tables"]["exp"]}
     good, bad = rows["good"], rows["bad"]
     assert good["seeds"] == "3" and bad["seeds"] == "2"
-    # mean 0.9, sd 0.1, t_{0.975, 2} = 4.3027: half-width 4.3027 * 0.1 / sqrt(3) = 0.248
-    assert good["final success"] == "0.900 ± 0.248"
-    assert good["final return"] == "0.800 ± 0.248"
-    # 1M and 2M: mean 1.5M, sd 0.7071M, t_{0.975, 1} = 12.706 -> 6.35M
-    assert good["env steps to 90% success"] == "1.50M ± 6.35M (2/3)"
-    # lazier robot: 0.4, 0.5, 0.3 -> mean 0.4, sd 0.1 -> 0.248
-    assert good["lazier robot's push share"] == "0.40 ± 0.25"
-    # 0.1, 0.3: mean 0.2, sd 0.1414, t_{0.975, 1}: 12.706 * 0.1414 / sqrt(2) = 1.271
-    assert bad["final success"] == "0.200 ± 1.271"
+    # 3 seeds or fewer: the bootstrap's 95% interval is the seeds' range (see above);
+    # the IQM of 3 scores trims none of them: the mean
+    assert good["final success"] == "0.900 [0.800, 1.000]"
+    assert good["final success, IQM"] == "0.900 [0.800, 1.000]"
+    assert good["final return"] == "0.800 [0.700, 0.900]"
+    assert good["env steps to 90% success"] == "1.50M [1.00M, 2.00M] (2/3)"
+    # lazier robot: 0.4, 0.5, 0.3
+    assert good["lazier robot's push share"] == "0.40 [0.30, 0.50]"
+    assert bad["final success"] == "0.200 [0.100, 0.300]"
     assert bad["env steps to 90% success"] == "not reached (0/2)"
     md = (out / "results.md").read_text()
-    assert "| good | 3 | 0.900 ± 0.248 |" in md and "5_bad_s2" in md  # unfinished listed
+    assert "| good | 3 | 0.900 [0.800, 1.000] |" in md and "5_bad_s2" in md  # unfinished listed
+    assert "95% stratified bootstrap CI over the row's N seeds" in md
     assert (out / "curves_exp.png").read_bytes()[:4] == b"\x89PNG"
     assert len(json.loads((out / "results.json").read_text())["runs"]) == 6
 
@@ -151,8 +190,8 @@ def test_versus_aggregate_merges_previous_results_and_a_new_run_replaces_its_rec
     assert by_seed[0]["merged_from"] and by_seed[0]["curve"] == [[1_000_000, 0.5, 0.5],
                                                                  [2_000_000, 0.6, 0.6]]
     row = saved["tables"]["coma_smax_3m"]["algorithms"][0]
-    # 0.6, 0.9, 0.8: mean 0.767, sd 0.1528, t_{0.975, 2} = 4.3027 -> 0.380
-    assert row["seeds"] == "3" and row["final success"] == "0.767 ± 0.379"
+    # 0.6, 0.9, 0.8: mean 0.767, interval the range
+    assert row["seeds"] == "3" and row["final success"] == "0.767 [0.600, 0.900]"
     assert "lazier robot's push share" not in row
     assert "1 of them merged" in (out2 / "results.md").read_text()
     with pytest.raises(ValueError, match="threshold"):
@@ -185,10 +224,13 @@ def test_there_are_committed_results_to_check():
 
 
 # ----------------------------------------------------------------------- curves
-def test_band_is_mean_and_ci_per_step():
-    steps, m, h = curves.band([[(1, 0.2), (2, 0.4)], [(1, 0.4), (2, None)]])
+def test_band_is_mean_and_bootstrap_band_per_step():
+    steps, m, low, high = curves.band([[(1, 0.2), (2, 0.4)], [(1, 0.4), (2, None)]])
     assert steps == [1, 2] and m == pytest.approx([0.3, 0.4])
-    assert h == pytest.approx([12.7062 * 0.1, 0.0])  # sd 0.1414 / sqrt(2) = 0.1
+    # two runs at step 1: the band is their range; one run at step 2: a point
+    assert low == pytest.approx([0.2, 0.4]) and high == pytest.approx([0.4, 0.4])
+    _, _, low, high = curves.band([[(1, -0.5)], [(1, 0.5)]], (0.0, 1.0))
+    assert low == pytest.approx([0.0]) and high == pytest.approx([0.5])  # clipped
 
 
 def test_runs_and_mean_plot(tmp_path):

@@ -41,6 +41,18 @@ def test_one_task_matches_scipys_percentile_bootstrap():
     assert low == pytest.approx(ref.low, abs=0.01) and high == pytest.approx(ref.high, abs=0.01)
 
 
+def test_the_row_wise_statistics_give_the_per_row_numbers():
+    """mean and iqm are bootstrapped row-wise at once; a wrapper (not in the table) takes
+    the slow path of one call per resample: the same intervals, to the bit."""
+    rng = np.random.default_rng(3)
+    for k in range(10):
+        strata = [rng.normal(size=int(rng.integers(2, 12))) for _ in range(int(rng.integers(1, 3)))]
+        for statistic in (reliable.mean, reliable.iqm):
+            fast = reliable.stratified_ci(strata, statistic, n=300, seed=k)
+            slow = reliable.stratified_ci(strata, lambda v, f=statistic: f(v), n=300, seed=k)
+            assert fast == slow
+
+
 def test_curve_bands_stay_in_the_metrics_range():
     values = np.array([[0.0, 1.0], [0.0, 1.0], [1.0, 1.0]])  # 3 seeds, 2 evaluations
     mid, low, high = reliable.curve_band(values, (0.0, 1.0))

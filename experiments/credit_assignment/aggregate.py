@@ -7,10 +7,19 @@ with 95% CIs (``marl.analysis.report.aggregate``).
 
 Every directory under a SWEEP_DIR holding ``.hydra/config.yaml`` is a run; it counts once
 it has written ``summary.json``. Rows: experiment (``name``) x algorithm (``algo.name``),
-seeds the replicates; final greedy success and return (mean ± t-based 95% CI), env steps
-to ``--threshold`` success, the lazier robot's push share. ``--previous`` merges the
-records of an earlier ``results.json`` whose run directories are gone (a run on disk
-replaces the record of the same experiment, algorithm and seed).
+seeds the replicates; final greedy success (mean and IQM) and return (mean), each with
+its 95% stratified bootstrap CI (``marl.analysis.reliable``, the numbers ``python -m
+marl.report`` gives), env steps to ``--threshold`` success, the lazier robot's push share.
+Regenerate the committed page's tables from its record alone (the runs are gone)::
+
+    python experiments/credit_assignment/aggregate.py \
+        --previous experiments/credit_assignment/results.json --out /tmp/ca
+
+``--previous`` merges the records of an earlier ``results.json`` whose run directories
+are gone (a run on disk replaces the record of the same experiment, algorithm and seed).
+The page's curves and results.md header (how many directories were read when the runs
+existed) are committed as first written; a regeneration from the record alone changes
+only the tables.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Reading finished runs back: what the experiment scripts share.
 
-* :mod:`marl.analysis.stats`: means with Student-t 95% intervals, Welch's interval of a
-  difference;
+* :mod:`marl.analysis.reliable`: means and interquartile means with stratified-bootstrap
+  95% intervals, the difference of two means and the probability of improvement (what
+  ``python -m marl.report`` and every results table compute);
 * :mod:`marl.analysis.runs`: run directories (``.hydra/config.yaml``, ``metrics.jsonl``,
   ``summary.json``) read into records, merged with an earlier ``results.json``, grouped
   by experiment and algorithm;

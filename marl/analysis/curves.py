@@ -1,17 +1,17 @@
-"""Learning curves of several runs: the mean over seeds with a 95% CI band, or every run
+"""Learning curves of several runs: the mean over seeds with a 95% bootstrap band
+(:func:`marl.analysis.reliable.curve_band`, clipped to the metric's range), or every run
 thin with the group mean thick."""
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from marl.analysis.reliable import curve_band
 from marl.analysis.runs import Record
-from marl.analysis.stats import mean_ci
 from marl.analysis.tables import algo_key
 
 
@@ -24,18 +24,19 @@ def _pyplot():
     return plt
 
 
-def band(curves: list[list[tuple[int, float | None]]]
-         ) -> tuple[list[int], list[float], list[float]]:
-    """(steps, mean, 95% CI half-width) over runs at every step any run evaluated;
-    the half-width is 0 where one run has a value there."""
-    by_step: dict[int, list[float]] = defaultdict(list)
-    for c in curves:
+def band(curves: list[list[tuple[int, float | None]]], bounds: tuple[float, float] | None = None
+         ) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, mean, low, high) over runs at every step any run evaluated: the 95%
+    bootstrap band of the mean, clipped to ``bounds``; a point where one run has a value."""
+    by_step: dict[int, dict[int, float]] = defaultdict(dict)
+    for i, c in enumerate(curves):
         for s, v in c:
             if v is not None:
-                by_step[s].append(v)
+                by_step[s][i] = v
     steps = sorted(by_step)
-    stats = [mean_ci(by_step[s]) for s in steps]
-    return steps, [m for m, _ in stats], [0.0 if math.isnan(h) else h for _, h in stats]
+    values = np.array([[by_step[s].get(i, np.nan) for s in steps] for i in range(len(curves))],
+                      float).reshape(len(curves), len(steps))
+    return steps, *curve_band(values, bounds)
 
 
 def success_and_return(name: str, algos: dict[str, list[Record]], out: Path) -> None:
@@ -49,14 +50,14 @@ def success_and_return(name: str, algos: dict[str, list[Record]], out: Path) -> 
         if algo in no_curve:
             continue
         for ax, i in zip(axes, (1, 2), strict=True):
-            steps, m, h = band([[(p[0], p[i]) for p in r["curve"]] for r in algos[algo]])
+            steps, m, low, high = band([[(p[0], p[i]) for p in r["curve"]]
+                                        for r in algos[algo]], (0.0, 1.0) if i == 1 else None)
             (line,) = ax.plot(steps, m, label=f"{algo} (n={len(algos[algo])})", lw=1.6)
-            ax.fill_between(steps, np.subtract(m, h), np.add(m, h),
-                            color=line.get_color(), alpha=0.18, lw=0)
+            ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.18, lw=0)
     axes[0].set(xlabel="env steps", ylabel="greedy eval success rate", ylim=(-0.02, 1.02),
-                title=f"{name}: success (mean, 95% CI over seeds)")
+                title=f"{name}: success (mean, 95% bootstrap band)")
     axes[1].set(xlabel="env steps", ylabel="greedy eval return",
-                title=f"{name}: return (mean, 95% CI over seeds)")
+                title=f"{name}: return (mean, 95% bootstrap band)")
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -2,7 +2,8 @@
 the edge of the statistical precipice", the rliable library): the interquartile mean,
 percentile intervals from a *stratified* bootstrap (seeds are resampled within each
 task, so a pooled score is never an average over a different mix of tasks), and the
-probability of improvement ``P(X > Y)``.
+probability of improvement ``P(X > Y)``, and the difference of two means with its
+bootstrap interval (each side resampled on its own, the two sides being the strata).
 
 A score set is ``list[np.ndarray]``: one array of per-seed final scores per task
 (stratum); a single task is a list of one array. Everything is seeded and
@@ -29,6 +30,14 @@ def mean(x: np.ndarray) -> float:
     return float(np.mean(x))
 
 
+_BATCHED: dict[Callable, Callable[[np.ndarray], np.ndarray]] = {
+    mean: lambda b: b.mean(axis=1),
+    iqm: lambda b: stats.trim_mean(b, 0.25, axis=1),
+}
+"""Row-wise forms of the statistics (every row of a ``[n, scores]`` array at once): the
+same numbers as calling the statistic on each row, thousands of times faster."""
+
+
 def _resample(strata: Strata, rng: np.random.Generator, n: int) -> np.ndarray:
     """``[n, sum of stratum sizes]``: each row one stratified resample."""
     parts = [np.asarray(s, float)[rng.integers(0, len(s), (n, len(s)))] for s in strata]
@@ -44,10 +53,65 @@ def stratified_ci(strata: Strata, statistic: Statistic, n: int = 5000,
     if all(len(s) < 2 for s in strata):
         return point, point, point
     boot = _resample(strata, np.random.default_rng(seed), n)
-    values = np.array([statistic(row) for row in boot])
+    batched = _BATCHED.get(statistic)
+    values = batched(boot) if batched else np.array([statistic(row) for row in boot])
     tail = (1.0 - level) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
     return point, float(low), float(high)
+
+
+def difference_ci(x: Sequence[float], y: Sequence[float], n: int = 5000,
+                  level: float = 0.95, seed: int = 0) -> tuple[float, float, float] | None:
+    """(mean(x) - mean(y), low, high): the percentile interval of the difference over
+    ``n`` bootstrap draws, ``x`` and ``y`` resampled independently; None below 2 values
+    a side (nothing to say about a difference)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 2 or len(y) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    draws = _resample([x], rng, n).mean(1) - _resample([y], rng, n).mean(1)
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return float(x.mean() - y.mean()), float(low), float(high)
+
+
+def _one_task(xs: Sequence[float], statistic: Statistic, n: int, seed: int
+              ) -> tuple[float, float, float]:
+    if len(xs) == 0:
+        return np.nan, np.nan, np.nan
+    point, low, high = stratified_ci([np.asarray(xs, float)], statistic, n=n, seed=seed)
+    return (point, low, high) if len(xs) > 1 else (point, np.nan, np.nan)
+
+
+def mean_ci(xs: Sequence[float], n: int = 5000, seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high) of one task's scores: :func:`stratified_ci` with one stratum,
+    what ``python -m marl.report`` computes for a row. One score: no interval (low and
+    high nan); none: all nan."""
+    return _one_task(xs, mean, n, seed)
+
+
+def iqm_ci(xs: Sequence[float], n: int = 5000, seed: int = 0) -> tuple[float, float, float]:
+    """As :func:`mean_ci` for the interquartile mean."""
+    return _one_task(xs, iqm, n, seed)
+
+
+def half_width(ci: tuple[float, float, float]) -> float:
+    """Half the interval's length, ``(high - low) / 2``: to set beside a ``±`` half-width."""
+    return (ci[2] - ci[1]) / 2
+
+
+def fmt_ci(ci: tuple[float, float, float] | None, digits: int = 3, scale: float = 1.0,
+           unit: str = "", sign: bool = False) -> str:
+    """``"0.900 [0.800, 1.000]"``; the point alone when there is no interval (nan
+    bounds: one score); ``"n/a"`` for None or a nan point. ``scale`` divides (1e6 with
+    ``unit="M"``); ``sign`` writes ``+`` on positive numbers."""
+    if ci is None or np.isnan(ci[0]):
+        return "n/a"
+    f = f"{{:{'+' if sign else ''}.{digits}f}}{unit}"
+    point, low, high = (v / scale for v in ci)
+    if np.isnan(low) or np.isnan(high):
+        return f.format(point)
+    return f"{f.format(point)} [{f.format(low)}, {f.format(high)}]"
 
 
 def _p_greater(x: np.ndarray, y: np.ndarray) -> float:

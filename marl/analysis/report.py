@@ -4,7 +4,7 @@ every run's record) and ``curves_<experiment>.png``.
 Two layouts share the reading, grouping and CIs: :func:`aggregate` (box pushing: one
 table per experiment with the push-share column) and :func:`aggregate_versus` (SMAX: the
 win flag as success, no push share, a per-run table and one algorithm against the
-others by Welch's interval).
+others by the bootstrap interval of the difference and the probability of improvement).
 """
 
 from __future__ import annotations
@@ -16,6 +16,11 @@ from typing import Any
 from marl.analysis import curves
 from marl.analysis.runs import Record, collect_runs, group, merged_note
 from marl.analysis.tables import markdown, per_run_rows, table, versus
+
+LEGEND = ("Each cell: mean [95% stratified bootstrap CI over the row's N seeds (the "
+          "seeds column)], percentile interval of 5,000 resamples, seed 0, from "
+          "marl.analysis.reliable as `python -m marl.report` computes it; the IQM "
+          "(interquartile mean) likewise; one seed: the value alone.")
 
 
 def _header(title: str, script: str, runs: list[Record], note: str) -> list[str]:
@@ -41,8 +46,7 @@ def aggregate(sweep_dirs: list[Path], out_dir: Path, threshold: float = 0.9,
     grouped = group(runs)
     out_dir.mkdir(parents=True, exist_ok=True)
     parts = _header("Results", script, runs,
-                    "Mean ± 95% CI half-width over seeds (t-distribution); success and "
-                    "return are the final greedy evaluation.")
+                    f"{LEGEND} Success and return are the final greedy evaluation.")
     tables: dict[str, list[dict[str, str]]] = {}
     for name in sorted(grouped):
         tables[name] = table(grouped[name], threshold)
@@ -74,15 +78,16 @@ def aggregate_versus(sweep_dirs: list[Path], out_dir: Path, threshold: float = 0
     out_dir.mkdir(parents=True, exist_ok=True)
     parts = _header(title, script, runs,
                     "\"success\" is the greedy test win rate of the final evaluation (one "
-                    "episode per eval env); mean ± 95% CI half-width over seeds "
-                    "(t-distribution), n/a with one seed.")
+                    f"episode per eval env). {LEGEND}")
     tables: dict[str, Any] = {}
     for name in sorted(grouped):
         t = tables[name] = versus_tables(grouped[name], threshold)
         png = out_dir / f"curves_{name}.png"
         curves.success_and_return(name, grouped[name], png)
         parts += [f"## {name}\n", markdown(t["algorithms"]),
-                  "Does COMA beat the others? (Welch's t, 95% CI of the difference):\n",
+                  "Does COMA beat the others? (difference of means with its 95% bootstrap "
+                  "CI, each side's seeds resampled on their own; P(COMA > other) with its "
+                  "95% stratified bootstrap CI):\n",
                   markdown(t["versus_coma"]) if t["versus_coma"] else "(no other algorithm)\n",
                   "Runs:\n", markdown(t["runs"]), f"![learning curves]({png.name})\n"]
     parts += _unfinished(runs)

@@ -6,7 +6,9 @@
 Every directory under a RUN_DIR holding ``.hydra/config.yaml`` is a run. Success is
 SMAX's win flag (``eval/success_rate`` = greedy test win rate); the rows are whatever
 algorithms the runs hold; next to the per-algorithm table, every run, and COMA against
-each other algorithm by Welch's 95% interval of the difference of final win rates.
+each other algorithm by the 95% bootstrap interval of the difference of mean final win
+rates and the probability of improvement (``marl.analysis.reliable``, as ``python -m
+marl.report`` computes them).
 ``--previous`` merges an earlier ``results.json`` (a run on disk replaces the record of
 the same experiment, algorithm and seed).
 """
