@@ -1,12 +1,15 @@
 """experiments/smax/strongest_coma/results.py: a run read from its files, the record's
-merge, the table's Welch intervals against a hand-worked case, and the committed page's
-tables regenerated from the committed record."""
+merge, the table's bootstrap intervals against a hand-worked case and an exact
+enumeration, and the committed page's tables regenerated from the committed record."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
 from conftest import ROOT, load_script
 
 results = load_script("experiments/smax/strongest_coma/results.py")
@@ -41,16 +44,28 @@ def test_collecting_a_seed_again_replaces_its_record(tmp_path):
 
 
 def test_table_by_hand():
-    """ref 1.0/0.9/0.95 vs 0.1/0.2/0.15: difference 0.8, each side's variance of the mean
-    0.0025/3, Welch df = 4, t = 2.776, half-width 2.776 * sqrt(0.005/3) = 0.113 (bold: it
-    excludes 0); the ref's own interval 0.95 ± 4.303 * 0.05 / sqrt(3) = 0.124; the ref row
-    comes first whatever the record's order."""
+    """ref 1.0/0.9/0.95 vs 0.1/0.2/0.15. With 3 seeds each seed alone is 1/27 > 2.5% of
+    the resamples, so each row's 95% bootstrap interval is its seeds' range, and the IQM
+    of 3 scores is their mean. The difference 0.8: its interval is the percentiles of
+    every one of the 27 x 27 resample pairs (bold: it excludes 0); every ref seed beats
+    every other seed, P = 1. The ref row comes first whatever the record's order."""
     runs = [{"label": lab, "map": "3m", "seed": s, "env_steps": 2e6, "final": f, "curve": []}
             for lab, finals in (("old", (0.1, 0.2, 0.15)), ("new", (1.0, 0.9, 0.95)))
             for s, f in enumerate(finals)]
     lines = results.table(runs, "3m", "new").splitlines()
-    assert lines[2] == "| **new** | 2M | 1.000 | 0.900 | 0.950 | 0.950 ± 0.124 |  |"
-    assert lines[3] == "| old | 2M | 0.100 | 0.200 | 0.150 | 0.150 ± 0.124 | **+0.800 ± 0.113** |"
+    assert lines[2] == ("| **new** | 2M | 1.000 | 0.900 | 0.950 | 0.950 [0.900, 1.000] | "
+                        "0.950 [0.900, 1.000] |  |  |")
+    cells = [c.strip() for c in lines[3].strip("|").split("|")]
+    assert cells[:7] == ["old", "2M", "0.100", "0.200", "0.150", "0.150 [0.100, 0.200]",
+                         "0.150 [0.100, 0.200]"]
+    assert cells[8] == "1.00 [1.00, 1.00]"
+    low, high = (float(v) for v in cells[7].strip("*+").strip("[]").split(" [")[1].split(", +"))
+    means = {k: np.array([np.mean(c) for c in itertools.product(v, repeat=3)])
+             for k, v in (("new", (1.0, 0.9, 0.95)), ("old", (0.1, 0.2, 0.15)))}
+    exact = (means["new"][:, None] - means["old"][None, :]).ravel()
+    assert cells[7].startswith("**+0.800 [") and cells[7].endswith("]**")
+    assert low == pytest.approx(np.percentile(exact, 2.5), abs=0.002)
+    assert high == pytest.approx(np.percentile(exact, 97.5), abs=0.002)
 
 
 def test_the_page_shows_the_records_tables():

@@ -25,8 +25,8 @@ from typing import Any
 import yaml
 
 from marl.analysis.curves import colour, figure, save
+from marl.analysis.reliable import difference_ci, fmt_ci, iqm_ci, mean_ci, prob_improvement
 from marl.analysis.runs import eval_curve
-from marl.analysis.stats import fmt_ci, mean_ci, welch_diff
 
 Run = dict[str, Any]
 REF = "coma_return + PPO"
@@ -69,27 +69,38 @@ def steps(rs: list[Run]) -> str:
     return "/".join(f"{s:g}M" for s in m)
 
 
+def _versus(ref_x: list[float], x: list[float]) -> list[str]:
+    """``ref`` minus a row (bold where the CI excludes 0) and ``P(ref > row)``; both
+    blank below 2 seeds a side."""
+    d = difference_ci(ref_x, x)
+    if d is None:
+        return ["", ""]
+    diff = fmt_ci(d, sign=True)
+    if d[1] > 0 or d[2] < 0:
+        diff = f"**{diff}**"
+    return [diff, fmt_ci(prob_improvement([ref_x], [x]), digits=2)]
+
+
 def table(runs: list[Run], map_name: str, ref: str) -> str:
-    """Markdown: each label's seeds, mean ± 95% CI, and ``ref`` minus it (Welch); the
-    ``ref`` row first, the others in the record's order."""
+    """Markdown: each label's seeds, mean and IQM with their 95% bootstrap CIs
+    (:mod:`marl.analysis.reliable`, as ``python -m marl.report`` computes them), and
+    ``ref`` minus it (difference of means, bootstrap CI) with ``P(ref > it)``; the ``ref``
+    row first, the others in the record's order."""
     rows = by_label(runs, map_name)
     rows = {k: rows[k] for k in sorted(rows, key=lambda k: k != ref)}
     width = max(len(v) for v in rows.values())
-    head = ["row", "steps", *(f"s{i}" for i in range(width)), "mean ± 95% CI",
-            f"{ref} minus it (Welch 95%)"]
+    head = ["row", "steps", *(f"s{i}" for i in range(width)), "mean [95% CI]",
+            "IQM [95% CI]", f"{ref} minus it [95% CI]", f"P({ref} > it)"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     ref_x = [r["final"] for r in rows.get(ref, [])]
     for label, rs in rows.items():
         x = [r["final"] for r in rs]
         seeds = {r["seed"]: f"{r['final']:.3f}" for r in rs}
         cells = [seeds.get(i, "-") for i in range(width)]
-        m, h = mean_ci(x)
-        d = welch_diff(ref_x, x) if label != ref else None
-        diff = "" if d is None else f"{d[0]:+.3f} ± {d[1]:.3f}"
-        if d is not None and abs(d[0]) > d[1]:
-            diff = f"**{diff}**"
+        versus = ["", ""] if label == ref or not ref_x else _versus(ref_x, x)
         name = f"**{label}**" if label == ref else label
-        out.append("| " + " | ".join([name, steps(rs), *cells, fmt_ci(m, h), diff]) + " |")
+        out.append("| " + " | ".join([name, steps(rs), *cells, fmt_ci(mean_ci(x)),
+                                       fmt_ci(iqm_ci(x)), *versus]) + " |")
     return "\n".join(out)
 
 
