@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -226,6 +227,15 @@ def diagnose(run_dir: Path, episodes: int, seed: int) -> dict:
             "diag_seed": seed, "rows": rows}
 
 
+def finite(x):
+    """``x`` with every NaN (a mean over no step) as None: strict JSON."""
+    if isinstance(x, dict):
+        return {k: finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [finite(v) for v in x]
+    return None if isinstance(x, float) and math.isnan(x) else x
+
+
 def fmt(d: dict | None, key: str = "mean") -> str:
     return "n/a" if not d else f"{d[key]:+.3f}"
 
@@ -272,7 +282,7 @@ every row of a run is left out)."""
 
 
 def mean(d: dict | None) -> str:
-    return "n/a" if not d or d["n"] == 0 else f"{d['mean']:.3g}"
+    return "n/a" if not d or d["n"] == 0 or d["mean"] is None else f"{d['mean']:.3g}"
 
 
 def count(r: dict, key: str) -> int:
@@ -311,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         print(d, flush=True)
         results.append(diagnose(d, args.episodes, args.seed))
     if args.out:
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
+        args.out.write_text(json.dumps(finite(results), indent=1, allow_nan=False) + "\n")
     return 0
 
 
