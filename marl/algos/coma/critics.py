@@ -108,8 +108,8 @@ class CriticBatch:
     # situations names the sequence it follows (``after``): its entry t is one step
     # from the hidden state after that sequence's step t.
     first: Tensor | None = None  # [T, B]
-    h0: Tensor | None = None
-    after: CriticBatch | None = None
+    h0: Tensor | None = None  # [B, N, H] the state before step 0; None: the TDCritic's carry
+    after: CriticBatch | None = None  # the sequence a batch of next situations follows
 
 
 class CriticNet(nn.Module):
@@ -194,7 +194,7 @@ class CriticStep(NamedTuple):
     """What one :meth:`TDCritic.update` did."""
 
     output: Tensor  # [..., N, A or 1] the critic's full output before the step, detached
-    loss: float
+    loss: float  # coef x the masked mean (PPO-clipped) squared TD(lambda) error, before the step
     grad_norm: float  # before clipping
 
 
