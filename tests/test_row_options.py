@@ -160,13 +160,17 @@ def _rows(path):
 @pytest.mark.parametrize("name,block,value", [
     ("ippo", ("shared_torso", "value_clip"), 0.2), ("reinforce", ("reinforce", "baseline"),
                                                      True)])
-def test_a_run_written_before_the_move_evaluates_and_resumes_exactly(name, block, value,
-                                                                      tmp_path):
+def test_a_run_written_before_the_move_evaluates_and_resumes_where_it_stopped(
+        name, block, value, tmp_path):
     """Tiny runs written by marl 0.2 with flat option names (``algo.value_clip``,
     ``algo.reinforce_baseline``; ippo_boxpush with the shared torso, reinforce_bandit with
     a baseline): their config loads into the nested layout, their checkpoint evaluates,
     and a resume from the 80-step checkpoint writes the same rows 120 and 160 as the
-    uninterrupted run did (its metrics.jsonl, kept from before the move)."""
+    uninterrupted run did (its metrics.jsonl, kept from before the move): the same keys,
+    counts and schedules exactly, every float to 1e-4 relative. The rows were written on
+    another CPU, whose float rounding moves them by ~1e-5 (measured on an AMD EPYC
+    against the committed rows); a resume from the wrong step, RNG state or optimiser
+    state moves them by far more. Exact resumption on one CPU: tests/test_resume.py."""
     from marl.evaluate import EvalArgs, load_run_config, run
     from marl.train import Trainer
 
@@ -182,7 +186,13 @@ def test_a_run_written_before_the_move_evaluates_and_resumes_exactly(name, block
     Trainer(cfg, run_dir, {}).run()
     got = _rows(run_dir / "metrics.jsonl")
     assert [r["env_steps"] for r in got] == [40, 80, 120, 160]
-    assert got == want
+    assert [sorted(r) for r in got] == [sorted(r) for r in want]
+    for g, w in zip(got[2:], want[2:], strict=True):
+        for k, v in w.items():
+            if isinstance(v, float):
+                assert g[k] == pytest.approx(v, rel=1e-4, abs=1e-7), (g["env_steps"], k)
+            else:
+                assert g[k] == v, (g["env_steps"], k)
 
 
 # ------------------------------------------------- torch's train/eval flag is free
