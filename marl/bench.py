@@ -203,19 +203,31 @@ def bench_pong(names: list[str], seconds: float, overrides: list[str]) -> dict[s
     return out
 
 
+def _positive(kind: type) -> Any:
+    """An argparse type: a number of ``kind`` above 0 (argparse exits 2 naming it)."""
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its message
+    return parse
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m marl.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--experiment", default="coma_boxpush",
                    help="experiment whose training settings are measured")
-    p.add_argument("--raw-envs", type=int, default=1024, help="B for the raw env benchmark")
-    p.add_argument("--seconds", type=float, default=10.0, help="time per measurement")
+    p.add_argument("--raw-envs", type=_positive(int), default=1024,
+                   help="B for the raw env benchmark")
+    p.add_argument("--seconds", type=_positive(float), default=10.0, help="time per measurement")
     p.add_argument("--envs", default="", help="comma-separated env configs to measure "
                    "through the runner (e.g. boxpush,mpe_spread), or 'all'")
-    p.add_argument("--envs-batch", type=int, default=8, help="B for --envs")
+    p.add_argument("--envs-batch", type=_positive(int), default=8, help="B for --envs")
     p.add_argument("--envs-only", action="store_true",
                    help="with --envs: skip the raw-env and training-loop benchmarks")
-    p.add_argument("--pixel-seconds", type=float, default=PIXEL_SECONDS,
+    p.add_argument("--pixel-seconds", type=_positive(float), default=PIXEL_SECONDS,
                    help="with --envs: time per pixel env (they are slow)")
     p.add_argument("--pong", nargs="?", const=",".join(PONG_EXPERIMENTS), default="",
                    help="measure the Pong experiments' training loops (default: "

@@ -60,3 +60,14 @@ def test_bench_prints_exactly_what_it_measured(fake_clock, capsys):
     assert "2,000 env steps/s (acting 4,000/s, learning 4,000/s, acting share 50%)" in out
     (row,) = [ln for ln in out.splitlines() if ln.startswith("| boxpush ")]
     assert row.endswith("|       4,000 |"), row
+
+
+@pytest.mark.parametrize("argv", [["--raw-envs", "0"], ["--seconds", "-1"],
+                                  ["--envs-batch", "0"], ["--pixel-seconds", "0"]])
+def test_a_count_or_time_below_1_is_refused_in_one_line(argv, capsys):
+    """Was a traceback from the env builder (``--raw-envs 0``) or a loop that never ran."""
+    with pytest.raises(SystemExit) as e:
+        bench.parse_args(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.endswith(f"argument {argv[0]}: {argv[1]!r} must be above 0"), err
