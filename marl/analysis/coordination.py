@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from marl.algos import common
+from marl.algos.coma.advantages import counterfactual_advantage
 from marl.envs.boxpush.rules import ACTION_DELTAS
 
 STAY = 0
@@ -174,9 +176,9 @@ def joint_q(q_rows: Tensor, joint: Tensor) -> Tensor:
 def advantage_of(q_rows: Tensor, pi: Tensor, own: Tensor) -> Tensor:
     """COMA's counterfactual advantage (eq. 4) of each agent's action ``own`` ``[..., N]``
     (taken or not), the others' actions as in ``q_rows`` ``[..., N, A]``:
-    ``Q(s, (u^-a, own^a)) - sum_u pi^a(u) Q(s, (u^-a, u))``; ``pi`` ``[..., N, A]``."""
-    base = torch.where(pi > 0, pi * q_rows, 0.0).sum(-1)
-    return q_rows.gather(-1, own.unsqueeze(-1)).squeeze(-1) - base
+    ``Q(s, (u^-a, own^a)) - sum_u pi^a(u) Q(s, (u^-a, u))``; ``pi`` ``[..., N, A]``
+    (:func:`marl.algos.coma.advantages.counterfactual_advantage` at ``own``)."""
+    return counterfactual_advantage(q_rows, pi, own)[0]
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> dict[str, float | int]:
@@ -234,7 +236,7 @@ def deviation_split(adv: Tensor, actions: Tensor, safe: Tensor, mask: Tensor
 def entropy(p: Tensor, mask: Tensor) -> float:
     """Mean entropy (nats) of the distributions ``p`` ``[..., N, A]`` over ``mask``
     ``[..., N]``."""
-    h = -(p * p.clamp_min(1e-12).log()).sum(-1)
+    h = common.entropy(p)
     return float(h[mask].mean()) if mask.any() else float("nan")
 
 
